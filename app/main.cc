@@ -1,0 +1,49 @@
+// mxfront entry point: command line, config loading, start-up. The only file that knows every module.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "config/load.h"
+#include "config/parameters.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "smtpd/server.h"
+
+namespace {
+void usage() {
+  std::fprintf(stderr,
+               "usage: mxfront --config FILE        run the server\n"
+               "       mxfront --check-config FILE  validate FILE and exit (0 = valid)\n"
+               "       mxfront --config-doc         print every config key with its default\n"
+               "       mxfront --version\n");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+    std::printf("mxfront %s (%s)\n", core::kVersion, core::kGitRev);
+    return 0;
+  }
+  if (argc == 2 && std::strcmp(argv[1], "--config-doc") == 0) {
+    std::fputs(config::markdown_table().c_str(), stdout);
+    return 0;
+  }
+  if (argc != 3 || (std::strcmp(argv[1], "--config") != 0 && std::strcmp(argv[1], "--check-config") != 0)) {
+    usage();
+    return 2;
+  }
+  config::LoadResult r = config::load(argv[2]);
+  if (!r.config) {
+    std::fprintf(stderr, "%s\n", r.error.c_str());
+    return 1;
+  }
+  if (std::strcmp(argv[1], "--check-config") == 0) {
+    std::printf("%s: ok (sha256 %s)\n", argv[2], r.config->hash.c_str());
+    return 0;
+  }
+  core::init_logging(r.config->log_level, r.config->log_syslog);
+  core::log().info("mxfront {} ({}) config {} sha256 {}", core::kVersion, core::kGitRev, r.config->source,
+                   r.config->hash.substr(0, 12));
+  smtpd::Server server(r.config);
+  return server.run();
+}

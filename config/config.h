@@ -1,0 +1,51 @@
+// The configuration as plain, immutable structs. Built only by config::load() (load.h), which
+// validates the whole file first; every key, its default and its doc live in parameters.cc.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "qmqp/client.h"
+
+namespace config {
+
+using Seconds = std::chrono::duration<double>;
+
+struct Listener {
+  std::string host;      // numeric IPv4 or IPv6 address
+  uint16_t port = 2525;
+  std::string profile = "mx";
+  std::string name() const;
+};
+
+struct Limits {
+  size_t line_length = 512;             // command line incl. CRLF
+  size_t data_line_length = 65536;      // DATA text line incl. CRLF (>= 1000)
+  size_t message_size = 10485760;       // bytes of message data
+  size_t recipients = 100;              // per message
+  size_t errors = 20;                   // protocol errors before 421 + close
+  size_t connections = 1000;            // concurrent, all listeners
+  size_t connections_per_ip = 20;       // concurrent, per client address
+  Seconds greeting_timeout{60};         // from the 220 to the first command
+  Seconds command_timeout{300};         // waiting for each next command
+  Seconds data_timeout{180};            // waiting for each next block of DATA
+  Seconds session_timeout{1800};        // whole connection
+  size_t inflight_bytes = 268435456;    // all message data held in memory at once
+};
+
+struct Config {
+  std::string source;                   // file path it was loaded from
+  std::string hash;                     // SHA-256 of the file contents (hex), for rollouts
+  std::string hostname;                 // greeting, Received header
+  unsigned io_threads = 0;              // 0 = one per core
+  Seconds shutdown_timeout{30};         // drain deadline on SIGTERM/SIGINT
+  std::string log_level = "info";
+  bool log_syslog = false;
+  std::vector<Listener> listeners;
+  Limits limits;
+  std::vector<std::string> local_domains;  // lower-case
+  qmqp::ClientConfig qmqp;
+};
+
+}  // namespace config

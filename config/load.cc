@@ -1,0 +1,130 @@
+// TOML -> Config: parse, walk every table checking keys against the parameter table (unknown keys
+// are errors), apply each value through its row's setter, then check cross-key requirements.
+#include "config/load.h"
+
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "config/parameters.h"
+
+namespace config {
+namespace {
+
+struct Loader {
+  std::string source;
+  std::string error;
+
+  bool fail(const toml::source_region& where, const std::string& what) {
+    if (error.empty()) error = fmt::format("{}:{}: {}", source, where.begin.line ? where.begin.line : 1, what);
+    return false;
+  }
+
+  const Parameter* find(std::string_view section, std::string_view key) {
+    for (const auto& p : parameters())
+      if (p.section == section && p.key == key) return &p;
+    return nullptr;
+  }
+
+  bool known_section(std::string_view section) {
+    for (const auto& p : parameters())
+      if (p.section == section) return true;
+    return false;
+  }
+
+  bool apply_table(std::string_view section, const toml::table& t, Config& c, Listener& l) {
+    for (const auto& [k, v] : t) {
+      const Parameter* p = find(section, k.str());
+      if (!p) return fail(k.source(), fmt::format("unknown key '{}' in [{}]", k.str(), section));
+      std::string e = p->apply(c, l, v);
+      if (!e.empty()) return fail(v.source(), fmt::format("{}.{}: {}", section, k.str(), e));
+    }
+    return true;
+  }
+
+  bool run(const toml::table& root, Config& c) {
+    Listener unused;
+    for (const auto& [k, v] : root) {
+      std::string_view section = k.str();
+      if (section == "listener") {
+        const toml::array* arr = v.as_array();
+        if (!arr) return fail(v.source(), "listeners are written as [[listener]] tables");
+        for (const auto& e : *arr) {
+          const toml::table* t = e.as_table();
+          if (!t) return fail(e.source(), "listeners are written as [[listener]] tables");
+          Listener l;
+          if (!apply_table("listener", *t, c, l)) return false;
+          if (!t->contains("address")) return fail(e.source(), "[[listener]] needs an address");
+          c.listeners.push_back(l);
+        }
+        continue;
+      }
+      if (!known_section(section)) return fail(k.source(), fmt::format("unknown section [{}]", section));
+      const toml::table* t = v.as_table();
+      if (!t) return fail(v.source(), fmt::format("[{}] must be a table", section));
+      if (!apply_table(section, *t, c, unused)) return false;
+    }
+    toml::source_region top;
+    top.begin.line = 1;
+    if (c.listeners.empty()) return fail(top, "at least one [[listener]] is required");
+    if (c.local_domains.empty()) return fail(where(root, "relay"), "relay.local_domains is required (no open relay)");
+    if (c.qmqp.servers.empty()) return fail(where(root, "qmqp"), "qmqp.servers is required");
+    if (c.limits.data_line_length < c.limits.line_length)
+      return fail(where(root, "limits"), "limits.data_line_length must be at least limits.line_length");
+    return true;
+  }
+
+  static toml::source_region where(const toml::table& root, std::string_view section) {
+    if (const toml::node* n = root.get(section)) return n->source();
+    toml::source_region r;
+    r.begin.line = 1;
+    return r;
+  }
+};
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
+  return out;
+}
+
+std::string default_hostname() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+LoadResult load_string(const std::string& text, const std::string& source_name) {
+  auto c = std::make_shared<Config>();
+  c->source = source_name;
+  c->hash = sha256_hex(text);
+  c->hostname = default_hostname();
+  Loader loader{source_name, {}};
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& err) {
+    return {nullptr, fmt::format("{}:{}: {}", source_name, err.source().begin.line, err.description())};
+  }
+  if (!loader.run(root, *c)) return {nullptr, loader.error};
+  return {c, {}};
+}
+
+LoadResult load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {nullptr, fmt::format("{}:0: cannot read file", path)};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_string(ss.str(), path);
+}
+
+}  // namespace config

@@ -1,0 +1,268 @@
+// Rows of the parameter table and the typed setters they use.
+#include "config/parameters.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace config {
+namespace {
+
+using Setter = std::function<std::string(Config&, Listener&, const toml::node&)>;
+
+template <typename Get>
+Setter size_param(Get get, int64_t min, int64_t max) {
+  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
+    auto v = n.value_exact<int64_t>();
+    if (!v) return "expected an integer";
+    if (*v < min || *v > max) return fmt::format("must be between {} and {}", min, max);
+    get(c) = static_cast<std::remove_reference_t<decltype(get(c))>>(*v);
+    return {};
+  };
+}
+
+template <typename Get>
+Setter seconds_param(Get get, double min, double max) {
+  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
+    std::optional<double> v;
+    if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
+    else if (auto d = n.value_exact<double>()) v = *d;
+    if (!v) return "expected a number of seconds";
+    if (*v < min || *v > max) return fmt::format("must be between {} and {} seconds", min, max);
+    get(c) = Seconds(*v);
+    return {};
+  };
+}
+
+template <typename Get>
+Setter bool_param(Get get) {
+  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+    auto v = n.value_exact<bool>();
+    if (!v) return "expected true or false";
+    get(c) = *v;
+    return {};
+  };
+}
+
+std::vector<std::string> string_list(const toml::node& n, std::string& err) {
+  std::vector<std::string> out;
+  const toml::array* a = n.as_array();
+  if (!a) {
+    err = "expected a list of strings";
+    return out;
+  }
+  for (const auto& e : *a) {
+    auto s = e.value_exact<std::string>();
+    if (!s) {
+      err = "expected a list of strings";
+      return {};
+    }
+    out.push_back(*s);
+  }
+  return out;
+}
+
+bool valid_domain_name(std::string_view d) {
+  if (d.empty() || d.size() > 255 || d.front() == '.' || d.back() == '.') return false;
+  for (char c : d)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return false;
+  return true;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string set_log_level(Config& c, Listener&, const toml::node& n) {
+  auto s = n.value_exact<std::string>();
+  static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
+  if (s)
+    for (const char* l : levels)
+      if (*s == l) {
+        c.log_level = *s;
+        return {};
+      }
+  return "expected one of trace, debug, info, warn, error";
+}
+
+std::string set_hostname(Config& c, Listener&, const toml::node& n) {
+  auto s = n.value_exact<std::string>();
+  if (!s || !valid_domain_name(*s)) return "expected a host name (letters, digits, '-', '.')";
+  c.hostname = *s;
+  return {};
+}
+
+std::string set_local_domains(Config& c, Listener&, const toml::node& n) {
+  std::string err;
+  auto list = string_list(n, err);
+  if (!err.empty()) return err;
+  c.local_domains.clear();
+  for (auto& d : list) {
+    if (!valid_domain_name(d)) return fmt::format("'{}' is not a domain name", d);
+    c.local_domains.push_back(lower(d));
+  }
+  return {};
+}
+
+std::string set_qmqp_servers(Config& c, Listener&, const toml::node& n) {
+  std::string err;
+  auto list = string_list(n, err);
+  if (!err.empty()) return err;
+  if (list.empty()) return "needs at least one server";
+  c.qmqp.servers.clear();
+  for (auto& s : list) {
+    qmqp::Server srv;
+    if (!parse_host_port(s, srv.host, srv.port, false, err)) return fmt::format("'{}': {}", s, err);
+    c.qmqp.servers.push_back(srv);
+  }
+  return {};
+}
+
+std::string set_listener_address(Config&, Listener& l, const toml::node& n) {
+  auto s = n.value_exact<std::string>();
+  if (!s) return "expected \"ip:port\" or \"[ipv6]:port\"";
+  std::string err;
+  if (!parse_host_port(*s, l.host, l.port, true, err)) return err;
+  return {};
+}
+
+std::string set_listener_profile(Config&, Listener& l, const toml::node& n) {
+  auto s = n.value_exact<std::string>();
+  if (!s || *s != "mx") return "expected \"mx\" (the only profile so far)";
+  l.profile = *s;
+  return {};
+}
+
+template <typename Get>
+Setter millis_param(Get get, double min, double max) {
+  return [get, min, max](Config& c, Listener& l, const toml::node& n) -> std::string {
+    Seconds s{};
+    auto tmp = seconds_param([&s](Config&) -> Seconds& { return s; }, min, max);
+    if (auto e = tmp(c, l, n); !e.empty()) return e;
+    get(c) = std::chrono::milliseconds(static_cast<int64_t>(s.count() * 1000));
+    return {};
+  };
+}
+
+constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
+constexpr int64_t kBig = int64_t{1} << 40;
+
+}  // namespace
+
+bool parse_host_port(std::string_view s, std::string& host, uint16_t& port, bool numeric, std::string& err) {
+  std::string_view h, p;
+  if (!s.empty() && s.front() == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      err = "expected \"[ipv6]:port\"";
+      return false;
+    }
+    h = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+    unsigned char buf[16];
+    if (inet_pton(AF_INET6, std::string(h).c_str(), buf) != 1) {
+      err = "bad IPv6 address";
+      return false;
+    }
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == std::string_view::npos || s.find(':') != colon) {
+      err = "expected \"host:port\" (IPv6 goes in brackets)";
+      return false;
+    }
+    h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+    unsigned char buf[4];
+    if (numeric && inet_pton(AF_INET, std::string(h).c_str(), buf) != 1) {
+      err = "expected a numeric IPv4 address or [IPv6]";
+      return false;
+    }
+    if (h.empty()) {
+      err = "empty host";
+      return false;
+    }
+  }
+  unsigned v = 0;
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+  if (p.empty() || ec != std::errc() || ptr != p.data() + p.size() || v == 0 || v > 65535) {
+    err = "bad port (1-65535)";
+    return false;
+  }
+  host = std::string(h);
+  port = static_cast<uint16_t>(v);
+  return true;
+}
+
+const std::vector<Parameter>& parameters() {
+  static const std::vector<Parameter> table = {
+      {"server", "hostname", "string", "gethostname()", "Name in the 220 greeting, EHLO reply and Received header.", set_hostname},
+      {"server", "io_threads", "integer", "0", "I/O threads, each with its own event loop; 0 = one per CPU core.",
+       size_param([](Config& c) -> unsigned& { return c.io_threads; }, 0, 256)},
+      {"server", "shutdown_timeout", "seconds", "30", "On SIGTERM/SIGINT: how long in-flight sessions may take to finish before exit.",
+       seconds_param([](Config& c) -> Seconds& { return c.shutdown_timeout; }, 0, 3600)},
+      {"log", "level", "string", "info", "trace, debug, info, warn or error.", set_log_level},
+      {"log", "syslog", "bool", "false", "Also log to syslog (facility mail). stderr is always on.",
+       bool_param([](Config& c) -> bool& { return c.log_syslog; })},
+      {"listener", "address", "string", "(required)", "Listening address: \"ip:port\" or \"[ipv6]:port\". One [[listener]] table each.",
+       set_listener_address},
+      {"listener", "profile", "string", "mx", "Profile served on this listener: \"mx\" (relay to local domains only).",
+       set_listener_profile},
+      {"limits", "line_length", "integer", "512", "Longest command line in octets, CRLF included; longer lines get 500 5.5.2.",
+       size_param([](Config& c) -> size_t& { return c.limits.line_length; }, 512, 65536)},
+      {"limits", "data_line_length", "integer", "65536", "Longest DATA line in octets, CRLF included; longer ones get 552 5.3.4 and the message is not relayed.",
+       size_param([](Config& c) -> size_t& { return c.limits.data_line_length; }, 1000, 16777216)},
+      {"limits", "message_size", "integer", "10485760", "Largest message in octets (advertised as SIZE); larger gets 552 5.3.4.",
+       size_param([](Config& c) -> size_t& { return c.limits.message_size; }, 1024, kBig)},
+      {"limits", "recipients", "integer", "100", "Recipients per message; more get 452 4.5.3.",
+       size_param([](Config& c) -> size_t& { return c.limits.recipients; }, 1, 100000)},
+      {"limits", "errors", "integer", "20", "Protocol errors per session before 421 4.7.0 and close.",
+       size_param([](Config& c) -> size_t& { return c.limits.errors; }, 1, 10000)},
+      {"limits", "connections", "integer", "1000", "Concurrent SMTP connections, all listeners; more get 421 4.3.2 and are closed.",
+       size_param([](Config& c) -> size_t& { return c.limits.connections; }, 1, 1000000)},
+      {"limits", "connections_per_ip", "integer", "20", "Concurrent connections from one client address; more get 421 4.3.2.",
+       size_param([](Config& c) -> size_t& { return c.limits.connections_per_ip; }, 1, 1000000)},
+      {"limits", "greeting_timeout", "seconds", "60", "From the 220 greeting to the client's first command; then 421 4.4.2 and close.",
+       seconds_param([](Config& c) -> Seconds& { return c.limits.greeting_timeout; }, 0.1, 3600)},
+      {"limits", "command_timeout", "seconds", "300", "Waiting for the next command; then 421 4.4.2 and close.",
+       seconds_param([](Config& c) -> Seconds& { return c.limits.command_timeout; }, 0.1, 3600)},
+      {"limits", "data_timeout", "seconds", "180", "Waiting for the next block of message data; then 421 4.4.2 and close.",
+       seconds_param([](Config& c) -> Seconds& { return c.limits.data_timeout; }, 0.1, 3600)},
+      {"limits", "session_timeout", "seconds", "1800", "Whole connection, however busy; then 421 4.4.2 and close.",
+       seconds_param([](Config& c) -> Seconds& { return c.limits.session_timeout; }, 0.1, 86400)},
+      {"limits", "inflight_bytes", "integer", "268435456", "Message data held in memory by all sessions together; past it DATA gets 452 4.3.1.",
+       size_param([](Config& c) -> size_t& { return c.limits.inflight_bytes; }, 65536, kBig)},
+      {"relay", "local_domains", "list", "(required)", "Domains whose recipients are accepted; every other recipient gets 554 5.7.1 (no open relay).",
+       set_local_domains},
+      {"qmqp", "servers", "list", "(required)", "Mailbox servers as \"host:port\" / \"[ipv6]:port\", tried in this order.",
+       set_qmqp_servers},
+      {"qmqp", "connect_timeout", "seconds", "10", "Per server connect timeout; on expiry the next server is tried.",
+       millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.connect_timeout; }, 0.05, 600)},
+      {"qmqp", "answer_timeout", "seconds", "60", "From the end of the request to the server's answer and close; on expiry 451 4.4.2.",
+       millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.answer_timeout; }, 0.05, 3600)},
+  };
+  (void)kMax;
+  return table;
+}
+
+std::string markdown_table() {
+  std::string out = "| key | type | default | meaning |\n|---|---|---|---|\n";
+  for (const auto& p : parameters()) {
+    std::string key = p.section == "listener" ? fmt::format("[[listener]] {}", p.key)
+                                              : fmt::format("{}.{}", p.section, p.key);
+    out += fmt::format("| `{}` | {} | {} | {} |\n", key, p.type, p.default_text, p.doc);
+  }
+  return out;
+}
+
+}  // namespace config
+
+namespace config {
+std::string Listener::name() const {
+  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
+}
+}  // namespace config

@@ -1,0 +1,31 @@
+// The parameter table: every config key with its type, default, doc and setter — one row each.
+// The loader, --config-doc and the README table are all generated from this table.
+#pragma once
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "config/config.h"
+
+namespace config {
+
+struct Parameter {
+  std::string_view section;       // "server", "limits", ... or "listener" for each [[listener]]
+  std::string_view key;
+  std::string_view type;          // for docs: "string", "integer", "seconds", "bool", "list", ...
+  std::string_view default_text;  // for docs; the real default is in config.h
+  std::string_view doc;
+  // Validates `node` and stores it; returns an error text (without file:line) or "".
+  std::function<std::string(Config&, Listener&, const toml::node& node)> apply;
+};
+
+const std::vector<Parameter>& parameters();
+std::string markdown_table();
+
+// "host:port", "[v6]:port" -> host, port. Host must be a numeric IP when `numeric` is set.
+bool parse_host_port(std::string_view s, std::string& host, uint16_t& port, bool numeric, std::string& err);
+
+}  // namespace config

@@ -1,0 +1,102 @@
+// The reply catalogue: texts and codes for every named reply in reply.h.
+#include "core/reply.h"
+
+#include <fmt/format.h>
+
+namespace core {
+
+std::string Reply::wire() const {
+  std::string out;
+  std::string_view rest = text;
+  for (;;) {
+    auto nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    bool last = nl == std::string_view::npos;
+    out += std::to_string(code);
+    out += last ? ' ' : '-';
+    if (!enhanced.empty()) {
+      out += enhanced;
+      if (!line.empty()) out += ' ';
+    }
+    out += line;
+    out += "\r\n";
+    if (last) break;
+    rest.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+namespace replies {
+namespace {
+// Text from a peer (a QMQP server) is shown to the client: keep it printable and one line.
+std::string sanitize(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) out += c;
+    if (out.size() >= 200) break;
+  }
+  return out;
+}
+}  // namespace
+
+Reply greeting(std::string_view h) { return {220, "", fmt::format("{} ESMTP mxfront", h)}; }
+Reply closing(std::string_view h) { return {221, "2.0.0", fmt::format("{} closing connection", h)}; }
+Reply ok() { return {250, "2.0.0", "Ok"}; }
+Reply help() { return {214, "2.0.0", "See RFC 5321 (https://www.rfc-editor.org/rfc/rfc5321)"}; }
+Reply vrfy() { return {252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery"}; }
+Reply shutting_down() { return {421, "4.3.2", "Service shutting down, closing connection"}; }
+Reply too_many_connections() { return {421, "4.3.2", "Too many connections, try again later"}; }
+Reply too_many_connections_from_ip() {
+  return {421, "4.3.2", "Too many connections from your address, try again later"};
+}
+Reply timeout() { return {421, "4.4.2", "Timeout exceeded, closing connection"}; }
+
+Reply unknown_command() { return {500, "5.5.1", "Command unrecognized"}; }
+Reply not_implemented() { return {502, "5.5.1", "Command not implemented"}; }
+Reply too_many_errors() { return {421, "4.7.0", "Too many errors, closing connection"}; }
+Reply line_too_long() { return {500, "5.5.2", "Line too long"}; }
+Reply invalid_character() { return {500, "5.5.2", "Invalid character in command"}; }
+Reply bare_line_ending() {
+  return {554, "5.5.2", "Bare CR or LF not allowed, line endings must be CRLF; closing connection"};
+}
+Reply syntax(std::string_view w) { return {501, "5.5.4", fmt::format("Syntax error: {}", w)}; }
+Reply bad_address_syntax(std::string_view w) {
+  return {501, "5.1.3", fmt::format("Bad recipient address syntax: {}", w)};
+}
+Reply bad_sender_syntax(std::string_view w) {
+  return {501, "5.1.7", fmt::format("Bad sender address syntax: {}", w)};
+}
+Reply bad_sequence(std::string_view w) { return {503, "5.5.1", fmt::format("Bad sequence of commands: {}", w)}; }
+Reply unknown_parameter(std::string_view p) {
+  return {555, "5.5.4", fmt::format("Unsupported parameter: {}", sanitize(p))};
+}
+Reply helo_first() { return {503, "5.5.1", "Send HELO/EHLO first"}; }
+
+Reply sender_ok() { return {250, "2.1.0", "Sender ok"}; }
+Reply recipient_ok() { return {250, "2.1.5", "Recipient ok"}; }
+Reply relay_denied() { return {554, "5.7.1", "Relay access denied"}; }
+Reply too_many_recipients() { return {452, "4.5.3", "Too many recipients"}; }
+Reply no_valid_recipients() { return {554, "5.5.1", "No valid recipients"}; }
+Reply start_data() { return {354, "", "End data with <CR><LF>.<CR><LF>"}; }
+Reply message_too_big() { return {552, "5.3.4", "Message size exceeds fixed limit"}; }
+Reply data_line_too_long() { return {552, "5.3.4", "Line too long in message data"}; }
+Reply insufficient_storage() { return {452, "4.3.1", "Insufficient system storage, try again later"}; }
+
+Reply relayed(std::string_view t) { return {250, "2.0.0", fmt::format("Ok: {}", sanitize(t))}; }
+Reply relay_tempfail(std::string_view t) {
+  return {451, "4.3.0", fmt::format("Temporary failure at mailbox server: {}", sanitize(t))};
+}
+Reply relay_permfail(std::string_view t) {
+  return {554, "5.6.0", fmt::format("Rejected by mailbox server: {}", sanitize(t))};
+}
+Reply relay_unavailable(std::string_view w) {
+  return {451, "4.4.1", fmt::format("Mailbox server unavailable: {}", sanitize(w))};
+}
+Reply relay_protocol_error(std::string_view w) {
+  return {451, "4.4.2", fmt::format("Bad answer from mailbox server: {}", sanitize(w))};
+}
+Reply local_error() { return {451, "4.3.0", "Local error in processing"}; }
+}  // namespace replies
+
+}  // namespace core

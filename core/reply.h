@@ -1,0 +1,64 @@
+// Replies as data: every SMTP reply mxfront sends is named here, once, with its code and
+// enhanced status code (RFC 3463). Code elsewhere refers to these names, never to literals.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace core {
+
+struct Reply {
+  int code = 0;              // 3-digit SMTP code
+  std::string enhanced;      // "2.1.0"; empty only for the 220 greeting / 221 is fine with it too
+  std::string text;          // single line; multi-line replies use '\n' between lines
+
+  bool positive() const { return code >= 200 && code < 400; }
+  bool temporary() const { return code >= 400 && code < 500; }
+  bool permanent() const { return code >= 500; }
+  // Wire form: "250-2.1.0 a\r\n250 2.1.0 b\r\n"; every line carries the enhanced code.
+  std::string wire() const;
+};
+
+namespace replies {
+// --- session level ---
+Reply greeting(std::string_view hostname);                      // 220
+Reply closing(std::string_view hostname);                       // 221 2.0.0
+Reply ok();                                                     // 250 2.0.0 Ok
+Reply help();                                                   // 214 2.0.0
+Reply vrfy();                                                   // 252 2.0.0 (never reveals users)
+Reply shutting_down();                                          // 421 4.3.2 (drain)
+Reply too_many_connections();                                   // 421 4.3.2
+Reply too_many_connections_from_ip();                           // 421 4.3.2
+Reply timeout();                                                // 421 4.4.2
+// --- syntax / sequence ---
+Reply unknown_command();                                        // 500 5.5.1
+Reply not_implemented();                                        // 502 5.5.1
+Reply too_many_errors();                                        // 421 4.7.0
+Reply line_too_long();                                          // 500 5.5.2
+Reply invalid_character();                                      // 500 5.5.2 (NUL, 8-bit in command)
+Reply bare_line_ending();                                       // 554 5.5.2 + close (smuggling defence)
+Reply syntax(std::string_view what);                            // 501 5.5.4
+Reply bad_address_syntax(std::string_view what);                // 501 5.1.3
+Reply bad_sender_syntax(std::string_view what);                 // 501 5.1.7
+Reply bad_sequence(std::string_view what);                      // 503 5.5.1
+Reply unknown_parameter(std::string_view param);                // 555 5.5.4
+Reply helo_first();                                             // 503 5.5.1
+// --- envelope ---
+Reply sender_ok();                                              // 250 2.1.0
+Reply recipient_ok();                                           // 250 2.1.5
+Reply relay_denied();                                           // 554 5.7.1
+Reply too_many_recipients();                                    // 452 4.5.3
+Reply no_valid_recipients();                                    // 554 5.5.1
+Reply start_data();                                             // 354
+Reply message_too_big();                                        // 552 5.3.4
+Reply data_line_too_long();                                     // 552 5.3.4
+Reply insufficient_storage();                                   // 452 4.3.1 (in-flight memory bound)
+// --- relay outcome (QMQP) ---
+Reply relayed(std::string_view server_text);                    // 250 2.0.0 (after K)
+Reply relay_tempfail(std::string_view server_text);             // 451 4.3.0 (Z)
+Reply relay_permfail(std::string_view server_text);             // 554 5.6.0 (D)
+Reply relay_unavailable(std::string_view why);                  // 451 4.4.1 (no server / no answer)
+Reply relay_protocol_error(std::string_view why);               // 451 4.4.2 (broken answer)
+Reply local_error();                                            // 451 4.3.0
+}  // namespace replies
+
+}  // namespace core

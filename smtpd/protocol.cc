@@ -1,0 +1,352 @@
+// The SMTP server state machine: command framing, DATA framing (CRLF-only, dot-unstuffing,
+// size and line caps), command sequencing and the pause-for-decision protocol.
+#include "smtpd/protocol.h"
+
+#include <charconv>
+
+#include "smtpd/command.h"
+
+namespace smtpd {
+
+using core::Reply;
+namespace R = core::replies;
+
+Protocol::Protocol(Settings s) : s_(std::move(s)) {}
+
+void Protocol::greet(const Reply& r) {
+  send(r);
+  if (!r.positive()) {
+    phase_ = Phase::Closed;
+    close_reason_ = "limit";
+  }
+}
+
+void Protocol::receive(std::string_view bytes) {
+  if (phase_ != Phase::Closed) in_.append(bytes);
+}
+
+Event Protocol::next() {
+  for (;;) {
+    if (phase_ == Phase::Closed) return Event::Close;
+    if (pending_) return *pending_;
+    std::optional<Event> e = phase_ == Phase::Data ? data_step() : command_step();
+    if (!e) continue;
+    if (*e == Event::NeedInput) compact_input();
+    return *e;
+  }
+}
+
+void Protocol::compact_input() {
+  if (pos_ >= in_.size()) {
+    in_.clear();
+    pos_ = 0;
+    if (in_.capacity() > 16384) in_.shrink_to_fit();
+  } else if (pos_ > 0) {
+    in_.erase(0, pos_);
+    pos_ = 0;
+  }
+}
+
+// --- command mode -------------------------------------------------------------------------
+
+std::optional<Event> Protocol::command_step() {
+  size_t lf = in_.find('\n', pos_);
+  if (skipping_long_line_) {
+    if (lf == std::string::npos) {
+      pos_ = in_.size();
+      return Event::NeedInput;
+    }
+    pos_ = lf + 1;
+    skipping_long_line_ = false;
+    return error(R::line_too_long());
+  }
+  if (lf == std::string::npos) {
+    if (in_.size() - pos_ > s_.line_length) {
+      skipping_long_line_ = true;
+      pos_ = in_.size();
+    }
+    return Event::NeedInput;
+  }
+  if (lf == pos_ || in_[lf - 1] != '\r') {
+    close_with(R::bare_line_ending(), "violation");
+    return Event::Close;
+  }
+  std::string_view line(in_.data() + pos_, lf - 1 - pos_);
+  pos_ = lf + 1;
+  if (line.find('\r') != std::string_view::npos) {
+    close_with(R::bare_line_ending(), "violation");
+    return Event::Close;
+  }
+  if (line.size() + 2 > s_.line_length) return error(R::line_too_long());
+  return handle_line(line);
+}
+
+std::optional<Event> Protocol::handle_line(std::string_view line) {
+  for (char c : line) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u == 0 || u >= 0x80) return error(R::invalid_character());
+  }
+  Command cmd = parse_command(line);
+  if (draining_ && !in_transaction() && cmd.verb != Verb::Quit) {
+    close_with(R::shutting_down(), "shutdown");
+    return Event::Close;
+  }
+  switch (cmd.verb) {
+    case Verb::Helo: return on_helo(cmd.arg, false);
+    case Verb::Ehlo: return on_helo(cmd.arg, true);
+    case Verb::Mail: return on_mail(cmd.arg);
+    case Verb::Rcpt: return on_rcpt(cmd.arg);
+    case Verb::Data: return on_data(cmd.arg);
+    case Verb::Rset:
+      if (!cmd.arg.empty()) return error(R::syntax("RSET takes no argument"));
+      reset_transaction();
+      send(R::ok());
+      return std::nullopt;
+    case Verb::Noop: send(R::ok()); return std::nullopt;
+    case Verb::Vrfy: send(R::vrfy()); return std::nullopt;
+    case Verb::Help: send(R::help()); return std::nullopt;
+    case Verb::Quit:
+      close_with(R::closing(s_.hostname), "quit");
+      return Event::Close;
+    case Verb::NotImplemented: return error(R::not_implemented());
+    case Verb::Unknown: break;
+  }
+  return error(R::unknown_command());
+}
+
+std::optional<Event> Protocol::on_helo(std::string_view arg, bool esmtp) {
+  size_t sp = arg.find(' ');
+  std::string_view name = arg.substr(0, sp);
+  if (name.empty()) return error(R::syntax(esmtp ? "EHLO hostname" : "HELO hostname"));
+  if (name.size() > 255) return error(R::syntax("hostname too long"));
+  pending_helo_ = std::string(name);
+  pending_esmtp_ = esmtp;
+  return pause(Event::Helo);
+}
+
+std::optional<Event> Protocol::on_mail(std::string_view arg) {
+  if (phase_ == Phase::Init) return error(R::helo_first());
+  if (phase_ != Phase::Ready) return error(R::bad_sequence("nested MAIL command"));
+  PathResult p = parse_path(arg, PathKind::Sender);
+  if (!p.ok) return error(R::bad_sender_syntax(p.error));
+  Transaction t;
+  for (const Param& prm : p.ok->params) {
+    if (!esmtp_) return error(R::unknown_parameter(prm.key));
+    if (prm.key == "SIZE") {
+      const char* b = prm.value.data();
+      const char* e = b + prm.value.size();
+      auto [ptr, ec] = std::from_chars(b, e, t.declared_size);
+      if (prm.value.empty() || ptr != e) return error(R::syntax("SIZE=number"));
+      if (ec == std::errc::result_out_of_range) t.declared_size = SIZE_MAX;
+      if (t.declared_size > s_.message_size) {
+        send(R::message_too_big());
+        return std::nullopt;
+      }
+    } else if (prm.key == "BODY") {
+      std::string v = lowercase(prm.value);
+      if (v != "7bit" && v != "8bitmime") return error(R::syntax("BODY=7BIT or BODY=8BITMIME"));
+      t.body_8bit = v == "8bitmime";
+    } else {
+      return error(R::unknown_parameter(prm.key));
+    }
+  }
+  t.sender = p.ok->address;
+  pending_addr_ = p.ok->address;
+  txn_ = std::move(t);
+  return pause(Event::MailFrom);
+}
+
+std::optional<Event> Protocol::on_rcpt(std::string_view arg) {
+  if (phase_ == Phase::Init) return error(R::helo_first());
+  if (phase_ == Phase::Ready) return error(R::bad_sequence("need MAIL before RCPT"));
+  PathResult p = parse_path(arg, PathKind::Recipient);
+  if (!p.ok) return error(R::bad_address_syntax(p.error));
+  if (!p.ok->params.empty()) return error(R::unknown_parameter(p.ok->params.front().key));
+  if (txn_.recipients.size() >= s_.recipients) {
+    send(R::too_many_recipients());
+    return std::nullopt;
+  }
+  pending_addr_ = p.ok->address;
+  return pause(Event::RcptTo);
+}
+
+std::optional<Event> Protocol::on_data(std::string_view arg) {
+  if (phase_ == Phase::Init) return error(R::helo_first());
+  if (phase_ == Phase::Ready) return error(R::bad_sequence("need MAIL command"));
+  if (!arg.empty()) return error(R::syntax("DATA takes no argument"));
+  if (txn_.recipients.empty()) return error(R::no_valid_recipients());
+  return pause(Event::DataStart);
+}
+
+// --- data mode ----------------------------------------------------------------------------
+
+std::optional<Event> Protocol::data_step() {
+  const size_t n = in_.size();
+  while (pos_ < n) {
+    char c = in_[pos_];
+    if (prev_cr_) {
+      if (c != '\n') {
+        close_with(R::bare_line_ending(), "violation");
+        return Event::Close;
+      }
+      prev_cr_ = false;
+      ++pos_;
+      if (line_dot_ && line_len_ == 1) return end_of_data();
+      if (!data_failure_) message_ += '\n';
+      data_bytes_ += 2;
+      line_len_ = 0;
+      line_dot_ = false;
+      continue;
+    }
+    if (c == '\r') {
+      prev_cr_ = true;
+      ++pos_;
+      continue;
+    }
+    if (c == '\n') {
+      close_with(R::bare_line_ending(), "violation");
+      return Event::Close;
+    }
+    size_t j = pos_;
+    while (j < n && in_[j] != '\r' && in_[j] != '\n') ++j;
+    std::string_view run(in_.data() + pos_, j - pos_);
+    if (line_len_ == 0 && run.front() == '.') {
+      line_dot_ = true;
+      run.remove_prefix(1);
+      ++line_len_;
+      ++data_bytes_;
+    }
+    line_len_ += run.size();
+    data_bytes_ += run.size();
+    pos_ = j;
+    if (data_failure_) continue;
+    if (line_len_ + 2 > s_.data_line_length) {
+      drop_message(R::data_line_too_long());
+    } else if (data_bytes_ > s_.message_size) {
+      drop_message(R::message_too_big());
+    } else {
+      message_.append(run);
+    }
+  }
+  return Event::NeedInput;
+}
+
+void Protocol::drop_message(const Reply& r) {
+  data_failure_ = r;
+  message_.clear();
+  message_.shrink_to_fit();
+}
+
+void Protocol::abort_data(const Reply& r) {
+  if (phase_ == Phase::Data && !data_failure_) drop_message(r);
+}
+
+std::optional<Event> Protocol::end_of_data() {
+  if (data_failure_) {
+    send(*data_failure_);
+    reset_transaction();
+    return std::nullopt;
+  }
+  return pause(Event::Message);
+}
+
+// --- decisions ----------------------------------------------------------------------------
+
+std::optional<Event> Protocol::pause(Event e) {
+  pending_ = e;
+  return e;
+}
+
+void Protocol::accept(std::optional<Reply> r) {
+  if (!pending_) return;
+  Event e = *pending_;
+  pending_.reset();
+  switch (e) {
+    case Event::Helo:
+      helo_ = std::move(pending_helo_);
+      esmtp_ = pending_esmtp_;
+      reset_transaction();
+      phase_ = Phase::Ready;
+      send(r ? *r : esmtp_ ? ehlo_reply() : Reply{250, "", s_.hostname});
+      break;
+    case Event::MailFrom:
+      phase_ = Phase::Mail;
+      if (txn_.declared_size > 0) message_.reserve(std::min(txn_.declared_size, s_.message_size) + 1024);
+      send(r.value_or(R::sender_ok()));
+      break;
+    case Event::RcptTo:
+      txn_.recipients.push_back(pending_addr_);
+      phase_ = Phase::Rcpt;
+      send(r.value_or(R::recipient_ok()));
+      break;
+    case Event::DataStart:
+      phase_ = Phase::Data;
+      line_len_ = 0;
+      line_dot_ = false;
+      prev_cr_ = false;
+      data_bytes_ = 0;
+      data_failure_.reset();
+      send(r.value_or(R::start_data()));
+      break;
+    case Event::Message:
+      ++messages_;
+      send(r.value_or(R::ok()));
+      reset_transaction();
+      break;
+    default:
+      break;
+  }
+}
+
+void Protocol::reject(const Reply& r) {
+  if (!pending_) return;
+  Event e = *pending_;
+  pending_.reset();
+  send(r);
+  if (e == Event::MailFrom) txn_ = {};
+  if (e == Event::Message) reset_transaction();
+}
+
+void Protocol::disconnect(const Reply& r) {
+  pending_.reset();
+  close_with(r, "rejected");
+}
+
+void Protocol::timeout() { close_with(R::timeout(), "timeout"); }
+
+void Protocol::set_draining() { draining_ = true; }
+
+std::optional<Event> Protocol::error(const Reply& r) {
+  send(r);
+  if (++errors_ >= s_.error_limit) {
+    close_with(R::too_many_errors(), "errors");
+    return Event::Close;
+  }
+  return std::nullopt;
+}
+
+void Protocol::close_with(const Reply& r, std::string reason) {
+  if (phase_ == Phase::Closed) return;
+  send(r);
+  phase_ = Phase::Closed;
+  pending_.reset();
+  close_reason_ = std::move(reason);
+  message_.clear();
+  message_.shrink_to_fit();
+}
+
+void Protocol::reset_transaction() {
+  txn_ = {};
+  message_.clear();
+  if (message_.capacity() > 65536) message_.shrink_to_fit();
+  data_failure_.reset();
+  if (phase_ != Phase::Init && phase_ != Phase::Closed) phase_ = Phase::Ready;
+}
+
+Reply Protocol::ehlo_reply() const {
+  std::string text = s_.hostname;
+  text += "\nPIPELINING\nSIZE " + std::to_string(s_.message_size) + "\n8BITMIME\nENHANCEDSTATUSCODES";
+  return {250, "", text};
+}
+
+}  // namespace smtpd

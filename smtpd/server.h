@@ -1,0 +1,47 @@
+// smtpd::Server — listeners, I/O threads (one io_context each), signals, drain and reload.
+// The main thread owns the acceptors and signals and hands each accepted socket to the next
+// I/O thread; a Session then lives entirely on that thread.
+#pragma once
+#include <utility>  // before Boost 1.74 Asio
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "filters/chain.h"
+#include "smtpd/limits.h"
+
+namespace smtpd {
+
+// Everything a session needs from one config generation; swapped as a whole on reload.
+struct Snapshot {
+  std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const filters::Chain> mx_chain;
+};
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> c);
+
+// Process-wide state shared by sessions on all threads.
+struct Shared {
+  explicit Shared(const config::Config& c)
+      : limiter(c.limits.connections, c.limits.connections_per_ip), budget(c.limits.inflight_bytes) {}
+  ConnectionLimiter limiter;
+  MemoryBudget budget;
+  std::atomic<bool> draining{false};
+  std::atomic<size_t> sessions{0};      // live sessions
+  std::atomic<size_t> transactions{0};  // sessions inside a mail transaction
+};
+
+class Server {
+ public:
+  explicit Server(std::shared_ptr<const config::Config> c);
+  ~Server();
+  // Runs until SIGTERM/SIGINT and the drain are done. Returns the process exit code.
+  int run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace smtpd

@@ -1,0 +1,314 @@
+// Session: the coroutine loop  next() -> decide/relay -> flush -> read, with one timer that
+// closes the socket when a wait outlives its timeout or the whole-session deadline.
+#include "smtpd/session.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+
+#include "core/ids.h"
+#include "core/log.h"
+#include "qmqp/client.h"
+#include "smtpd/protocol.h"
+#include "smtpd/received.h"
+
+namespace smtpd {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using core::Reply;
+namespace R = core::replies;
+
+namespace {
+
+Settings settings_from(const config::Config& c) {
+  Settings s;
+  s.hostname = c.hostname;
+  s.line_length = c.limits.line_length;
+  s.data_line_length = c.limits.data_line_length;
+  s.message_size = c.limits.message_size;
+  s.recipients = c.limits.recipients;
+  s.error_limit = c.limits.errors;
+  return s;
+}
+
+double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string join_recipients(const Transaction& t) {
+  std::string out;
+  for (const auto& r : t.recipients) {
+    if (!out.empty()) out += ',';
+    out += r.str();
+  }
+  return out;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket s, std::shared_ptr<const Snapshot> snap, Shared& sh, std::string listener)
+      : sock_(std::move(s)),
+        timer_(sock_.get_executor()),
+        snap_(std::move(snap)),
+        cfg_(*snap_->config),
+        shared_(sh),
+        listener_(std::move(listener)),
+        proto_(settings_from(cfg_)),
+        reservation_(sh.budget) {}
+
+  asio::awaitable<void> run();
+
+ private:
+  enum class ReadResult { Ok, Eof, Timeout, Error };
+
+  asio::awaitable<ReadResult> fill(config::Seconds timeout);
+  asio::awaitable<bool> flush();
+  asio::awaitable<void> decide(Event e);
+  asio::awaitable<void> relay();
+  void on_data_start();
+  void account_memory();
+  void arm(config::Seconds d);
+  void disarm();
+  void set_in_transaction(bool on);
+  config::Seconds read_timeout() const;
+
+  tcp::socket sock_;
+  asio::steady_timer timer_;
+  std::shared_ptr<const Snapshot> snap_;
+  const config::Config& cfg_;
+  Shared& shared_;
+  std::string listener_;
+  Protocol proto_;
+  Reservation reservation_;
+  ConnectionLimiter::Ticket ticket_;
+
+  std::string sid_, ip_;
+  uint16_t port_ = 0;
+  Clock::time_point start_, deadline_;
+  unsigned gen_ = 0;
+  bool timed_out_ = false;
+  bool got_input_ = false;
+  bool counted_txn_ = false;
+  std::string reason_;
+};
+
+void Session::arm(config::Seconds d) {
+  auto until = std::min(Clock::now() + std::chrono::duration_cast<Clock::duration>(d), deadline_);
+  timer_.expires_at(until);
+  timer_.async_wait([self = shared_from_this(), g = gen_](boost::system::error_code ec) {
+    if (ec || g != self->gen_) return;
+    self->timed_out_ = true;
+    boost::system::error_code ignored;
+    self->sock_.cancel(ignored);
+  });
+}
+
+void Session::disarm() {
+  ++gen_;
+  timer_.cancel();
+}
+
+config::Seconds Session::read_timeout() const {
+  if (proto_.in_data()) return cfg_.limits.data_timeout;
+  return got_input_ ? cfg_.limits.command_timeout : cfg_.limits.greeting_timeout;
+}
+
+asio::awaitable<Session::ReadResult> Session::fill(config::Seconds timeout) {
+  // Wait for readability first and read into a per-thread buffer afterwards, so an idle
+  // connection holds no read buffer of its own.
+  thread_local std::array<char, 65536> buf;
+  for (;;) {
+    boost::system::error_code ec;
+    arm(timeout);
+    co_await sock_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    disarm();
+    if (timed_out_) co_return ReadResult::Timeout;
+    if (ec) co_return ReadResult::Error;
+    size_t n = sock_.read_some(asio::buffer(buf), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    if (ec == asio::error::eof || (!ec && n == 0)) co_return ReadResult::Eof;
+    if (ec) co_return ReadResult::Error;
+    got_input_ = true;
+    proto_.receive(std::string_view(buf.data(), n));
+    co_return ReadResult::Ok;
+  }
+}
+
+asio::awaitable<bool> Session::flush() {
+  std::string& out = proto_.output();
+  if (out.empty()) co_return true;
+  boost::system::error_code ec;
+  arm(cfg_.limits.command_timeout);
+  co_await asio::async_write(sock_, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+  disarm();
+  out.clear();
+  if (out.capacity() > 4096) out.shrink_to_fit();
+  co_return !ec && !timed_out_;
+}
+
+void Session::set_in_transaction(bool on) {
+  if (on == counted_txn_) return;
+  counted_txn_ = on;
+  if (on) shared_.transactions.fetch_add(1);
+  else shared_.transactions.fetch_sub(1);
+}
+
+// Keeps the reservation equal to what the engine holds; past the budget, the message being
+// received is dropped and answered 452 4.3.1 at its end.
+void Session::account_memory() {
+  if (reservation_.update(proto_.held_bytes())) return;
+  proto_.abort_data(R::insufficient_storage());
+  reservation_.update(0);
+  reservation_.update(proto_.held_bytes());  // the small remainder; may fail, nothing left to drop
+}
+
+void Session::on_data_start() {
+  if (shared_.budget.used() + cfg_.limits.data_line_length > cfg_.limits.inflight_bytes) {
+    proto_.reject(R::insufficient_storage());
+    return;
+  }
+  proto_.accept();
+}
+
+asio::awaitable<void> Session::decide(Event e) {
+  filters::Phase phase = e == Event::Helo ? filters::Phase::Helo
+                         : e == Event::MailFrom ? filters::Phase::MailFrom
+                                                : filters::Phase::RcptTo;
+  filters::Context ctx;
+  ctx.session_id = sid_;
+  ctx.client_ip = ip_;
+  ctx.helo = e == Event::Helo ? proto_.pending_helo() : proto_.helo_name();
+  ctx.sender = e == Event::Helo ? nullptr : &proto_.pending_address();
+  if (e == Event::RcptTo) {
+    ctx.sender = &proto_.transaction().sender;
+    ctx.recipient = &proto_.pending_address();
+  }
+  filters::Verdict v = co_await snap_->mx_chain->run(phase, ctx);
+  switch (v.action) {
+    case filters::Action::Continue:
+      if (phase == filters::Phase::RcptTo) proto_.reject(R::relay_denied());
+      else proto_.accept();
+      break;
+    case filters::Action::Accept: proto_.accept(v.reply); break;
+    case filters::Action::Reject: proto_.reject(v.reply.value_or(R::relay_denied())); break;
+    case filters::Action::TempFail: proto_.reject(v.reply.value_or(R::local_error())); break;
+    case filters::Action::Disconnect: proto_.disconnect(v.reply.value_or(R::shutting_down())); break;
+  }
+  if (v.action == filters::Action::Reject && e == Event::RcptTo)
+    core::log().info("reject id={} client={} rcpt=<{}> reason=\"{}\"", sid_, ip_, proto_.pending_address().str(), v.reason);
+}
+
+asio::awaitable<void> Session::relay() {
+  auto t0 = Clock::now();
+  const Transaction& t = proto_.transaction();
+  qmqp::Envelope env;
+  env.sender = t.sender.str();
+  for (const auto& r : t.recipients)
+    env.recipients.push_back(r.domain.empty() ? r.local + "@" + cfg_.local_domains.front() : r.str());
+  std::string id = sid_ + "." + std::to_string(proto_.messages() + 1);
+  ReceivedInfo info;
+  info.helo = proto_.helo_name();
+  info.client_ip = ip_;
+  info.hostname = cfg_.hostname;
+  info.protocol = proto_.esmtp() ? "ESMTP" : "SMTP";
+  info.id = id;
+  if (env.recipients.size() == 1) info.recipient = env.recipients.front();
+  info.when = std::time(nullptr);
+  std::string header = received_header(info);
+
+  qmqp::Outcome o = co_await qmqp::relay(cfg_.qmqp, env, header, proto_.message());
+  Reply r = qmqp::to_reply(o);
+  core::log().info("message id={} client={} helo={} from=<{}> to={} size={} reply=\"{} {} {}\" server={} duration={:.3f}",
+                   id, ip_, proto_.helo_name(), env.sender, join_recipients(t), proto_.message().size(), r.code,
+                   r.enhanced, r.text, o.server, secs_since(t0));
+  if (r.positive()) proto_.accept(r);
+  else proto_.reject(r);
+}
+
+asio::awaitable<void> Session::run() {
+  start_ = Clock::now();
+  deadline_ = start_ + std::chrono::duration_cast<Clock::duration>(cfg_.limits.session_timeout);
+  sid_ = core::new_session_id();
+  boost::system::error_code ec;
+  auto peer = sock_.remote_endpoint(ec);
+  if (ec) co_return;
+  ip_ = peer.address().to_string();
+  port_ = peer.port();
+  sock_.set_option(tcp::no_delay(true), ec);
+  sock_.non_blocking(true, ec);
+  shared_.sessions.fetch_add(1);
+  core::log().info("connect id={} client={}:{} listener={}", sid_, ip_, port_, listener_);
+
+  if (shared_.draining) {
+    proto_.greet(R::shutting_down());
+  } else {
+    switch (shared_.limiter.acquire(ip_, ticket_)) {
+      case ConnectionLimiter::Result::Ok: proto_.greet(R::greeting(cfg_.hostname)); break;
+      case ConnectionLimiter::Result::TooMany: proto_.greet(R::too_many_connections()); break;
+      case ConnectionLimiter::Result::TooManyFromIp: proto_.greet(R::too_many_connections_from_ip()); break;
+    }
+  }
+
+  for (bool open = true; open;) {
+    Event e = proto_.next();
+    switch (e) {
+      case Event::NeedInput: {
+        account_memory();
+        if (!co_await flush()) {
+          reason_ = timed_out_ ? "timeout" : "error";
+          open = false;
+          break;
+        }
+        ReadResult rr = co_await fill(read_timeout());
+        if (rr == ReadResult::Timeout) proto_.timeout();
+        if (rr == ReadResult::Eof || rr == ReadResult::Error) {
+          reason_ = rr == ReadResult::Eof ? "eof" : "error";
+          open = false;
+        }
+        if (shared_.draining) proto_.set_draining();
+        break;
+      }
+      case Event::Helo:
+      case Event::MailFrom:
+      case Event::RcptTo: co_await decide(e); break;
+      case Event::DataStart: on_data_start(); break;
+      case Event::Message: co_await relay(); break;
+      case Event::Close:
+        timed_out_ = false;
+        co_await flush();
+        reason_ = proto_.close_reason();
+        open = false;
+        break;
+    }
+    set_in_transaction(proto_.in_transaction());
+  }
+  set_in_transaction(false);
+  disarm();
+  sock_.shutdown(tcp::socket::shutdown_both, ec);
+  sock_.close(ec);
+  shared_.sessions.fetch_sub(1);
+  core::log().info("disconnect id={} client={} messages={} reason={} duration={:.3f}", sid_, ip_, proto_.messages(),
+                   reason_, secs_since(start_));
+}
+
+}  // namespace
+
+void start_session(tcp::socket socket, std::shared_ptr<const Snapshot> snap, Shared& shared, std::string listener) {
+  auto exec = socket.get_executor();
+  auto s = std::make_shared<Session>(std::move(socket), std::move(snap), shared, std::move(listener));
+  asio::co_spawn(
+      exec,
+      [s]() -> asio::awaitable<void> {
+        try {
+          co_await s->run();
+        } catch (const std::exception& e) {
+          core::log().error("session aborted: {}", e.what());
+        }
+      },
+      asio::detached);
+}
+
+}  // namespace smtpd

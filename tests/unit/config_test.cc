@@ -1,0 +1,94 @@
+// Config loading: defaults, every kind of error reported as file:line, unknown keys refused.
+#include "config/load.h"
+#include "config/parameters.h"
+
+#include <gtest/gtest.h>
+
+using config::load_string;
+
+namespace {
+
+const std::string kMinimal =
+    "[[listener]]\naddress = \"127.0.0.1:2525\"\n"
+    "[relay]\nlocal_domains = [\"Example.ORG\"]\n"
+    "[qmqp]\nservers = [\"127.0.0.1:628\", \"[::1]:629\", \"mailbox.internal:628\"]\n";
+
+TEST(Config, MinimalFileGetsDocumentedDefaults) {
+  auto r = load_string(kMinimal, "t.toml");
+  ASSERT_TRUE(r.config) << r.error;
+  const auto& c = *r.config;
+  EXPECT_EQ(c.limits.line_length, 512u);
+  EXPECT_EQ(c.limits.recipients, 100u);
+  EXPECT_EQ(c.limits.message_size, 10485760u);
+  EXPECT_EQ(c.qmqp.connect_timeout.count(), 10000);
+  EXPECT_EQ(c.qmqp.answer_timeout.count(), 60000);
+  EXPECT_EQ(c.local_domains.at(0), "example.org");
+  ASSERT_EQ(c.qmqp.servers.size(), 3u);
+  EXPECT_EQ(c.qmqp.servers[1].host, "::1");
+  EXPECT_EQ(c.qmqp.servers[1].port, 629);
+  EXPECT_EQ(c.listeners.at(0).profile, "mx");
+  EXPECT_EQ(c.hash.size(), 64u);
+}
+
+TEST(Config, ValuesAreApplied) {
+  auto r = load_string(kMinimal + "[limits]\nrecipients = 3\ncommand_timeout = 1.5\n[server]\nhostname = \"mx.test\"\n", "t.toml");
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->limits.recipients, 3u);
+  EXPECT_DOUBLE_EQ(r.config->limits.command_timeout.count(), 1.5);
+  EXPECT_EQ(r.config->hostname, "mx.test");
+}
+
+TEST(Config, Ipv6Listener) {
+  auto r = load_string(kMinimal + "[[listener]]\naddress = \"[::1]:2526\"\n", "t.toml");
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->listeners.at(1).host, "::1");
+  EXPECT_EQ(r.config->listeners.at(1).name(), "[::1]:2526");
+}
+
+struct Bad {
+  const char* name;
+  std::string text;
+  std::string expect;  // substring of the error, which starts with "t.toml:LINE:"
+};
+class BadConfig : public ::testing::TestWithParam<Bad> {};
+TEST_P(BadConfig, IsRefusedWithFileLineAndReason) {
+  auto r = load_string(GetParam().text, "t.toml");
+  EXPECT_FALSE(r.config);
+  EXPECT_NE(r.error.find(GetParam().expect), std::string::npos) << r.error;
+  EXPECT_EQ(r.error.rfind("t.toml:", 0), 0u) << r.error;
+}
+INSTANTIATE_TEST_SUITE_P(
+    Config, BadConfig,
+    ::testing::Values(
+        Bad{"UnknownKey", kMinimal + "[limits]\nrecipient = 3\n", "t.toml:8: unknown key 'recipient' in [limits]"},
+        Bad{"UnknownSection", kMinimal + "[limitz]\nx = 1\n", "t.toml:7: unknown section [limitz]"},
+        Bad{"WrongType", kMinimal + "[limits]\nrecipients = \"ten\"\n", "t.toml:8: limits.recipients: expected an integer"},
+        Bad{"OutOfRange", kMinimal + "[limits]\nline_length = 10\n", "t.toml:8: limits.line_length: must be between 512"},
+        Bad{"NegativeTimeout", kMinimal + "[limits]\ncommand_timeout = -1\n", "must be between"},
+        Bad{"BadListener", "[[listener]]\naddress = \"localhost:25\"\n", "t.toml:2: listener.address: expected a numeric"},
+        Bad{"BadPort", "[[listener]]\naddress = \"127.0.0.1:99999\"\n", "bad port"},
+        Bad{"NoListener", "[relay]\nlocal_domains = [\"a.b\"]\n[qmqp]\nservers = [\"127.0.0.1:1\"]\n", "t.toml:1: at least one [[listener]]"},
+        Bad{"NoLocalDomains", "[[listener]]\naddress = \"127.0.0.1:1\"\n[qmqp]\nservers = [\"127.0.0.1:1\"]\n", "relay.local_domains is required"},
+        Bad{"NoServers", "[[listener]]\naddress = \"127.0.0.1:1\"\n[relay]\nlocal_domains = [\"a.b\"]\n", "qmqp.servers is required"},
+        Bad{"BadDomain", kMinimal + "[relay]\n", "t.toml:"},
+        Bad{"BadProfile", "[[listener]]\naddress = \"127.0.0.1:1\"\nprofile = \"nope\"\n", "t.toml:3: listener.profile"},
+        Bad{"TomlSyntax", "[[listener]\naddress = 1\n", "t.toml:1:"},
+        Bad{"ListenerWithoutAddress", "[[listener]]\nprofile = \"mx\"\n", "needs an address"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Config, DocTableHasEveryParameterWithItsDefault) {
+  std::string doc = config::markdown_table();
+  for (const auto& p : config::parameters()) {
+    EXPECT_NE(doc.find(std::string(p.key)), std::string::npos) << p.key;
+    EXPECT_FALSE(p.doc.empty()) << p.key;
+  }
+  EXPECT_NE(doc.find("| `limits.line_length` | integer | 512 |"), std::string::npos);
+}
+
+TEST(Config, MissingFileIsAnError) {
+  auto r = config::load("/nonexistent/mxfront.toml");
+  EXPECT_FALSE(r.config);
+  EXPECT_NE(r.error.find("/nonexistent/mxfront.toml:0: cannot read"), std::string::npos);
+}
+
+}  // namespace
