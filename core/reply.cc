@@ -83,7 +83,10 @@ Reply message_too_big() { return {552, "5.3.4", "Message size exceeds fixed limi
 Reply data_line_too_long() { return {552, "5.3.4", "Line too long in message data"}; }
 Reply insufficient_storage() { return {452, "4.3.1", "Insufficient system storage, try again later"}; }
 
-Reply relayed(std::string_view t) { return {250, "2.0.0", fmt::format("Ok: {}", sanitize(t))}; }
+Reply relayed(std::string_view t) {
+  std::string text = sanitize(t);
+  return {250, "2.0.0", text.empty() ? "Ok" : text};  // Postfix qmqpd: "Ok: queued as 4Xyz..."
+}
 Reply relay_tempfail(std::string_view t) {
   return {451, "4.3.0", fmt::format("Temporary failure at mailbox server: {}", sanitize(t))};
 }

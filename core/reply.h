@@ -53,7 +53,7 @@ Reply message_too_big();                                        // 552 5.3.4
 Reply data_line_too_long();                                     // 552 5.3.4
 Reply insufficient_storage();                                   // 452 4.3.1 (in-flight memory bound)
 // --- relay outcome (QMQP) ---
-Reply relayed(std::string_view server_text);                    // 250 2.0.0 (after K)
+Reply relayed(std::string_view server_text);                    // 250 2.0.0 <server text> (after K)
 Reply relay_tempfail(std::string_view server_text);             // 451 4.3.0 (Z)
 Reply relay_permfail(std::string_view server_text);             // 554 5.6.0 (D)
 Reply relay_unavailable(std::string_view why);                  // 451 4.4.1 (no server / no answer)

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""The README demo: a private Postfix qmqpd delivering into a local Maildir, and mxfront on
+127.0.0.1:2525 relaying to it over QMQP. Runs until Ctrl-C, then stops both.
+--self-test sends one mail with swaks, checks it landed in the Maildir, and exits (0 = ok)."""
+import argparse
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "harness"))
+import mxharness  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=2525, help="SMTP port on 127.0.0.1 (0 = any free port)")
+    ap.add_argument("--self-test", action="store_true", help="send one mail, check the Maildir, exit")
+    args = ap.parse_args()
+    port = args.port or mxharness.free_port()
+
+    with mxharness.PostfixQmqp() as pf:
+        mx = mxharness.Mxfront([pf.address], config={
+            "server": {"hostname": "mx.demo.test", "io_threads": 0},
+            "listener": [{"address": f"127.0.0.1:{port}", "profile": "mx"}],
+        })
+        with mx:
+            maildir = pf.mail / "example.org" / "bob" / "Maildir" / "new"
+            print(f"""
+mxfront demo is running.
+  SMTP (MX profile):  127.0.0.1:{port}   (config: {mx.config_path})
+  mailbox server:     private Postfix qmqpd on {pf.address}, delivering to {pf.mail}
+  mxfront log:        {mx.stderr_path}
+
+Send a test mail:
+  swaks --server 127.0.0.1 --port {port} --from you@example.net --to bob@example.org
+
+It lands in:
+  {maildir}/
+(alice@example.org has her own Maildir; other example.org recipients go to {pf.mail}/catchall/Maildir;
+ recipients outside example.org are refused with 554 5.7.1: mxfront is not an open relay.)
+""", flush=True)
+            if args.self_test:
+                r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(port), "--from",
+                                    "you@example.net", "--to", "bob@example.org", "--timeout", "10",
+                                    "--header", "Subject: mxfront demo self-test"],
+                                   capture_output=True, text=True, timeout=30)
+                print(r.stdout[-600:])
+                got = pf.deliveries(timeout=10, expect_n=1)
+                ok = r.returncode == 0 and any(b"mxfront demo self-test" in d.data for d in got)
+                print("demo self-test:", "PASS, delivered to " + str(got[0].path) if ok else "FAIL")
+                return 0 if ok else 1
+            print("Ctrl-C stops mxfront and Postfix.", flush=True)
+            stop = []
+            signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+            try:
+                while mx.alive() and not stop:
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+            print("\nstopping…")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages mxfront needs to build, test, benchmark and run its demo.
+# Idempotent: only missing packages are installed. Needs root (or sudo).
+set -euo pipefail
+
+PKGS=(
+  # build
+  g++ cmake ninja-build pkg-config git
+  libboost1.74-dev libssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev
+  # fuzzing and sanitizers
+  clang libclang-rt-14-dev
+  # real components and clients for the demo, integration tests and benchmarks
+  postfix swaks libnet-ssleay-perl python3 iproute2 procps xxd
+)
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+# A fresh postfix install asks debconf questions: preseed "No configuration". mxfront's demo and
+# tests run private Postfix instances and never touch /etc/postfix.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

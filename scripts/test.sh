@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs what is missing, builds, and runs every test:
+#   1. unit + integration tests (ctest, real Postfix/swaks/smtp-source/smtplib on loopback)
+#   2. unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. a short libFuzzer run of each fuzz target (clang)
+# Exits non-zero if anything fails; ends with one "N passed, N failed" line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+JOBS=$(nproc)
+
+scripts/install-deps.sh || exit 1
+
+passed=0; failed=0
+LOG=$(mktemp /tmp/mxfront-ctest.XXXXXX)
+trap 'rm -f "$LOG"' EXIT
+# step NAME CMD... : a build step counts as one failure if it fails; a test step adds the
+# numbers from ctest's own summary line ("N% tests passed, F tests failed out of T").
+step() {
+  local name=$1; shift
+  echo "=== $name"
+  "$@" 2>&1 | tee "$LOG"
+  local rc=${PIPESTATUS[0]}
+  local summary; summary=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$LOG" | tail -1)
+  if [ -n "$summary" ]; then
+    local f t; f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$summary")
+    t=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$summary")
+    passed=$((passed + t - f)); failed=$((failed + f))
+    [ "$rc" = 0 ] || [ "$f" != 0 ] || failed=$((failed + 1))
+  elif [ "$rc" != 0 ]; then
+    failed=$((failed + 1))
+  fi
+  echo "=== $name: $([ "$rc" = 0 ] && echo ok || echo FAILED)"
+  return "$rc"
+}
+
+build_main() { scripts/build.sh; }
+run_ctest() { (cd build && ctest --output-on-failure -j1 "$@"); }
+build_asan() {
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMXFRONT_SANITIZE=ON >/dev/null &&
+    ninja -C build-asan
+}
+run_asan() { (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+                ctest --output-on-failure -j"$JOBS" -R '^unit_'); }
+build_fuzz() {
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_FUZZ=ON >/dev/null &&
+    ninja -C build-fuzz protocol_fuzz
+}
+run_fuzz() { (cd build-fuzz && ctest --output-on-failure -R '^fuzz_'); }
+
+step "build" build_main && step "unit and integration tests" run_ctest
+step "build (ASan+UBSan)" build_asan && step "unit tests under ASan+UBSan" run_asan
+step "build (fuzz, clang)" build_fuzz && step "fuzz smoke runs" run_fuzz
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
