@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "qmqp/client.h"
+#include "qmqp/types.h"
 
 namespace config {
 

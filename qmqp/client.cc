@@ -24,11 +24,6 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 
-std::string Server::name() const {
-  std::string h = host.find(':') == std::string::npos ? host : "[" + host + "]";
-  return h + ":" + std::to_string(port);
-}
-
 core::Reply to_reply(const Outcome& o) {
   switch (o.status) {
     case Status::Accepted: return core::replies::relayed(o.text);

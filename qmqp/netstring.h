@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "qmqp/client.h"
+#include "qmqp/types.h"
 
 namespace qmqp {
 

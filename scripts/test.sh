@@ -44,7 +44,7 @@ run_asan() { (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSA
                 ctest --output-on-failure -j"$JOBS" -R '^unit_'); }
 build_fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_FUZZ=ON >/dev/null &&
-    ninja -C build-fuzz protocol_fuzz
+    ninja -C build-fuzz protocol_fuzz address_fuzz netstring_fuzz config_fuzz
 }
 run_fuzz() { (cd build-fuzz && ctest --output-on-failure -R '^fuzz_'); }
 

@@ -76,7 +76,8 @@ class Protocol {
   const Transaction& transaction() const { return txn_; }
   const std::string& message() const { return message_; }  // LF line endings, dot-unstuffed
   size_t message_bytes_received() const { return data_bytes_; }
-  size_t held_bytes() const { return message_.capacity() + in_.capacity(); }  // for the in-flight bound
+  // Message data held (received body + unprocessed input): what the in-flight bound counts.
+  size_t held_bytes() const { return message_.size() + (in_.size() - pos_); }
   size_t messages() const { return messages_; }
   const std::string& close_reason() const { return close_reason_; }
 
