@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ldap/options.h"
 #include "qmqp/types.h"
 
 namespace config {
@@ -46,6 +47,7 @@ struct Config {
   Limits limits;
   std::vector<std::string> local_domains;  // lower-case
   qmqp::ClientConfig qmqp;
+  ldap::Options directory;
 };
 
 }  // namespace config

@@ -73,6 +73,10 @@ struct Loader {
     if (c.listeners.empty()) return fail(top, "at least one [[listener]] is required");
     if (c.local_domains.empty()) return fail(where(root, "relay"), "relay.local_domains is required (no open relay)");
     if (c.qmqp.servers.empty()) return fail(where(root, "qmqp"), "qmqp.servers is required");
+    if (c.directory.type == "file" && c.directory.users_file.empty())
+      return fail(where(root, "directory"), "directory.type = \"file\" needs directory.users_file");
+    if (c.directory.type == "ldap" && (c.directory.uris.empty() || c.directory.base_dn.empty()))
+      return fail(where(root, "directory"), "directory.type = \"ldap\" needs directory.uris and directory.base_dn");
     if (c.limits.data_line_length < c.limits.line_length)
       return fail(where(root, "limits"), "limits.data_line_length must be at least limits.line_length");
     return true;

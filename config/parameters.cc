@@ -78,6 +78,45 @@ std::string lower(std::string s) {
   return s;
 }
 
+template <typename Get>
+Setter string_param(Get get) {
+  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+    auto v = n.value_exact<std::string>();
+    if (!v) return "expected a string";
+    get(c) = *v;
+    return {};
+  };
+}
+
+template <typename Get>
+Setter list_param(Get get) {
+  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+    std::string err;
+    auto v = string_list(n, err);
+    if (!err.empty()) return err;
+    get(c) = std::move(v);
+    return {};
+  };
+}
+
+std::string set_directory_type(Config& c, Listener&, const toml::node& n) {
+  auto s = n.value_exact<std::string>();
+  if (!s || (*s != "none" && *s != "file" && *s != "ldap")) return "expected \"none\", \"file\" or \"ldap\"";
+  c.directory.type = *s;
+  return {};
+}
+
+std::string set_ldap_uris(Config& c, Listener&, const toml::node& n) {
+  std::string err;
+  auto v = string_list(n, err);
+  if (!err.empty()) return err;
+  for (const auto& u : v)
+    if (u.rfind("ldap://", 0) != 0 && u.rfind("ldaps://", 0) != 0 && u.rfind("ldapi://", 0) != 0)
+      return fmt::format("'{}' is not an ldap://, ldaps:// or ldapi:// URI", u);
+  c.directory.uris = std::move(v);
+  return {};
+}
+
 std::string set_log_level(Config& c, Listener&, const toml::node& n) {
   auto s = n.value_exact<std::string>();
   static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
@@ -149,7 +188,6 @@ Setter millis_param(Get get, double min, double max) {
   };
 }
 
-constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
 constexpr int64_t kBig = int64_t{1} << 40;
 
 }  // namespace
@@ -244,8 +282,44 @@ const std::vector<Parameter>& parameters() {
        millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.connect_timeout; }, 0.05, 600)},
       {"qmqp", "answer_timeout", "seconds", "60", "From the end of the request to the server's answer and close; on expiry 451 4.4.2.",
        millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.answer_timeout; }, 0.05, 3600)},
+      {"directory", "type", "string", "none", "Where recipients and users live: \"none\" (only relay.local_domains), \"file\" (directory.users_file) or \"ldap\".",
+       set_directory_type},
+      {"directory", "users_file", "string", "\"\"", "Users file for type \"file\": one line per user: address, password hash ({SSHA} or crypt $6$), status, alternate addresses.",
+       string_param([](Config& c) -> std::string& { return c.directory.users_file; })},
+      {"directory", "uris", "list", "[]", "LDAP servers for type \"ldap\", tried in order (failover).", set_ldap_uris},
+      {"directory", "base_dn", "string", "\"\"", "Search base for recipient and login searches.",
+       string_param([](Config& c) -> std::string& { return c.directory.base_dn; })},
+      {"directory", "bind_dn", "string", "\"\"", "DN to bind as for searches; empty = anonymous.",
+       string_param([](Config& c) -> std::string& { return c.directory.bind_dn; })},
+      {"directory", "bind_password_file", "string", "\"\"", "File whose first line is the bind password (kept out of the config).",
+       string_param([](Config& c) -> std::string& { return c.directory.bind_password_file; })},
+      {"directory", "timeout", "seconds", "5", "Connect and per-operation timeout; on expiry the next URI is tried, then 451 4.3.0.",
+       seconds_param([](Config& c) -> Seconds& { return c.directory.timeout; }, 0.05, 600)},
+      {"directory", "recipient_filter", "string", "(\\|(mail=%s)(mailAlternateAddress=%s))", "LDAP filter for a recipient; %s is the RFC 4515-escaped address.",
+       string_param([](Config& c) -> std::string& { return c.directory.recipient_filter; })},
+      {"directory", "login_filter", "string", "(\\|(uid=%s)(mail=%s))", "LDAP filter finding the entry to bind as for AUTH; %s is the escaped login.",
+       string_param([](Config& c) -> std::string& { return c.directory.login_filter; })},
+      {"directory", "mail_attribute", "string", "mail", "Attribute holding the primary address.",
+       string_param([](Config& c) -> std::string& { return c.directory.mail_attribute; })},
+      {"directory", "alternate_attributes", "list", "[\"mailAlternateAddress\"]", "Attributes holding alternate addresses.",
+       list_param([](Config& c) -> std::vector<std::string>& { return c.directory.alternate_attributes; })},
+      {"directory", "status_attribute", "string", "accountStatus", "Account status attribute; empty = no status check.",
+       string_param([](Config& c) -> std::string& { return c.directory.status_attribute; })},
+      {"directory", "disabled_values", "list", "[\"disabled\", \"deleted\", \"noaccess\"]", "Status values (case-insensitive) that make an account undeliverable and unable to log in.",
+       list_param([](Config& c) -> std::vector<std::string>& { return c.directory.disabled_values; })},
+      {"directory", "catchall_domains", "list", "[]", "Domains where unknown local parts are still deliverable (catch-all).",
+       list_param([](Config& c) -> std::vector<std::string>& { return c.directory.catchall_domains; })},
+      {"directory", "positive_ttl", "seconds", "300", "How long a found recipient is cached.",
+       seconds_param([](Config& c) -> Seconds& { return c.directory.positive_ttl; }, 0, 86400)},
+      {"directory", "negative_ttl", "seconds", "60", "How long an unknown recipient is cached.",
+       seconds_param([](Config& c) -> Seconds& { return c.directory.negative_ttl; }, 0, 86400)},
+      {"directory", "cache_size", "integer", "10000", "Most cached lookups (positive and negative together); 0 disables the cache.",
+       size_param([](Config& c) -> size_t& { return c.directory.cache_size; }, 0, 10000000)},
+      {"directory", "threads", "integer", "2", "Directory worker threads (each owns its LDAP connections).",
+       size_param([](Config& c) -> size_t& { return c.directory.threads; }, 1, 64)},
+      {"directory", "queue", "integer", "256", "Pending directory requests; past it the lookup is answered as unavailable (451).",
+       size_param([](Config& c) -> size_t& { return c.directory.queue; }, 1, 100000)},
   };
-  (void)kMax;
   return table;
 }
 
