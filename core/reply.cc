@@ -83,6 +83,27 @@ Reply message_too_big() { return {552, "5.3.4", "Message size exceeds fixed limi
 Reply data_line_too_long() { return {552, "5.3.4", "Line too long in message data"}; }
 Reply insufficient_storage() { return {452, "4.3.1", "Insufficient system storage, try again later"}; }
 
+Reply tls_ready() { return {220, "2.0.0", "Ready to start TLS"}; }
+Reply tls_already_active() { return {503, "5.5.1", "TLS already active"}; }
+Reply auth_not_enabled() { return {503, "5.5.1", "Authentication not enabled"}; }
+Reply encryption_required() { return {538, "5.7.11", "Encryption required for requested authentication mechanism"}; }
+Reply already_authenticated() { return {503, "5.5.1", "Already authenticated"}; }
+Reply auth_in_transaction() { return {503, "5.5.1", "AUTH not permitted during a mail transaction"}; }
+Reply auth_mechanism_unknown() { return {504, "5.5.4", "Unrecognized authentication type"}; }
+Reply auth_canceled() { return {501, "5.0.0", "Authentication canceled"}; }
+Reply auth_bad_base64() { return {501, "5.5.2", "Cannot decode response"}; }
+Reply auth_ok() { return {235, "2.7.0", "Authentication successful"}; }
+Reply auth_failed() { return {535, "5.7.8", "Authentication credentials invalid"}; }
+Reply auth_unavailable() { return {454, "4.7.0", "Temporary authentication failure"}; }
+Reply auth_required() { return {530, "5.7.0", "Authentication required"}; }
+Reply too_many_auth_failures() { return {421, "4.7.0", "Too many authentication failures, closing connection"}; }
+Reply sender_not_owned(std::string_view s) {
+  return {553, "5.7.1", fmt::format("Sender address <{}> not owned by the authenticated user", sanitize(s))};
+}
+Reply recipient_unknown() { return {550, "5.1.1", "Recipient address rejected: user unknown"}; }
+Reply recipient_disabled() { return {550, "5.2.1", "Recipient address rejected: mailbox disabled"}; }
+Reply directory_unavailable() { return {451, "4.3.0", "Recipient verification temporarily unavailable, try again later"}; }
+
 Reply relayed(std::string_view t) {
   std::string text = sanitize(t);
   return {250, "2.0.0", text.empty() ? "Ok" : text};  // Postfix qmqpd: "Ok: queued as 4Xyz..."

@@ -52,6 +52,26 @@ Reply start_data();                                             // 354
 Reply message_too_big();                                        // 552 5.3.4
 Reply data_line_too_long();                                     // 552 5.3.4
 Reply insufficient_storage();                                   // 452 4.3.1 (in-flight memory bound)
+// --- TLS and AUTH ---
+Reply tls_ready();                                              // 220 2.0.0
+Reply tls_already_active();                                     // 503 5.5.1
+Reply auth_not_enabled();                                       // 503 5.5.1
+Reply encryption_required();                                    // 538 5.7.11
+Reply already_authenticated();                                  // 503 5.5.1
+Reply auth_in_transaction();                                    // 503 5.5.1
+Reply auth_mechanism_unknown();                                 // 504 5.5.4
+Reply auth_canceled();                                          // 501 5.0.0
+Reply auth_bad_base64();                                        // 501 5.5.2
+Reply auth_ok();                                                // 235 2.7.0
+Reply auth_failed();                                            // 535 5.7.8
+Reply auth_unavailable();                                       // 454 4.7.0
+Reply auth_required();                                          // 530 5.7.0
+Reply too_many_auth_failures();                                 // 421 4.7.0
+Reply sender_not_owned(std::string_view sender);                // 553 5.7.1
+// --- recipients (directory) ---
+Reply recipient_unknown();                                      // 550 5.1.1
+Reply recipient_disabled();                                     // 550 5.2.1
+Reply directory_unavailable();                                  // 451 4.3.0
 // --- relay outcome (QMQP) ---
 Reply relayed(std::string_view server_text);                    // 250 2.0.0 <server text> (after K)
 Reply relay_tempfail(std::string_view server_text);             // 451 4.3.0 (Z)

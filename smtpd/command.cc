@@ -23,7 +23,7 @@ constexpr std::array<Entry, 16> kVerbs{{
     {"HELO", Verb::Helo}, {"EHLO", Verb::Ehlo}, {"DATA", Verb::Data}, {"RSET", Verb::Rset},
     {"NOOP", Verb::Noop}, {"QUIT", Verb::Quit}, {"VRFY", Verb::Vrfy}, {"HELP", Verb::Help},
     {"EXPN", Verb::NotImplemented}, {"TURN", Verb::NotImplemented}, {"ETRN", Verb::NotImplemented},
-    {"BDAT", Verb::NotImplemented}, {"STARTTLS", Verb::NotImplemented}, {"AUTH", Verb::NotImplemented},
+    {"BDAT", Verb::NotImplemented}, {"STARTTLS", Verb::StartTls}, {"AUTH", Verb::Auth},
     {"SEND", Verb::NotImplemented}, {"SAML", Verb::NotImplemented},
 }};
 

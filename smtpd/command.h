@@ -5,7 +5,7 @@
 
 namespace smtpd {
 
-enum class Verb { Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Help, NotImplemented, Unknown };
+enum class Verb { Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Help, StartTls, Auth, NotImplemented, Unknown };
 
 struct Command {
   Verb verb = Verb::Unknown;

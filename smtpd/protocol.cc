@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "core/base64.h"
 #include "smtpd/command.h"
 
 namespace smtpd {
@@ -11,7 +12,7 @@ namespace smtpd {
 using core::Reply;
 namespace R = core::replies;
 
-Protocol::Protocol(Settings s) : s_(std::move(s)) {}
+Protocol::Protocol(Settings s) : s_(std::move(s)), tls_active_(s_.tls_active) {}
 
 void Protocol::greet(const Reply& r) {
   send(r);
@@ -78,6 +79,7 @@ std::optional<Event> Protocol::command_step() {
     return Event::Close;
   }
   if (line.size() + 2 > s_.line_length) return error(R::line_too_long());
+  if (auth_step_ != AuthStep::None) return on_auth_line(line);
   return handle_line(line);
 }
 
@@ -108,6 +110,8 @@ std::optional<Event> Protocol::handle_line(std::string_view line) {
     case Verb::Quit:
       close_with(R::closing(s_.hostname), "quit");
       return Event::Close;
+    case Verb::StartTls: return on_starttls(cmd.arg);
+    case Verb::Auth: return on_auth(cmd.arg);
     case Verb::NotImplemented: return error(R::not_implemented());
     case Verb::Unknown: break;
   }
@@ -127,6 +131,7 @@ std::optional<Event> Protocol::on_helo(std::string_view arg, bool esmtp) {
 std::optional<Event> Protocol::on_mail(std::string_view arg) {
   if (phase_ == Phase::Init) return error(R::helo_first());
   if (phase_ != Phase::Ready) return error(R::bad_sequence("nested MAIL command"));
+  if (s_.auth_required && !authenticated()) return error(R::auth_required());
   PathResult p = parse_path(arg, PathKind::Sender);
   if (!p.ok) return error(R::bad_sender_syntax(p.error));
   Transaction t;
@@ -176,6 +181,102 @@ std::optional<Event> Protocol::on_data(std::string_view arg) {
   if (!arg.empty()) return error(R::syntax("DATA takes no argument"));
   if (txn_.recipients.empty()) return error(R::no_valid_recipients());
   return pause(Event::DataStart);
+}
+
+// --- STARTTLS (RFC 3207) and AUTH (RFC 4954) ---------------------------------------------
+
+std::optional<Event> Protocol::on_starttls(std::string_view arg) {
+  if (!s_.starttls && !tls_active_) return error(R::not_implemented());
+  if (tls_active_) return error(R::tls_already_active());
+  if (!arg.empty()) return error(R::syntax("STARTTLS takes no argument"));
+  if (phase_ == Phase::Init) return error(R::helo_first());
+  if (in_transaction()) return error(R::bad_sequence("STARTTLS during a mail transaction"));
+  send(R::tls_ready());
+  // CVE-2011-0411: whatever the client pipelined after STARTTLS arrived in plaintext and
+  // must never be executed inside the TLS session.
+  pos_ = in_.size();
+  return pause(Event::StartTls);
+}
+
+std::optional<Event> Protocol::on_auth(std::string_view arg) {
+  if (!s_.auth) return error(R::auth_not_enabled());
+  if (phase_ == Phase::Init) return error(R::helo_first());
+  if (!tls_active_) return error(R::encryption_required());
+  if (authenticated()) return error(R::already_authenticated());
+  if (in_transaction()) return error(R::auth_in_transaction());
+  size_t sp = arg.find(' ');
+  std::string mech = lowercase(arg.substr(0, sp));
+  std::string_view initial = sp == std::string_view::npos ? std::string_view() : arg.substr(sp + 1);
+  bool has_initial = sp != std::string_view::npos;
+  if (mech != "plain" && mech != "login") return error(R::auth_mechanism_unknown());
+  auth_mech_ = mech == "plain" ? "PLAIN" : "LOGIN";
+  if (has_initial && initial != "=") {
+    auto decoded = core::base64_decode(initial);
+    if (!decoded) return error(R::auth_bad_base64());
+    if (mech == "plain") return finish_plain(*decoded);
+    auth_login_ = *decoded;
+    auth_step_ = AuthStep::LoginPass;
+    send({334, "", "UGFzc3dvcmQ6"});  // "Password:"
+    return std::nullopt;
+  }
+  if (has_initial && mech == "plain") return finish_plain("");
+  auth_step_ = mech == "plain" ? AuthStep::Plain : AuthStep::LoginUser;
+  send({334, "", mech == "plain" ? "" : "VXNlcm5hbWU6"});  // "Username:"
+  return std::nullopt;
+}
+
+std::optional<Event> Protocol::on_auth_line(std::string_view line) {
+  AuthStep step = auth_step_;
+  auth_step_ = AuthStep::None;
+  if (line == "*") {
+    clear_credentials();
+    return error(R::auth_canceled());
+  }
+  auto decoded = core::base64_decode(line);
+  if (!decoded) {
+    clear_credentials();
+    return error(R::auth_bad_base64());
+  }
+  switch (step) {
+    case AuthStep::Plain: return finish_plain(*decoded);
+    case AuthStep::LoginUser:
+      auth_login_ = *decoded;
+      auth_step_ = AuthStep::LoginPass;
+      send({334, "", "UGFzc3dvcmQ6"});
+      return std::nullopt;
+    default:
+      auth_password_ = *decoded;
+      return pause(Event::Auth);
+  }
+}
+
+// PLAIN: [authzid] NUL authcid NUL passwd (RFC 4616). Acting as another identity is refused.
+std::optional<Event> Protocol::finish_plain(const std::string& d) {
+  size_t a = d.find('\0');
+  size_t b = a == std::string::npos ? a : d.find('\0', a + 1);
+  if (b == std::string::npos) {
+    clear_credentials();
+    return error(R::auth_bad_base64());
+  }
+  std::string authzid = d.substr(0, a);
+  auth_login_ = d.substr(a + 1, b - a - 1);
+  auth_password_ = d.substr(b + 1);
+  if (!authzid.empty() && authzid != auth_login_) auth_password_.clear();  // fails verification
+  return pause(Event::Auth);
+}
+
+void Protocol::clear_credentials() {
+  std::fill(auth_password_.begin(), auth_password_.end(), '\0');
+  auth_password_.clear();
+  auth_login_.clear();
+}
+
+std::string Protocol::received_protocol() const {
+  if (!esmtp_) return "SMTP";
+  std::string p = "ESMTP";
+  if (tls_active_) p += 'S';
+  if (authenticated()) p += 'A';
+  return p;
 }
 
 // --- data mode ----------------------------------------------------------------------------
@@ -279,6 +380,18 @@ void Protocol::accept(std::optional<Reply> r) {
       phase_ = Phase::Rcpt;
       send(r.value_or(R::recipient_ok()));
       break;
+    case Event::StartTls:
+      tls_active_ = true;  // RFC 3207 §4.2: forget everything learned before the handshake
+      reset_transaction();
+      phase_ = Phase::Init;
+      helo_.clear();
+      esmtp_ = false;
+      break;
+    case Event::Auth:
+      auth_user_ = auth_login_;
+      clear_credentials();
+      send(r.value_or(R::auth_ok()));
+      break;
     case Event::DataStart:
       phase_ = Phase::Data;
       line_len_ = 0;
@@ -305,6 +418,10 @@ void Protocol::reject(const Reply& r) {
   send(r);
   if (e == Event::MailFrom) txn_ = {};
   if (e == Event::Message) reset_transaction();
+  if (e == Event::Auth) {
+    clear_credentials();
+    if (r.permanent() && ++auth_failures_ >= s_.auth_failure_limit) close_with(R::too_many_auth_failures(), "auth");
+  }
 }
 
 void Protocol::disconnect(const Reply& r) {
@@ -346,6 +463,8 @@ void Protocol::reset_transaction() {
 Reply Protocol::ehlo_reply() const {
   std::string text = s_.hostname;
   text += "\nPIPELINING\nSIZE " + std::to_string(s_.message_size) + "\n8BITMIME\nENHANCEDSTATUSCODES";
+  if (s_.starttls && !tls_active_) text += "\nSTARTTLS";
+  if (s_.auth && tls_active_) text += "\nAUTH PLAIN LOGIN";
   return {250, "", text};
 }
 

@@ -25,6 +25,12 @@ struct Settings {
   size_t message_size = 10485760;
   size_t recipients = 100;
   size_t error_limit = 20;          // protocol errors before 421 + close
+  // Profile features (listener profile + TLS config):
+  bool starttls = false;            // offer STARTTLS (a certificate is configured)
+  bool tls_active = false;          // the session started in TLS (implicit TLS, RFC 8314)
+  bool auth = false;                // offer AUTH PLAIN LOGIN, only once TLS is active
+  bool auth_required = false;       // MAIL needs a successful AUTH (submission profiles)
+  size_t auth_failure_limit = 3;    // failed AUTH attempts before 421 + close
 };
 
 enum class Event {
@@ -32,6 +38,8 @@ enum class Event {
   Helo,       // HELO/EHLO arrived: helo_name(), esmtp()
   MailFrom,   // pending_address(), declared_size()
   RcptTo,     // pending_address()
+  StartTls,   // 220 queued, pipelined input discarded: flush, handshake, then accept() (or close)
+  Auth,       // AUTH exchange complete: auth_login(), auth_password(); accept() = 235, reject(r)
   DataStart,  // DATA with ≥1 recipient: accept() sends 354
   Message,    // end of data: message() is complete; accept(reply)/reject(reply)
   Close,      // flush output(), then close the connection
@@ -80,6 +88,14 @@ class Protocol {
   size_t held_bytes() const { return message_.size() + (in_.size() - pos_); }
   size_t messages() const { return messages_; }
   const std::string& close_reason() const { return close_reason_; }
+  bool tls_active() const { return tls_active_; }
+  bool authenticated() const { return !auth_user_.empty(); }
+  const std::string& auth_user() const { return auth_user_; }
+  const std::string& auth_login() const { return auth_login_; }        // during Event::Auth
+  const std::string& auth_password() const { return auth_password_; }  // during Event::Auth
+  std::string_view auth_mechanism() const { return auth_mech_; }
+  // RFC 3848 "with" keyword: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA.
+  std::string received_protocol() const;
 
  private:
   enum class Phase { Init, Ready, Mail, Rcpt, Data, Closed };
@@ -92,6 +108,11 @@ class Protocol {
   std::optional<Event> on_mail(std::string_view arg);
   std::optional<Event> on_rcpt(std::string_view arg);
   std::optional<Event> on_data(std::string_view arg);
+  std::optional<Event> on_starttls(std::string_view arg);
+  std::optional<Event> on_auth(std::string_view arg);
+  std::optional<Event> on_auth_line(std::string_view line);
+  std::optional<Event> finish_plain(const std::string& decoded);
+  void clear_credentials();
   std::optional<Event> end_of_data();
   std::optional<Event> error(const core::Reply& r);
   std::optional<Event> pause(Event e);
@@ -114,6 +135,11 @@ class Protocol {
 
   std::string helo_;
   bool esmtp_ = false;
+  bool tls_active_ = false;
+  enum class AuthStep { None, Plain, LoginUser, LoginPass } auth_step_ = AuthStep::None;
+  std::string_view auth_mech_;
+  std::string auth_login_, auth_password_, auth_user_;
+  size_t auth_failures_ = 0;
   std::string pending_helo_;
   bool pending_esmtp_ = false;
   Address pending_addr_;

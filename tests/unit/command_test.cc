@@ -25,6 +25,13 @@ TEST(Command, MailWithoutFromIsMailWithEmptyArgument) {
 }
 
 TEST(Command, UnofferedExtensionsAreNotImplemented) {
-  for (const char* l : {"STARTTLS", "AUTH PLAIN", "BDAT 1 LAST", "EXPN list", "ETRN x", "TURN"})
+  for (const char* l : {"BDAT 1 LAST", "EXPN list", "ETRN x", "TURN"})
     EXPECT_EQ(parse_command(l).verb, Verb::NotImplemented) << l;
+}
+
+TEST(Command, StartTlsAndAuth) {
+  EXPECT_EQ(parse_command("starttls").verb, Verb::StartTls);
+  Command c = parse_command("AUTH PLAIN AGFAYg==");
+  EXPECT_EQ(c.verb, Verb::Auth);
+  EXPECT_EQ(c.arg, "PLAIN AGFAYg==");
 }
