@@ -22,11 +22,12 @@ void base36(std::string& out, unsigned long long v, int min_width) {
 
 std::string new_session_id() {
   static std::atomic<unsigned long long> counter{0};
+  static const unsigned long long pid = static_cast<unsigned long long>(getpid());
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(
                   std::chrono::system_clock::now().time_since_epoch()).count();
   std::string id;
   base36(id, static_cast<unsigned long long>(secs), 6);
-  base36(id, static_cast<unsigned long long>(getpid()), 4);
+  base36(id, pid, 4);
   base36(id, counter.fetch_add(1, std::memory_order_relaxed), 4);
   return id;
 }

@@ -70,8 +70,13 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> relay();
   void on_data_start();
   void account_memory();
+  // Timeouts: one watchdog timer per session, re-armed only when a deadline moves earlier,
+  // so a wait costs a clock read instead of a timer syscall (Asio's check_deadline pattern).
   void arm(config::Seconds d);
-  void disarm();
+  void disarm() { op_deadline_ = Clock::time_point::max(); }
+  void start_watchdog();
+  void on_watchdog(boost::system::error_code ec);
+  void stop_watchdog();
   void set_in_transaction(bool on);
   config::Seconds read_timeout() const;
 
@@ -88,7 +93,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string sid_, ip_;
   uint16_t port_ = 0;
   Clock::time_point start_, deadline_;
-  unsigned gen_ = 0;
+  Clock::time_point op_deadline_ = Clock::time_point::max();
+  bool watchdog_stopped_ = false;
   bool timed_out_ = false;
   bool got_input_ = false;
   bool counted_txn_ = false;
@@ -96,18 +102,30 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Session::arm(config::Seconds d) {
-  auto until = std::min(Clock::now() + std::chrono::duration_cast<Clock::duration>(d), deadline_);
-  timer_.expires_at(until);
-  timer_.async_wait([self = shared_from_this(), g = gen_](boost::system::error_code ec) {
-    if (ec || g != self->gen_) return;
-    self->timed_out_ = true;
-    boost::system::error_code ignored;
-    self->sock_.cancel(ignored);
-  });
+  op_deadline_ = std::min(Clock::now() + std::chrono::duration_cast<Clock::duration>(d), deadline_);
+  if (op_deadline_ < timer_.expiry()) timer_.expires_at(op_deadline_);  // wakes the watchdog early
 }
 
-void Session::disarm() {
-  ++gen_;
+void Session::start_watchdog() {
+  timer_.expires_at(deadline_);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->on_watchdog(ec); });
+}
+
+void Session::on_watchdog(boost::system::error_code) {
+  if (watchdog_stopped_) return;
+  auto now = Clock::now();
+  if (now >= op_deadline_) {
+    timed_out_ = true;
+    op_deadline_ = Clock::time_point::max();
+    boost::system::error_code ignored;
+    sock_.cancel(ignored);
+  }
+  timer_.expires_at(std::min(op_deadline_, deadline_ > now ? deadline_ : now + std::chrono::seconds(1)));
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->on_watchdog(ec); });
+}
+
+void Session::stop_watchdog() {
+  watchdog_stopped_ = true;
   timer_.cancel();
 }
 
@@ -239,6 +257,7 @@ asio::awaitable<void> Session::run() {
   port_ = peer.port();
   sock_.set_option(tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);
+  start_watchdog();
   shared_.sessions.fetch_add(1);
   core::log().info("connect id={} client={}:{} listener={}", sid_, ip_, port_, listener_);
 
@@ -286,8 +305,7 @@ asio::awaitable<void> Session::run() {
     set_in_transaction(proto_.in_transaction());
   }
   set_in_transaction(false);
-  disarm();
-  sock_.shutdown(tcp::socket::shutdown_both, ec);
+  stop_watchdog();
   sock_.close(ec);
   shared_.sessions.fetch_sub(1);
   core::log().info("disconnect id={} client={} messages={} reason={} duration={:.3f}", sid_, ip_, proto_.messages(),
