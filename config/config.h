@@ -20,6 +20,33 @@ struct Listener {
   std::string name() const;
 };
 
+// What a listener serves. The kind is fixed by the name; the keys below tune it.
+//   mx:          port 25 style; STARTTLS offered when [tls] is set; no AUTH; local recipients only.
+//   submission:  587 style; STARTTLS, AUTH (over TLS) required before MAIL.
+//   submissions: 465 style; implicit TLS (RFC 8314), AUTH required before MAIL.
+struct Profile {
+  std::string name;
+  std::vector<std::string> filters{"relay_control"};  // filter chain, in order
+  bool implicit_tls = false;
+  bool auth = false;                 // offer AUTH (only ever over TLS)
+  bool auth_required = false;        // MAIL needs AUTH
+  bool sender_login_match = true;    // authenticated users may only send as their own addresses
+  size_t message_size = 0;           // 0 = limits.message_size
+  size_t recipients = 0;             // 0 = limits.recipients
+};
+
+struct Tls {
+  std::string cert_file;             // PEM chain; empty = no TLS (no STARTTLS, no submission profiles)
+  std::string key_file;
+  std::string min_version = "1.2";   // "1.2" or "1.3"
+  std::string ciphers;               // OpenSSL cipher list for TLS 1.2; empty = OpenSSL default
+};
+
+struct Auth {
+  Seconds failure_delay{1};          // n-th failure on a connection waits n * failure_delay
+  size_t failure_limit = 3;          // failures before 421 4.7.0 and close
+};
+
 struct Limits {
   size_t line_length = 512;             // command line incl. CRLF
   size_t data_line_length = 65536;      // DATA text line incl. CRLF (>= 1000)
@@ -44,10 +71,15 @@ struct Config {
   std::string log_level = "info";
   bool log_syslog = false;
   std::vector<Listener> listeners;
+  std::vector<Profile> profiles;     // always mx, submission, submissions (defaults + [profile.*])
+  Tls tls;
+  Auth auth;
   Limits limits;
   std::vector<std::string> local_domains;  // lower-case
   qmqp::ClientConfig qmqp;
   ldap::Options directory;
+
+  const Profile& profile(const std::string& name) const;
 };
 
 }  // namespace config

@@ -2,7 +2,9 @@
 // are errors), apply each value through its row's setter, then check cross-key requirements.
 #include "config/load.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -46,10 +48,77 @@ struct Loader {
     return true;
   }
 
+  bool apply_profile(const toml::node& v, Config& c) {
+    const toml::table* t = v.as_table();
+    if (!t) return fail(v.source(), "profiles are written as [profile.NAME] tables");
+    for (const auto& [name, body] : *t) {
+      Profile* prof = nullptr;
+      for (auto& p : c.profiles)
+        if (p.name == name.str()) prof = &p;
+      if (!prof) return fail(name.source(), fmt::format("unknown profile '{}' (mx, submission, submissions)", name.str()));
+      const toml::table* pt = body.as_table();
+      if (!pt) return fail(body.source(), "expected a [profile.NAME] table");
+      for (const auto& [k, val] : *pt) {
+        const Parameter* row = find("profile", k.str());
+        if (!row) return fail(k.source(), fmt::format("unknown key '{}' in [profile.{}]", k.str(), name.str()));
+        std::string e = row->apply_profile(*prof, val);
+        if (!e.empty()) return fail(val.source(), fmt::format("profile.{}.{}: {}", name.str(), k.str(), e));
+      }
+    }
+    return true;
+  }
+
+  bool check_tls(const toml::table& root, const Config& c) {
+    if (c.tls.cert_file.empty() && c.tls.key_file.empty()) return true;
+    auto at = where(root, "tls");
+    if (c.tls.cert_file.empty() || c.tls.key_file.empty()) return fail(at, "tls needs both cert_file and key_file");
+    std::string err = tls_problem(c.tls);
+    if (!err.empty()) return fail(at, err);
+    return true;
+  }
+
+  // Loads the certificate and key exactly as the server will, so --check-config catches them.
+  static std::string tls_problem(const Tls& t) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    std::string err;
+    auto openssl_error = [] {
+      char buf[256];
+      ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+      ERR_clear_error();
+      return std::string(buf);
+    };
+    if (SSL_CTX_use_certificate_chain_file(ctx, t.cert_file.c_str()) != 1)
+      err = fmt::format("tls.cert_file '{}': {}", t.cert_file, openssl_error());
+    else if (SSL_CTX_use_PrivateKey_file(ctx, t.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+      err = fmt::format("tls.key_file '{}': {}", t.key_file, openssl_error());
+    else if (SSL_CTX_check_private_key(ctx) != 1)
+      err = "tls.key_file does not match tls.cert_file";
+    else if (!t.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, t.ciphers.c_str()) != 1)
+      err = fmt::format("tls.ciphers '{}': no usable cipher", t.ciphers);
+    SSL_CTX_free(ctx);
+    return err;
+  }
+
+  bool check_listeners(const toml::table& root, const Config& c) {
+    for (const auto& l : c.listeners) {
+      if (l.profile == "mx") continue;
+      if (c.tls.cert_file.empty())
+        return fail(where(root, "listener"), fmt::format("listener {} (profile {}) needs [tls] cert_file and key_file", l.name(), l.profile));
+      if (c.directory.type == "none")
+        return fail(where(root, "listener"), fmt::format("listener {} (profile {}) needs a [directory] for AUTH", l.name(), l.profile));
+    }
+    return true;
+  }
+
   bool run(const toml::table& root, Config& c) {
     Listener unused;
+    c.profiles = default_profiles();
     for (const auto& [k, v] : root) {
       std::string_view section = k.str();
+      if (section == "profile") {
+        if (!apply_profile(v, c)) return false;
+        continue;
+      }
       if (section == "listener") {
         const toml::array* arr = v.as_array();
         if (!arr) return fail(v.source(), "listeners are written as [[listener]] tables");
@@ -77,6 +146,7 @@ struct Loader {
       return fail(where(root, "directory"), "directory.type = \"file\" needs directory.users_file");
     if (c.directory.type == "ldap" && (c.directory.uris.empty() || c.directory.base_dn.empty()))
       return fail(where(root, "directory"), "directory.type = \"ldap\" needs directory.uris and directory.base_dn");
+    if (!check_tls(root, c) || !check_listeners(root, c)) return false;
     if (c.limits.data_line_length < c.limits.line_length)
       return fail(where(root, "limits"), "limits.data_line_length must be at least limits.line_length");
     return true;

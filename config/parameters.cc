@@ -172,9 +172,50 @@ std::string set_listener_address(Config&, Listener& l, const toml::node& n) {
 
 std::string set_listener_profile(Config&, Listener& l, const toml::node& n) {
   auto s = n.value_exact<std::string>();
-  if (!s || *s != "mx") return "expected \"mx\" (the only profile so far)";
+  if (!s || (*s != "mx" && *s != "submission" && *s != "submissions"))
+    return "expected \"mx\", \"submission\" or \"submissions\"";
   l.profile = *s;
   return {};
+}
+
+std::string set_tls_version(Config& c, Listener&, const toml::node& n) {
+  auto s = n.value_exact<std::string>();
+  if (!s || (*s != "1.2" && *s != "1.3")) return "expected \"1.2\" or \"1.3\"";
+  c.tls.min_version = *s;
+  return {};
+}
+
+using ProfileSetter = std::function<std::string(Profile&, const toml::node&)>;
+Setter none() { return {}; }
+
+ProfileSetter profile_filters() {
+  return [](Profile& p, const toml::node& n) -> std::string {
+    std::string err;
+    auto v = string_list(n, err);
+    if (!err.empty()) return err;
+    for (const auto& f : v)
+      if (f != "relay_control") return fmt::format("unknown filter '{}' (known: relay_control)", f);
+    p.filters = std::move(v);
+    return {};
+  };
+}
+
+ProfileSetter profile_bool(bool Profile::*field) {
+  return [field](Profile& p, const toml::node& n) -> std::string {
+    auto v = n.value_exact<bool>();
+    if (!v) return "expected true or false";
+    p.*field = *v;
+    return {};
+  };
+}
+
+ProfileSetter profile_size(size_t Profile::*field, int64_t max) {
+  return [field, max](Profile& p, const toml::node& n) -> std::string {
+    auto v = n.value_exact<int64_t>();
+    if (!v || *v < 0 || *v > max) return fmt::format("expected an integer between 0 and {}", max);
+    p.*field = static_cast<size_t>(*v);
+    return {};
+  };
 }
 
 template <typename Get>
@@ -250,6 +291,25 @@ const std::vector<Parameter>& parameters() {
        set_listener_address},
       {"listener", "profile", "string", "mx", "Profile served on this listener: \"mx\" (relay to local domains only).",
        set_listener_profile},
+      {"profile", "filters", "list", "[\"relay_control\"]", "[profile.mx|submission|submissions]: the filter chain, in order.",
+       none(), profile_filters()},
+      {"profile", "sender_login_match", "bool", "true", "[profile.*]: an authenticated user may only use its own addresses as envelope sender (553 5.7.1).",
+       none(), profile_bool(&Profile::sender_login_match)},
+      {"profile", "message_size", "integer", "0", "[profile.*]: overrides limits.message_size on this profile (0 = no override).",
+       none(), profile_size(&Profile::message_size, kBig)},
+      {"profile", "recipients", "integer", "0", "[profile.*]: overrides limits.recipients on this profile (0 = no override).",
+       none(), profile_size(&Profile::recipients, 100000)},
+      {"tls", "cert_file", "string", "\"\"", "PEM certificate chain. Without it no STARTTLS is offered and submission profiles cannot be used.",
+       string_param([](Config& c) -> std::string& { return c.tls.cert_file; })},
+      {"tls", "key_file", "string", "\"\"", "PEM private key for tls.cert_file.",
+       string_param([](Config& c) -> std::string& { return c.tls.key_file; })},
+      {"tls", "min_version", "string", "1.2", "Lowest TLS version accepted: \"1.2\" or \"1.3\".", set_tls_version},
+      {"tls", "ciphers", "string", "\"\"", "OpenSSL cipher list for TLS 1.2; empty = OpenSSL's default.",
+       string_param([](Config& c) -> std::string& { return c.tls.ciphers; })},
+      {"auth", "failure_delay", "seconds", "1", "The n-th failed AUTH on a connection is answered after n times this delay.",
+       seconds_param([](Config& c) -> Seconds& { return c.auth.failure_delay; }, 0, 60)},
+      {"auth", "failure_limit", "integer", "3", "Failed AUTH attempts per connection before 421 4.7.0 and close.",
+       size_param([](Config& c) -> size_t& { return c.auth.failure_limit; }, 1, 100)},
       {"limits", "line_length", "integer", "512", "Longest command line in octets, CRLF included; longer lines get 500 5.5.2.",
        size_param([](Config& c) -> size_t& { return c.limits.line_length; }, 512, 65536)},
       {"limits", "data_line_length", "integer", "65536", "Longest DATA line in octets, CRLF included; longer ones get 552 5.3.4 and the message is not relayed.",
@@ -323,11 +383,24 @@ const std::vector<Parameter>& parameters() {
   return table;
 }
 
+std::vector<Profile> default_profiles() {
+  Profile mx;
+  mx.name = "mx";
+  Profile sub;
+  sub.name = "submission";
+  sub.auth = sub.auth_required = true;
+  Profile subs = sub;
+  subs.name = "submissions";
+  subs.implicit_tls = true;
+  return {mx, sub, subs};
+}
+
 std::string markdown_table() {
   std::string out = "| key | type | default | meaning |\n|---|---|---|---|\n";
   for (const auto& p : parameters()) {
-    std::string key = p.section == "listener" ? fmt::format("[[listener]] {}", p.key)
-                                              : fmt::format("{}.{}", p.section, p.key);
+    std::string key = p.section == "listener"  ? fmt::format("[[listener]] {}", p.key)
+                      : p.section == "profile" ? fmt::format("profile.NAME.{}", p.key)
+                                               : fmt::format("{}.{}", p.section, p.key);
     out += fmt::format("| `{}` | {} | {} | {} |\n", key, p.type, p.default_text, p.doc);
   }
   return out;
@@ -336,6 +409,12 @@ std::string markdown_table() {
 }  // namespace config
 
 namespace config {
+const Profile& Config::profile(const std::string& name) const {
+  for (const auto& p : profiles)
+    if (p.name == name) return p;
+  return profiles.front();
+}
+
 std::string Listener::name() const {
   return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
 }

@@ -20,9 +20,12 @@ struct Parameter {
   std::string_view doc;
   // Validates `node` and stores it; returns an error text (without file:line) or "".
   std::function<std::string(Config&, Listener&, const toml::node& node)> apply;
+  // Rows of section "profile" apply to one [profile.NAME] table through this instead.
+  std::function<std::string(Profile&, const toml::node& node)> apply_profile;
 };
 
 const std::vector<Parameter>& parameters();
+std::vector<Profile> default_profiles();
 std::string markdown_table();
 
 // "host:port", "[v6]:port" -> host, port. Host must be a numeric IP when `numeric` is set.

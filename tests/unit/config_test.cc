@@ -76,6 +76,35 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"ListenerWithoutAddress", "[[listener]]\nprofile = \"mx\"\n", "needs an address"}),
     [](const auto& info) { return std::string(info.param.name); });
 
+TEST(Config, ProfilesHaveDefaultsAndOverrides) {
+  auto r = load_string(kMinimal + "[profile.mx]\nrecipients = 5\nfilters = []\n", "t.toml");
+  ASSERT_TRUE(r.config) << r.error;
+  const auto& mx = r.config->profile("mx");
+  EXPECT_EQ(mx.recipients, 5u);
+  EXPECT_TRUE(mx.filters.empty());
+  EXPECT_FALSE(mx.auth);
+  const auto& sub = r.config->profile("submission");
+  EXPECT_TRUE(sub.auth_required);
+  EXPECT_FALSE(sub.implicit_tls);
+  EXPECT_TRUE(r.config->profile("submissions").implicit_tls);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Profiles, BadConfig,
+    ::testing::Values(
+        Bad{"UnknownProfile", kMinimal + "[profile.smtp]\nrecipients = 1\n", "t.toml:7: unknown profile 'smtp'"},
+        Bad{"UnknownProfileKey", kMinimal + "[profile.mx]\nauth = true\n", "t.toml:8: unknown key 'auth' in [profile.mx]"},
+        Bad{"UnknownFilter", kMinimal + "[profile.mx]\nfilters = [\"rbl\"]\n", "unknown filter 'rbl'"},
+        Bad{"SubmissionWithoutTls", kMinimal + "[[listener]]\naddress = \"127.0.0.1:587\"\nprofile = \"submission\"\n",
+            "needs [tls] cert_file and key_file"},
+        Bad{"CertWithoutKey", kMinimal + "[tls]\ncert_file = \"/nonexistent.pem\"\n", "tls needs both cert_file and key_file"},
+        Bad{"UnreadableCert", kMinimal + "[tls]\ncert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"\n",
+            "t.toml:7: tls.cert_file '/nonexistent.pem'"},
+        Bad{"BadTlsVersion", kMinimal + "[tls]\nmin_version = \"1.0\"\n", "tls.min_version"},
+        Bad{"LdapWithoutUris", kMinimal + "[directory]\ntype = \"ldap\"\n", "needs directory.uris and directory.base_dn"},
+        Bad{"BadLdapUri", kMinimal + "[directory]\nuris = [\"http://x\"]\n", "not an ldap://"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
 TEST(Config, DocTableHasEveryParameterWithItsDefault) {
   std::string doc = config::markdown_table();
   for (const auto& p : config::parameters()) {
