@@ -38,12 +38,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (std::strcmp(argv[1], "--check-config") == 0) {
+    smtpd::SnapshotOrError snap = smtpd::make_snapshot(r.config);  // TLS context and directory too
+    if (!snap.snap) {
+      std::fprintf(stderr, "%s: %s\n", argv[2], snap.error.c_str());
+      return 1;
+    }
     std::printf("%s: ok (sha256 %s)\n", argv[2], r.config->hash.c_str());
     return 0;
   }
   core::init_logging(r.config->log_level, r.config->log_syslog);
   core::log().info("mxfront {} ({}) config {} sha256 {}", core::kVersion, core::kGitRev, r.config->source,
                    r.config->hash.substr(0, 12));
-  smtpd::Server server(r.config);
+  smtpd::SnapshotOrError snap = smtpd::make_snapshot(r.config);
+  if (!snap.snap) {
+    core::log().error("{}: {}", r.config->source, snap.error);
+    return 1;
+  }
+  smtpd::Server server(snap.snap);
   return server.run();
 }

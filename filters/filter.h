@@ -32,6 +32,7 @@ struct Context {
   const smtpd::Address* sender = nullptr;     // MailFrom and later
   const smtpd::Address* recipient = nullptr;  // RcptTo: the recipient being checked
   const std::string* message = nullptr;       // DataPost: LF line endings, dot-unstuffed
+  bool authenticated = false;                 // the client passed AUTH
 };
 
 class Filter {

@@ -1,22 +1,42 @@
-// Relay decision: local domain (case-insensitive, exact) and no routing syntax -> Accept.
+// Relay decision: routing syntax -> deny; local domain -> accept (directory lookup if configured);
+// other domains -> accept only when authenticated.
 #include "filters/relay_control.h"
 
 #include <algorithm>
 
 namespace filters {
 
-RelayControl::RelayControl(std::vector<std::string> d) : domains_(std::move(d)) {}
+RelayControl::RelayControl(std::vector<std::string> d, std::shared_ptr<ldap::Directory> dir)
+    : domains_(std::move(d)), directory_(std::move(dir)) {}
 
-Verdict RelayControl::decide(const smtpd::Address& rcpt) const {
+bool RelayControl::is_local_domain(const smtpd::Address& rcpt) const {
+  std::string d = smtpd::lowercase(rcpt.domain);
+  return std::find(domains_.begin(), domains_.end(), d) != domains_.end();
+}
+
+Verdict RelayControl::decide(const smtpd::Address& rcpt, bool authenticated) const {
   if (smtpd::has_routing_syntax(rcpt)) return {Action::Reject, core::replies::relay_denied(), "routing syntax in local part"};
   if (rcpt.domain.empty()) return {Action::Accept, std::nullopt, "postmaster"};  // parser allows only <postmaster>
-  std::string d = smtpd::lowercase(rcpt.domain);
-  if (std::find(domains_.begin(), domains_.end(), d) != domains_.end()) return {Action::Accept, std::nullopt, "local domain"};
+  if (is_local_domain(rcpt)) return {Action::Accept, std::nullopt, "local domain"};
+  if (authenticated) return {Action::Accept, std::nullopt, "authenticated relay"};
   return {Action::Reject, core::replies::relay_denied(), "not a local domain"};
 }
 
+Verdict RelayControl::from_lookup(const ldap::RecipientResult& r) {
+  switch (r.status) {
+    case ldap::Lookup::Found: return {Action::Accept, std::nullopt, "directory: found"};
+    case ldap::Lookup::NotFound: return {Action::Reject, core::replies::recipient_unknown(), "directory: unknown"};
+    case ldap::Lookup::Disabled: return {Action::Reject, core::replies::recipient_disabled(), "directory: disabled"};
+    case ldap::Lookup::Unavailable: break;
+  }
+  return {Action::TempFail, core::replies::directory_unavailable(), "directory unavailable: " + r.detail};
+}
+
 boost::asio::awaitable<Verdict> RelayControl::check(Phase, const Context& ctx) {
-  co_return decide(*ctx.recipient);
+  const smtpd::Address& rcpt = *ctx.recipient;
+  if (directory_ && !smtpd::has_routing_syntax(rcpt) && !rcpt.domain.empty() && is_local_domain(rcpt))
+    co_return from_lookup(co_await directory_->find_recipient(rcpt.str()));
+  co_return decide(rcpt, ctx.authenticated);
 }
 
 }  // namespace filters

@@ -1,25 +1,38 @@
-// The no-open-relay filter: at RcptTo, accepts recipients in the configured local domains (and
-// <postmaster>), refuses everything else with 554 5.7.1 — including local-domain addresses whose
-// local part carries routing syntax ('%', '!', quoted '@') that a downstream could act on.
+// The no-open-relay filter and recipient check, at RcptTo:
+//  * a local part with routing syntax ('%', '!', quoted '@') that a downstream could act on: 554 5.7.1;
+//  * a local domain (or <postmaster>): accepted — after a directory lookup when one is configured
+//    (unknown 550 5.1.1, disabled 550 5.2.1, directory down 451 4.3.0: never accept an unknown
+//    recipient, never reject a valid one because the directory is down);
+//  * any other domain: accepted for authenticated clients only, otherwise 554 5.7.1.
 #pragma once
 #include <string>
 #include <vector>
 
+#include <memory>
+
 #include "filters/filter.h"
+#include "ldap/directory.h"
 
 namespace filters {
 
 class RelayControl final : public Filter {
  public:
-  explicit RelayControl(std::vector<std::string> local_domains);  // lower-case
+  // `local_domains` lower-case; `directory` may be null (then every local address is accepted).
+  RelayControl(std::vector<std::string> local_domains, std::shared_ptr<ldap::Directory> directory = nullptr);
   std::string_view name() const override { return "relay_control"; }
   bool wants(Phase p) const override { return p == Phase::RcptTo; }
   boost::asio::awaitable<Verdict> check(Phase p, const Context& ctx) override;
 
-  Verdict decide(const smtpd::Address& rcpt) const;  // pure, for tests
+  // The decision as if every local address existed (pure, for tests).
+  Verdict decide(const smtpd::Address& rcpt, bool authenticated = false) const;
+  // A directory answer as a verdict (pure, for tests).
+  static Verdict from_lookup(const ldap::RecipientResult& r);
 
  private:
+  bool is_local_domain(const smtpd::Address& rcpt) const;
+
   std::vector<std::string> domains_;
+  std::shared_ptr<ldap::Directory> directory_;
 };
 
 }  // namespace filters

@@ -26,8 +26,9 @@ std::string rfc5322_date(std::time_t t) {
 }
 
 std::string received_header(const ReceivedInfo& r) {
-  std::string h = fmt::format("Received: from {} ([{}])\n\tby {} (mxfront) with {} id {}", safe(r.helo),
-                              safe(r.client_ip), r.hostname, r.protocol, r.id);
+  std::string h = fmt::format("Received: from {} ([{}])\n", safe(r.helo), safe(r.client_ip));
+  if (!r.tls.empty()) h += fmt::format("\t(using {})\n", r.tls);
+  h += fmt::format("\tby {} (mxfront) with {} id {}", r.hostname, r.protocol, r.id);
   if (!r.recipient.empty()) h += fmt::format("\n\tfor <{}>", r.recipient);
   h += fmt::format("; {}\n", rfc5322_date(r.when));
   return h;

@@ -13,6 +13,7 @@ struct ReceivedInfo {
   std::string_view hostname;
   std::string_view protocol;   // "ESMTP" or "SMTP" (ESMTPS/ESMTPA come with TLS/AUTH)
   std::string_view id;         // session id + message number
+  std::string_view tls;        // "TLSv1.3 with cipher ..." or empty
   std::string_view recipient;  // only when the message has exactly one recipient
   std::time_t when = 0;
 };

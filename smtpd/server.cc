@@ -19,23 +19,41 @@
 #include "config/load.h"
 #include "core/log.h"
 #include "filters/relay_control.h"
+#include "ldap/factory.h"
 #include "smtpd/session.h"
+#include "smtpd/tls.h"
 
 namespace smtpd {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> c) {
-  auto chain = std::make_shared<filters::Chain>();
-  chain->add(std::make_shared<filters::RelayControl>(c->local_domains));
+namespace {
+// The filter registry: name -> instance. Names are validated by the config loader.
+std::shared_ptr<filters::Filter> make_filter(const std::string& name, const Snapshot& s) {
+  if (name == "relay_control") return std::make_shared<filters::RelayControl>(s.config->local_domains, s.directory);
+  return nullptr;
+}
+}  // namespace
+
+SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c) {
   auto s = std::make_shared<Snapshot>();
-  s->config = std::move(c);
-  s->mx_chain = std::move(chain);
-  return s;
+  s->config = c;
+  TlsContextOrError tls = make_tls_context(c->tls);
+  if (!tls.error.empty()) return {nullptr, tls.error};
+  s->tls = tls.ctx;
+  ldap::DirectoryOrError dir = ldap::make_directory(c->directory, nullptr);
+  if (!dir.error.empty()) return {nullptr, "directory: " + dir.error};
+  s->directory = dir.dir;
+  for (const auto& p : c->profiles) {
+    auto chain = std::make_shared<filters::Chain>();
+    for (const auto& name : p.filters) chain->add(make_filter(name, *s));
+    s->chains[p.name] = chain;
+  }
+  return {s, {}};
 }
 
 struct Server::Impl {
-  explicit Impl(std::shared_ptr<const config::Config> c) : snapshot(make_snapshot(c)), shared(*c) {}
+  explicit Impl(std::shared_ptr<const Snapshot> s) : snapshot(std::move(s)), shared(*snapshot->config) {}
 
   std::shared_ptr<const Snapshot> snapshot;  // read and swapped with std::atomic_load/store
   Shared shared;
@@ -71,7 +89,8 @@ struct Server::Impl {
     return true;
   }
 
-  asio::awaitable<void> accept_loop(tcp::acceptor& a, std::string name) {
+  asio::awaitable<void> accept_loop(tcp::acceptor& a, config::Listener listener) {
+    std::string name = listener.name();
     asio::steady_timer backoff(main);
     for (;;) {
       tcp::socket s(pick_worker());
@@ -85,7 +104,7 @@ struct Server::Impl {
         co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
       }
-      start_session(std::move(s), current(), shared, name);
+      start_session(std::move(s), current(), shared, name, listener.profile);
     }
   }
 
@@ -96,7 +115,12 @@ struct Server::Impl {
       core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), r.error);
       return;
     }
-    std::atomic_store(&snapshot, make_snapshot(r.config));
+    SnapshotOrError snap = make_snapshot(r.config);
+    if (!snap.snap) {
+      core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), snap.error);
+      return;
+    }
+    std::atomic_store(&snapshot, snap.snap);
     core::init_logging(r.config->log_level, r.config->log_syslog);
     core::log().info("reloaded config {} (listeners and connection limits apply at restart)", r.config->hash.substr(0, 12));
   }
@@ -135,7 +159,7 @@ struct Server::Impl {
   }
 };
 
-Server::Server(std::shared_ptr<const config::Config> c) : impl_(std::make_unique<Impl>(std::move(c))) {}
+Server::Server(std::shared_ptr<const Snapshot> s) : impl_(std::make_unique<Impl>(std::move(s))) {}
 Server::~Server() = default;
 
 namespace {
@@ -161,7 +185,7 @@ int Server::run() {
   if (!s.open_listeners()) return 1;
   for (unsigned i = 0; i < n; ++i) s.threads.emplace_back([ctx = s.workers[i].get()] { ctx->run(); });
   for (size_t i = 0; i < s.acceptors.size(); ++i)
-    asio::co_spawn(s.main, s.accept_loop(*s.acceptors[i], cfg->listeners[i].name()), asio::detached);
+    asio::co_spawn(s.main, s.accept_loop(*s.acceptors[i], cfg->listeners[i]), asio::detached);
   asio::co_spawn(s.main, s.signals(), asio::detached);
   core::log().info("mxfront started: {} I/O threads, config {}", n, cfg->hash.substr(0, 12));
   s.main.run();

@@ -9,7 +9,11 @@
 #include <string>
 
 #include "config/config.h"
+#include <boost/asio/ssl/context.hpp>
+#include <map>
+
 #include "filters/chain.h"
+#include "ldap/directory.h"
 #include "smtpd/limits.h"
 
 namespace smtpd {
@@ -17,9 +21,16 @@ namespace smtpd {
 // Everything a session needs from one config generation; swapped as a whole on reload.
 struct Snapshot {
   std::shared_ptr<const config::Config> config;
-  std::shared_ptr<const filters::Chain> mx_chain;
+  std::map<std::string, std::shared_ptr<const filters::Chain>> chains;  // by profile name
+  std::shared_ptr<boost::asio::ssl::context> tls;                      // null: no TLS configured
+  std::shared_ptr<ldap::Directory> directory;                          // null: type "none"
 };
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> c);
+struct SnapshotOrError {
+  std::shared_ptr<const Snapshot> snap;
+  std::string error;
+};
+// Builds the filter chains, the TLS context and the directory of a config generation.
+SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c);
 
 // Process-wide state shared by sessions on all threads.
 struct Shared {
@@ -34,7 +45,7 @@ struct Shared {
 
 class Server {
  public:
-  explicit Server(std::shared_ptr<const config::Config> c);
+  explicit Server(std::shared_ptr<const Snapshot> s);
   ~Server();
   // Runs until SIGTERM/SIGINT and the drain are done. Returns the process exit code.
   int run();

@@ -1,10 +1,13 @@
-// Session: the coroutine loop  next() -> decide/relay -> flush -> read, with one timer that
-// closes the socket when a wait outlives its timeout or the whole-session deadline.
+// Session: the coroutine loop  next() -> decide/relay/TLS/AUTH -> flush -> read, with one
+// watchdog timer that closes the socket when a wait outlives its timeout or the session deadline.
+// The transport is the plain socket until STARTTLS (or from the start on implicit-TLS
+// listeners), then an OpenSSL stream over the same socket.
 #include "smtpd/session.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -15,6 +18,7 @@
 #include "qmqp/client.h"
 #include "smtpd/protocol.h"
 #include "smtpd/received.h"
+#include "smtpd/tls.h"
 
 namespace smtpd {
 namespace asio = boost::asio;
@@ -25,14 +29,19 @@ namespace R = core::replies;
 
 namespace {
 
-Settings settings_from(const config::Config& c) {
+Settings settings_from(const config::Config& c, const config::Profile& p, bool tls_available) {
   Settings s;
   s.hostname = c.hostname;
   s.line_length = c.limits.line_length;
   s.data_line_length = c.limits.data_line_length;
-  s.message_size = c.limits.message_size;
-  s.recipients = c.limits.recipients;
+  s.message_size = p.message_size ? p.message_size : c.limits.message_size;
+  s.recipients = p.recipients ? p.recipients : c.limits.recipients;
   s.error_limit = c.limits.errors;
+  s.starttls = tls_available && !p.implicit_tls;
+  s.tls_active = false;  // implicit TLS: set by the engine once the handshake is done
+  s.auth = p.auth && tls_available;
+  s.auth_required = p.auth_required;
+  s.auth_failure_limit = c.auth.failure_limit;
   return s;
 }
 
@@ -49,14 +58,17 @@ std::string join_recipients(const Transaction& t) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket s, std::shared_ptr<const Snapshot> snap, Shared& sh, std::string listener)
+  Session(tcp::socket s, std::shared_ptr<const Snapshot> snap, Shared& sh, std::string listener,
+          const std::string& profile)
       : sock_(std::move(s)),
         timer_(sock_.get_executor()),
         snap_(std::move(snap)),
         cfg_(*snap_->config),
+        profile_(cfg_.profile(profile)),
+        chain_(*snap_->chains.at(profile_.name)),
         shared_(sh),
         listener_(std::move(listener)),
-        proto_(settings_from(cfg_)),
+        proto_(settings_from(cfg_, profile_, snap_->tls != nullptr)),
         reservation_(sh.budget) {}
 
   asio::awaitable<void> run();
@@ -68,6 +80,11 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<bool> flush();
   asio::awaitable<void> decide(Event e);
   asio::awaitable<void> relay();
+  asio::awaitable<bool> start_tls();
+  void finish(boost::system::error_code& ec);
+  asio::awaitable<void> authenticate();
+  bool sender_allowed() const;
+  tcp::socket& raw() { return tls_ ? tls_->next_layer() : sock_; }
   void on_data_start();
   void account_memory();
   // Timeouts: one watchdog timer per session, re-armed only when a deadline moves earlier,
@@ -80,10 +97,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void set_in_transaction(bool on);
   config::Seconds read_timeout() const;
 
-  tcp::socket sock_;
+  tcp::socket sock_;  // moved into tls_ by STARTTLS / implicit TLS: use raw()
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
+  std::unique_ptr<std::array<char, 16384>> tls_buf_;  // TLS records are read into this
+  std::string tls_desc_;                               // "TLSv1.3 with cipher ..."
   asio::steady_timer timer_;
   std::shared_ptr<const Snapshot> snap_;
   const config::Config& cfg_;
+  const config::Profile& profile_;
+  const filters::Chain& chain_;
   Shared& shared_;
   std::string listener_;
   Protocol proto_;
@@ -98,6 +120,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool timed_out_ = false;
   bool got_input_ = false;
   bool counted_txn_ = false;
+  size_t auth_failures_ = 0;
+  std::vector<std::string> auth_addresses_;  // addresses the authenticated user may send as
   std::string reason_;
 };
 
@@ -118,7 +142,7 @@ void Session::on_watchdog(boost::system::error_code) {
     timed_out_ = true;
     op_deadline_ = Clock::time_point::max();
     boost::system::error_code ignored;
-    sock_.cancel(ignored);
+    raw().cancel(ignored);
   }
   timer_.expires_at(std::min(op_deadline_, deadline_ > now ? deadline_ : now + std::chrono::seconds(1)));
   timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->on_watchdog(ec); });
@@ -138,6 +162,18 @@ asio::awaitable<Session::ReadResult> Session::fill(config::Seconds timeout) {
   // Wait for readability first and read into a per-thread buffer afterwards, so an idle
   // connection holds no read buffer of its own.
   thread_local std::array<char, 65536> buf;
+  if (tls_) {  // TLS: the stream may hold decrypted bytes already, so read through it directly
+    boost::system::error_code ec;
+    arm(timeout);
+    size_t n = co_await tls_->async_read_some(asio::buffer(*tls_buf_), asio::redirect_error(asio::use_awaitable, ec));
+    disarm();
+    if (timed_out_) co_return ReadResult::Timeout;
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) co_return ReadResult::Eof;
+    if (ec) co_return ReadResult::Error;
+    got_input_ = true;
+    proto_.receive(std::string_view(tls_buf_->data(), n));
+    co_return ReadResult::Ok;
+  }
   for (;;) {
     boost::system::error_code ec;
     arm(timeout);
@@ -160,7 +196,8 @@ asio::awaitable<bool> Session::flush() {
   if (out.empty()) co_return true;
   boost::system::error_code ec;
   arm(cfg_.limits.command_timeout);
-  co_await asio::async_write(sock_, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+  if (tls_) co_await asio::async_write(*tls_, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+  else co_await asio::async_write(sock_, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
   disarm();
   out.clear();
   if (out.capacity() > 4096) out.shrink_to_fit();
@@ -204,7 +241,14 @@ asio::awaitable<void> Session::decide(Event e) {
     ctx.sender = &proto_.transaction().sender;
     ctx.recipient = &proto_.pending_address();
   }
-  filters::Verdict v = co_await snap_->mx_chain->run(phase, ctx);
+  ctx.authenticated = proto_.authenticated();
+  if (e == Event::MailFrom && !sender_allowed()) {
+    proto_.reject(R::sender_not_owned(proto_.pending_address().str()));
+    core::log().info("reject id={} client={} user={} from=<{}> reason=\"sender not owned\"", sid_, ip_, proto_.auth_user(),
+                     proto_.pending_address().str());
+    co_return;
+  }
+  filters::Verdict v = co_await chain_.run(phase, ctx);
   switch (v.action) {
     case filters::Action::Continue:
       if (phase == filters::Phase::RcptTo) proto_.reject(R::relay_denied());
@@ -219,6 +263,61 @@ asio::awaitable<void> Session::decide(Event e) {
     core::log().info("reject id={} client={} rcpt=<{}> reason=\"{}\"", sid_, ip_, proto_.pending_address().str(), v.reason);
 }
 
+// An authenticated user may only send as its own addresses (or with the null sender).
+bool Session::sender_allowed() const {
+  if (!proto_.authenticated() || !profile_.sender_login_match) return true;
+  const Address& from = proto_.pending_address();
+  if (from.null()) return true;
+  std::string want = lowercase(from.str());
+  return std::find(auth_addresses_.begin(), auth_addresses_.end(), want) != auth_addresses_.end();
+}
+
+asio::awaitable<bool> Session::start_tls() {
+  boost::system::error_code ec;
+  tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(sock_), *snap_->tls);
+  tls_buf_ = std::make_unique<std::array<char, 16384>>();
+  arm(cfg_.limits.greeting_timeout);
+  co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+  disarm();
+  if (ec || timed_out_) {
+    core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out_ ? "timeout" : ec.message());
+    reason_ = "tls";
+    co_return false;
+  }
+  tls_desc_ = describe_tls(tls_->native_handle());
+  core::log().info("tls id={} client={} {}", sid_, ip_, tls_desc_);
+  co_return true;
+}
+
+asio::awaitable<void> Session::authenticate() {
+  std::string login = proto_.auth_login();
+  ldap::AuthResult res;
+  if (snap_->directory) res = co_await snap_->directory->authenticate(login, proto_.auth_password());
+  switch (res.status) {
+    case ldap::AuthStatus::Ok:
+      auth_addresses_ = std::move(res.addresses);
+      proto_.accept();
+      core::log().info("auth id={} client={} user={} mechanism={} result=ok", sid_, ip_, login, proto_.auth_mechanism());
+      co_return;
+    case ldap::AuthStatus::Unavailable:
+      proto_.reject(R::auth_unavailable());
+      core::log().warn("auth id={} client={} user={} result=unavailable detail=\"{}\"", sid_, ip_, login, res.detail);
+      co_return;
+    case ldap::AuthStatus::BadCredentials:
+    case ldap::AuthStatus::Disabled:
+      break;
+  }
+  // Each failure on this connection waits longer before the answer (brute-force brake).
+  ++auth_failures_;
+  asio::steady_timer delay(raw().get_executor());
+  delay.expires_after(std::chrono::duration_cast<Clock::duration>(cfg_.auth.failure_delay * auth_failures_));
+  boost::system::error_code ec;
+  co_await delay.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  proto_.reject(R::auth_failed());
+  core::log().warn("auth id={} client={} user={} mechanism={} result=failed failures={}", sid_, ip_, login,
+                   proto_.auth_mechanism(), auth_failures_);
+}
+
 asio::awaitable<void> Session::relay() {
   auto t0 = Clock::now();
   const Transaction& t = proto_.transaction();
@@ -231,7 +330,9 @@ asio::awaitable<void> Session::relay() {
   info.helo = proto_.helo_name();
   info.client_ip = ip_;
   info.hostname = cfg_.hostname;
-  info.protocol = proto_.esmtp() ? "ESMTP" : "SMTP";
+  std::string protocol = proto_.received_protocol();
+  info.protocol = protocol;
+  info.tls = tls_desc_;
   info.id = id;
   if (env.recipients.size() == 1) info.recipient = env.recipients.front();
   info.when = std::time(nullptr);
@@ -259,7 +360,14 @@ asio::awaitable<void> Session::run() {
   sock_.non_blocking(true, ec);
   start_watchdog();
   shared_.sessions.fetch_add(1);
-  core::log().info("connect id={} client={}:{} listener={}", sid_, ip_, port_, listener_);
+  core::log().info("connect id={} client={}:{} listener={} profile={}", sid_, ip_, port_, listener_, profile_.name);
+  if (profile_.implicit_tls) {
+    if (!snap_->tls || !co_await start_tls()) {
+      finish(ec);
+      co_return;
+    }
+    proto_.set_tls_active();
+  }
 
   if (shared_.draining) {
     proto_.greet(R::shutting_down());
@@ -293,6 +401,15 @@ asio::awaitable<void> Session::run() {
       case Event::Helo:
       case Event::MailFrom:
       case Event::RcptTo: co_await decide(e); break;
+      case Event::StartTls:
+        if (co_await flush() && co_await start_tls()) {
+          proto_.accept();
+        } else {
+          if (reason_.empty()) reason_ = "error";
+          open = false;
+        }
+        break;
+      case Event::Auth: co_await authenticate(); break;
       case Event::DataStart: on_data_start(); break;
       case Event::Message: co_await relay(); break;
       case Event::Close:
@@ -304,9 +421,13 @@ asio::awaitable<void> Session::run() {
     }
     set_in_transaction(proto_.in_transaction());
   }
+  finish(ec);
+}
+
+void Session::finish(boost::system::error_code& ec) {
   set_in_transaction(false);
   stop_watchdog();
-  sock_.close(ec);
+  raw().close(ec);
   shared_.sessions.fetch_sub(1);
   core::log().info("disconnect id={} client={} messages={} reason={} duration={:.3f}", sid_, ip_, proto_.messages(),
                    reason_, secs_since(start_));
@@ -314,9 +435,10 @@ asio::awaitable<void> Session::run() {
 
 }  // namespace
 
-void start_session(tcp::socket socket, std::shared_ptr<const Snapshot> snap, Shared& shared, std::string listener) {
+void start_session(tcp::socket socket, std::shared_ptr<const Snapshot> snap, Shared& shared, std::string listener,
+                   std::string profile) {
   auto exec = socket.get_executor();
-  auto s = std::make_shared<Session>(std::move(socket), std::move(snap), shared, std::move(listener));
+  auto s = std::make_shared<Session>(std::move(socket), std::move(snap), shared, std::move(listener), profile);
   asio::co_spawn(
       exec,
       [s]() -> asio::awaitable<void> {

@@ -1,0 +1,32 @@
+// OpenSSL server context set-up (through Boost.Asio ssl::context).
+#include "smtpd/tls.h"
+
+#include <fmt/format.h>
+
+namespace smtpd {
+
+TlsContextOrError make_tls_context(const config::Tls& t) {
+  if (t.cert_file.empty()) return {};
+  namespace ssl = boost::asio::ssl;
+  try {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    SSL_CTX* native = ctx->native_handle();
+    SSL_CTX_set_min_proto_version(native, t.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (!t.ciphers.empty() && SSL_CTX_set_cipher_list(native, t.ciphers.c_str()) != 1)
+      return {nullptr, fmt::format("tls.ciphers '{}': no usable cipher", t.ciphers)};
+    ctx->use_certificate_chain_file(t.cert_file);
+    ctx->use_private_key_file(t.key_file, ssl::context::pem);
+    return {ctx, {}};
+  } catch (const std::exception& e) {
+    return {nullptr, fmt::format("tls: {}", e.what())};
+  }
+}
+
+std::string describe_tls(SSL* ssl) {
+  return fmt::format("{} with cipher {}", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+}
+
+}  // namespace smtpd
