@@ -7,11 +7,12 @@ PKGS=(
   # build
   g++ cmake ninja-build pkg-config git
   libboost1.74-dev libssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libldap-dev libcrypt-dev
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
   # real components and clients for the demo, integration tests and benchmarks
-  postfix swaks libnet-ssleay-perl python3 iproute2 procps xxd
+  postfix swaks libnet-ssleay-perl python3 iproute2 procps xxd openssl
+  slapd ldap-utils
 )
 
 SUDO=""
@@ -32,3 +33,8 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The slapd package starts a system instance on install; the tests run private ones on other
+# ports, so stop it (it is harmless either way).
+if printf '%s\n' "${missing[@]}" | grep -qx slapd; then
+  $SUDO systemctl stop slapd 2>/dev/null || $SUDO service slapd stop 2>/dev/null || true
+fi

@@ -33,3 +33,25 @@ TEST(RelayControl, DoubleAtIsASyntaxErrorBeforeRelayControl) {
   EXPECT_FALSE(parse_path("<u@other.net@example.org>", PathKind::Recipient).ok);
 }
 }  // namespace
+
+TEST(RelayControl, AuthenticatedClientsMayRelayButNotWithRoutingSyntax) {
+  RelayControl rc({"example.org"});
+  auto ext = parse_path("<friend@elsewhere.test>", PathKind::Recipient).ok->address;
+  EXPECT_EQ(rc.decide(ext, false).action, Action::Reject);
+  EXPECT_EQ(rc.decide(ext, true).action, Action::Accept);
+  auto probe = parse_path("<u%other.net@example.org>", PathKind::Recipient).ok->address;
+  EXPECT_EQ(rc.decide(probe, true).action, Action::Reject);
+}
+
+TEST(RelayControl, DirectoryAnswersMapToRepliesAndUnavailableIsTemporary) {
+  EXPECT_EQ(RelayControl::from_lookup({ldap::Lookup::Found, "a@example.org", ""}).action, Action::Accept);
+  Verdict unknown = RelayControl::from_lookup({ldap::Lookup::NotFound, "", ""});
+  EXPECT_EQ(unknown.action, Action::Reject);
+  EXPECT_EQ(unknown.reply->code, 550);
+  EXPECT_EQ(unknown.reply->enhanced, "5.1.1");
+  EXPECT_EQ(RelayControl::from_lookup({ldap::Lookup::Disabled, "", ""}).reply->enhanced, "5.2.1");
+  Verdict down = RelayControl::from_lookup({ldap::Lookup::Unavailable, "", "ldap://x timed out"});
+  EXPECT_EQ(down.action, Action::TempFail);
+  EXPECT_EQ(down.reply->code, 451);
+  EXPECT_EQ(down.reply->enhanced, "4.3.0");
+}
