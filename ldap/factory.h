@@ -1,0 +1,26 @@
+// Builds the configured Directory from the [directory] options (ldap/options.h).
+//  * type "none": dir == nullptr and error empty (recipients: relay.local_domains only).
+//  * type "file": the users file is read and validated now (users_file.h).
+//  * type "ldap": the options are checked now; connections open on first use (ldap_directory.h).
+//  * Any problem: dir == nullptr and error says what ("path:line: ..." for the users file).
+//    Never throws.
+// `pool` runs the blocking work (libldap calls, crypt). When null, a pool named "directory" with
+// options.threads threads and an options.queue queue is made and owned by the directory.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "ldap/directory.h"
+#include "ldap/options.h"
+#include "net/blocking_pool.h"
+
+namespace ldap {
+
+struct DirectoryOrError {
+  std::shared_ptr<Directory> dir;
+  std::string error;
+};
+
+DirectoryOrError make_directory(const Options& opts, std::shared_ptr<net::BlockingPool> pool);
+
+}  // namespace ldap
