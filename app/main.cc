@@ -1,4 +1,5 @@
 // mxfront entry point: command line, config loading, start-up. The only file that knows every module.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -20,6 +21,7 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // a peer that vanished is an error code, never a dead process
   if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
     std::printf("mxfront %s (%s)\n", core::kVersion, core::kGitRev);
     return 0;
