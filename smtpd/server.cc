@@ -18,6 +18,7 @@
 
 #include "config/load.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "filters/relay_control.h"
 #include "ldap/factory.h"
 #include "smtpd/session.h"
@@ -122,6 +123,7 @@ struct Server::Impl {
     }
     std::atomic_store(&snapshot, snap.snap);
     core::init_logging(r.config->log_level, r.config->log_syslog);
+    core::log().info("stats {}", core::counters_line());
     core::log().info("reloaded config {} (listeners and connection limits apply at restart)", r.config->hash.substr(0, 12));
   }
 
@@ -191,6 +193,7 @@ int Server::run() {
   s.main.run();
   for (auto& w : s.workers) w->stop();
   for (auto& t : s.threads) t.join();
+  core::log().info("stats {}", core::counters_line());
   core::log().info("mxfront stopped");
   return s.exit_code;
 }

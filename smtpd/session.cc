@@ -15,6 +15,7 @@
 
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "qmqp/client.h"
 #include "smtpd/protocol.h"
 #include "smtpd/received.h"
@@ -259,6 +260,8 @@ asio::awaitable<void> Session::decide(Event e) {
     case filters::Action::TempFail: proto_.reject(v.reply.value_or(R::local_error())); break;
     case filters::Action::Disconnect: proto_.disconnect(v.reply.value_or(R::shutting_down())); break;
   }
+  if (e == Event::RcptTo && (v.action == filters::Action::Reject || v.action == filters::Action::TempFail))
+    core::count(core::Counter::RecipientsRejected);
   if (v.action == filters::Action::Reject && e == Event::RcptTo)
     core::log().info("reject id={} client={} rcpt=<{}> reason=\"{}\"", sid_, ip_, proto_.pending_address().str(), v.reason);
 }
@@ -280,10 +283,12 @@ asio::awaitable<bool> Session::start_tls() {
   co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
   disarm();
   if (ec || timed_out_) {
+    core::count(core::Counter::TlsHandshakeFailures);
     core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out_ ? "timeout" : ec.message());
     reason_ = "tls";
     co_return false;
   }
+  core::count(core::Counter::TlsHandshakes);
   tls_desc_ = describe_tls(tls_->native_handle());
   core::log().info("tls id={} client={} {}", sid_, ip_, tls_desc_);
   co_return true;
@@ -296,10 +301,12 @@ asio::awaitable<void> Session::authenticate() {
   switch (res.status) {
     case ldap::AuthStatus::Ok:
       auth_addresses_ = std::move(res.addresses);
+      core::count(core::Counter::AuthSuccesses);
       proto_.accept();
       core::log().info("auth id={} client={} user={} mechanism={} result=ok", sid_, ip_, login, proto_.auth_mechanism());
       co_return;
     case ldap::AuthStatus::Unavailable:
+      core::count(core::Counter::AuthUnavailable);
       proto_.reject(R::auth_unavailable());
       core::log().warn("auth id={} client={} user={} result=unavailable detail=\"{}\"", sid_, ip_, login, res.detail);
       co_return;
@@ -309,6 +316,7 @@ asio::awaitable<void> Session::authenticate() {
   }
   // Each failure on this connection waits longer before the answer (brute-force brake).
   ++auth_failures_;
+  core::count(core::Counter::AuthFailures);
   asio::steady_timer delay(raw().get_executor());
   delay.expires_after(std::chrono::duration_cast<Clock::duration>(cfg_.auth.failure_delay * auth_failures_));
   boost::system::error_code ec;
@@ -343,6 +351,9 @@ asio::awaitable<void> Session::relay() {
   core::log().info("message id={} client={} helo={} from=<{}> to={} size={} reply=\"{} {} {}\" server={} duration={:.3f}",
                    id, ip_, proto_.helo_name(), env.sender, join_recipients(t), proto_.message().size(), r.code,
                    r.enhanced, r.text, o.server, secs_since(t0));
+  core::count(r.positive() ? core::Counter::MessagesRelayed
+              : r.temporary() ? core::Counter::MessagesTempFailed
+                              : core::Counter::MessagesRejected);
   if (r.positive()) proto_.accept(r);
   else proto_.reject(r);
 }
@@ -378,6 +389,7 @@ asio::awaitable<void> Session::run() {
       case ConnectionLimiter::Result::TooManyFromIp: proto_.greet(R::too_many_connections_from_ip()); break;
     }
   }
+  core::count(proto_.closing() ? core::Counter::ConnectionsRefused : core::Counter::ConnectionsAccepted);
 
   for (bool open = true; open;) {
     Event e = proto_.next();
@@ -425,6 +437,8 @@ asio::awaitable<void> Session::run() {
 }
 
 void Session::finish(boost::system::error_code& ec) {
+  if (reason_ == "timeout") core::count(core::Counter::Timeouts);
+  if (reason_ == "violation" || reason_ == "errors") core::count(core::Counter::ProtocolViolations);
   set_in_transaction(false);
   stop_watchdog();
   raw().close(ec);

@@ -1,0 +1,32 @@
+// Process-wide event counters: one row per counter (name and meaning in metrics.cc), lock-free
+// increments from any thread. Logged as one "stats" line at shutdown; the operations work will
+// export the same table over HTTP.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace core {
+
+enum class Counter {
+  ConnectionsAccepted,
+  ConnectionsRefused,      // over a connection limit, or while draining
+  TlsHandshakes,
+  TlsHandshakeFailures,
+  AuthSuccesses,
+  AuthFailures,            // wrong credentials or disabled account
+  AuthUnavailable,         // directory could not answer
+  MessagesRelayed,         // K from the mailbox server, 250 to the client
+  MessagesTempFailed,      // 4xx after DATA (Z, no server, no answer, memory bound)
+  MessagesRejected,        // 5xx after DATA (D, size, line length)
+  RecipientsRejected,      // RCPT refused by the filter chain
+  ProtocolViolations,      // bare CR/LF (smuggling defence), too many errors
+  Timeouts,                // 421 4.4.2
+  kCount
+};
+
+void count(Counter c, uint64_t n = 1);
+uint64_t value(Counter c);
+const char* name(Counter c);
+std::string counters_line();  // "connections_accepted=12 tls_handshakes=3 ..."
+
+}  // namespace core
