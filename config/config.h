@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ldap/options.h"
+#include "net/cidr.h"
 #include "qmqp/types.h"
 
 namespace config {
@@ -17,6 +18,8 @@ struct Listener {
   std::string host;      // numeric IPv4 or IPv6 address
   uint16_t port = 2525;
   std::string profile = "mx";
+  bool proxy_protocol = false;          // a PROXY v1/v2 header must come first (from a balancer)
+  std::vector<net::Cidr> proxy_trusted; // peers allowed to send it; others are closed at once
   std::string name() const;
 };
 

@@ -128,6 +128,8 @@ struct Loader {
           Listener l;
           if (!apply_table("listener", *t, c, l)) return false;
           if (!t->contains("address")) return fail(e.source(), "[[listener]] needs an address");
+          if (l.proxy_protocol && l.proxy_trusted.empty())
+            return fail(e.source(), "[[listener]] with proxy_protocol = true needs proxy_trusted (the balancers' addresses)");
           c.listeners.push_back(l);
         }
         continue;

@@ -1,6 +1,8 @@
 // Rows of the parameter table and the typed setters they use.
 #include "config/parameters.h"
 
+#include "core/text.h"
+
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -73,10 +75,6 @@ bool valid_domain_name(std::string_view d) {
   return true;
 }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 template <typename Get>
 Setter string_param(Get get) {
@@ -143,7 +141,7 @@ std::string set_local_domains(Config& c, Listener&, const toml::node& n) {
   c.local_domains.clear();
   for (auto& d : list) {
     if (!valid_domain_name(d)) return fmt::format("'{}' is not a domain name", d);
-    c.local_domains.push_back(lower(d));
+    c.local_domains.push_back(core::lowercase(d));
   }
   return {};
 }
@@ -175,6 +173,26 @@ std::string set_listener_profile(Config&, Listener& l, const toml::node& n) {
   if (!s || (*s != "mx" && *s != "submission" && *s != "submissions"))
     return "expected \"mx\", \"submission\" or \"submissions\"";
   l.profile = *s;
+  return {};
+}
+
+std::string set_listener_proxy(Config&, Listener& l, const toml::node& n) {
+  auto v = n.value_exact<bool>();
+  if (!v) return "expected true or false";
+  l.proxy_protocol = *v;
+  return {};
+}
+
+std::string set_listener_trusted(Config&, Listener& l, const toml::node& n) {
+  std::string err;
+  auto list = string_list(n, err);
+  if (!err.empty()) return err;
+  l.proxy_trusted.clear();
+  for (const auto& s : list) {
+    auto c = net::Cidr::parse(s);
+    if (!c) return fmt::format("'{}' is not an address or CIDR range", s);
+    l.proxy_trusted.push_back(*c);
+  }
   return {};
 }
 
@@ -289,6 +307,10 @@ const std::vector<Parameter>& parameters() {
        bool_param([](Config& c) -> bool& { return c.log_syslog; })},
       {"listener", "address", "string", "(required)", "Listening address: \"ip:port\" or \"[ipv6]:port\". One [[listener]] table each.",
        set_listener_address},
+      {"listener", "proxy_protocol", "bool", "false", "The balancer speaks PROXY protocol v1/v2: a valid header must come first; nothing is sent before it.",
+       set_listener_proxy},
+      {"listener", "proxy_trusted", "list", "[]", "Addresses/CIDRs allowed to send a PROXY header; connections from others are closed at once.",
+       set_listener_trusted},
       {"listener", "profile", "string", "mx", "Profile served on this listener: \"mx\" (relay to local domains only).",
        set_listener_profile},
       {"profile", "filters", "list", "[\"relay_control\"]", "[profile.mx|submission|submissions]: the filter chain, in order.",

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "ldap/cache.h"
 #include "ldap/escape.h"
 
@@ -29,18 +30,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kFailback = std::chrono::seconds(60);
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) { return lower(a) == lower(b); }
-
-std::string_view domain_of(std::string_view address) {
-  auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
-}
+using core::domain_of;
+using core::iequals;
 
 timeval to_timeval(std::chrono::duration<double> d) {
   double s = std::max(d.count(), 0.001);
@@ -135,7 +126,7 @@ struct LdapDirectory::Core {
         pool(&p),
         slots(p.threads()),
         cache(o.cache_size, o.positive_ttl, o.negative_ttl) {
-    for (const auto& d : o.catchall_domains) catchall.push_back(lower(d));
+    for (const auto& d : o.catchall_domains) catchall.push_back(core::lowercase(d));
     attr_names.push_back(o.mail_attribute);
     attr_names.insert(attr_names.end(), o.alternate_attributes.begin(), o.alternate_attributes.end());
     if (!o.status_attribute.empty()) attr_names.push_back(o.status_attribute);
@@ -222,9 +213,9 @@ struct LdapDirectory::Core {
         e.dn = dn;
         ldap_memfree(dn);
       }
-      for (auto& v : values(ld, m, opts.mail_attribute)) e.mail.push_back(lower(v));
+      for (auto& v : values(ld, m, opts.mail_attribute)) e.mail.push_back(core::lowercase(v));
       for (const auto& a : opts.alternate_attributes)
-        for (auto& v : values(ld, m, a)) e.alternates.push_back(lower(v));
+        for (auto& v : values(ld, m, a)) e.alternates.push_back(core::lowercase(v));
       auto st = values(ld, m, opts.status_attribute);
       if (!st.empty()) e.status = st.front();
       out.push_back(std::move(e));
@@ -403,7 +394,7 @@ LdapDirectory::LdapDirectory(std::shared_ptr<Core> core, std::shared_ptr<net::Bl
 LdapDirectory::~LdapDirectory() = default;
 
 boost::asio::awaitable<RecipientResult> LdapDirectory::find_recipient(std::string address) {
-  std::string key = lower(address);
+  std::string key = core::lowercase(address);
   std::optional<RecipientResult> r = core_->cache.get(key);
   if (r) r->detail = "cached: " + r->detail;
   if (!r) {

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "core/text.h"
 
 namespace ldap {
 namespace {
@@ -21,18 +22,8 @@ namespace {
 // Costs what verifying a default SHA-512-crypt hash costs; used for unknown logins.
 constexpr const char* kDummySetting = "$6$mxfrontdummy00$";
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) { return lower(a) == lower(b); }
-
-std::string_view domain_of(std::string_view address) {
-  auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
-}
+using core::domain_of;
+using core::iequals;
 
 // ---- password hashes ----------------------------------------------------------------------
 
@@ -139,7 +130,7 @@ std::string parse_line(const std::vector<std::string_view>& f, const Options& op
   if (f.size() < 2) return "expected: address password-hash [status [alternate,addresses,...]]";
   if (f.size() > 4) return "too many fields: expected address password-hash [status [alternate,addresses,...]]";
   if (!valid_address(f[0])) return fmt::format("'{}' is not an address (local@domain)", f[0]);
-  u.address = lower(f[0]);
+  u.address = core::lowercase(f[0]);
   std::string err;
   auto h = parse_password_hash(f[1], err);
   if (!h) return err;
@@ -159,7 +150,7 @@ std::string parse_line(const std::vector<std::string_view>& f, const Options& op
       size_t comma = std::min(list.find(',', start), list.size());
       auto alt = list.substr(start, comma - start);
       if (!valid_address(alt)) return fmt::format("'{}' is not an alternate address (local@domain)", alt);
-      u.alternates.push_back(lower(alt));
+      u.alternates.push_back(core::lowercase(alt));
       start = comma + 1;
     }
   }
@@ -239,13 +230,13 @@ UsersTableOrError parse_users(std::string_view text, const std::string& source, 
 UsersFileDirectory::UsersFileDirectory(UsersTable table, std::string source, const Options& opts,
                                        std::shared_ptr<net::BlockingPool> pool)
     : table_(std::move(table)), source_(std::move(source)), pool_(std::move(pool)) {
-  for (const auto& d : opts.catchall_domains) catchall_.push_back(lower(d));
+  for (const auto& d : opts.catchall_domains) catchall_.push_back(core::lowercase(d));
 }
 
 std::string UsersFileDirectory::describe() const { return "users file " + source_; }
 
 const UserEntry* UsersFileDirectory::find(std::string_view address) const {
-  auto it = table_.by_address.find(lower(address));
+  auto it = table_.by_address.find(core::lowercase(address));
   return it == table_.by_address.end() ? nullptr : &table_.users[it->second];
 }
 
@@ -258,10 +249,10 @@ RecipientResult UsersFileDirectory::lookup(std::string_view address) {
     found_.fetch_add(1, std::memory_order_relaxed);
     return {Lookup::Found, u->address, {}};
   }
-  std::string domain = lower(domain_of(address));
+  std::string domain = core::lowercase(domain_of(address));
   if (!domain.empty() && std::find(catchall_.begin(), catchall_.end(), domain) != catchall_.end()) {
     catchall_hits_.fetch_add(1, std::memory_order_relaxed);
-    return {Lookup::Found, lower(address), "catch-all domain " + domain};
+    return {Lookup::Found, core::lowercase(address), "catch-all domain " + domain};
   }
   not_found_.fetch_add(1, std::memory_order_relaxed);
   return {Lookup::NotFound, {}, {}};

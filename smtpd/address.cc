@@ -113,12 +113,6 @@ PathResult fail(std::string e) { return {std::nullopt, std::move(e)}; }
 
 }  // namespace
 
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool has_routing_syntax(const Address& a) {
   return a.local.find_first_of("%!@") != std::string::npos;
 }

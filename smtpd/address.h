@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/text.h"
+
 namespace smtpd {
 
 struct Address {
@@ -45,6 +47,6 @@ PathResult parse_path(std::string_view arg, PathKind kind);
 // '%' (percent hack), '!' (bang path), '@' (quoted local part). Such recipients are never relayed.
 bool has_routing_syntax(const Address& a);
 
-std::string lowercase(std::string_view s);
+using core::lowercase;
 
 }  // namespace smtpd

@@ -105,7 +105,7 @@ struct Server::Impl {
         co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
       }
-      start_session(std::move(s), current(), shared, name, listener.profile);
+      start_session(std::move(s), current(), shared, listener);
     }
   }
 

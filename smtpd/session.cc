@@ -10,12 +10,14 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
 
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "net/proxy_protocol.h"
 #include "qmqp/client.h"
 #include "smtpd/protocol.h"
 #include "smtpd/received.h"
@@ -59,13 +61,12 @@ std::string join_recipients(const Transaction& t) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket s, std::shared_ptr<const Snapshot> snap, Shared& sh, std::string listener,
-          const std::string& profile)
+  Session(tcp::socket s, std::shared_ptr<const Snapshot> snap, Shared& sh, config::Listener listener)
       : sock_(std::move(s)),
         timer_(sock_.get_executor()),
         snap_(std::move(snap)),
         cfg_(*snap_->config),
-        profile_(cfg_.profile(profile)),
+        profile_(cfg_.profile(listener.profile)),
         chain_(*snap_->chains.at(profile_.name)),
         shared_(sh),
         listener_(std::move(listener)),
@@ -82,6 +83,8 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> decide(Event e);
   asio::awaitable<void> relay();
   asio::awaitable<bool> start_tls();
+  asio::awaitable<bool> read_proxy_header();
+  asio::awaitable<bool> read_more(std::string& buf, size_t want);
   void finish(boost::system::error_code& ec);
   asio::awaitable<void> authenticate();
   bool sender_allowed() const;
@@ -108,7 +111,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const config::Profile& profile_;
   const filters::Chain& chain_;
   Shared& shared_;
-  std::string listener_;
+  config::Listener listener_;
   Protocol proto_;
   Reservation reservation_;
   ConnectionLimiter::Ticket ticket_;
@@ -275,6 +278,55 @@ bool Session::sender_allowed() const {
   return std::find(auth_addresses_.begin(), auth_addresses_.end(), want) != auth_addresses_.end();
 }
 
+// Grows `buf` to `want` bytes from the socket (exact reads: nothing after the PROXY header is
+// consumed, so a TLS ClientHello or SMTP bytes behind it stay in the socket).
+asio::awaitable<bool> Session::read_more(std::string& buf, size_t want) {
+  size_t have = buf.size();
+  buf.resize(want);
+  boost::system::error_code ec;
+  co_await asio::async_read(sock_, asio::buffer(buf.data() + have, want - have), asio::transfer_exactly(want - have),
+                            asio::redirect_error(asio::use_awaitable, ec));
+  co_return !ec && !timed_out_;
+}
+
+// PROXY protocol v1/v2 (haproxy doc/proxy-protocol.txt): only from trusted balancers, complete
+// before anything is sent; the source address becomes the client address for everything after.
+asio::awaitable<bool> Session::read_proxy_header() {
+  bool trusted = false;
+  for (const auto& c : listener_.proxy_trusted) trusted = trusted || c.contains(ip_);
+  if (!trusted) {
+    core::log().warn("proxy id={} peer={} untrusted: closed", sid_, ip_);
+    reason_ = "proxy";
+    co_return false;
+  }
+  static constexpr char kV2Sig[] = "\r\n\r\n\0\r\nQUIT\n";
+  std::string buf;
+  arm(cfg_.limits.greeting_timeout);
+  bool ok = co_await read_more(buf, 15);  // the shortest header ("PROXY UNKNOWN\r\n") is 15 bytes
+  net::ProxyResult r;
+  while (ok) {
+    r = net::parse_proxy_header(buf);
+    if (r.status != net::ProxyStatus::NeedMore) break;
+    size_t want = buf.size() + 1;  // v1: byte by byte up to the CRLF (at most 107 bytes)
+    if (buf.compare(0, 12, std::string_view(kV2Sig, 12)) == 0)
+      want = buf.size() < 16 ? 16 : 16 + ((static_cast<unsigned char>(buf[14]) << 8) | static_cast<unsigned char>(buf[15]));
+    ok = co_await read_more(buf, want);
+  }
+  disarm();
+  if (!ok || r.status != net::ProxyStatus::Done) {
+    core::log().warn("proxy id={} peer={} bad header: {}", sid_, ip_,
+                     !ok ? (timed_out_ ? "timeout" : "connection closed") : r.error);
+    reason_ = "proxy";
+    co_return false;
+  }
+  if (!r.header.local) {
+    core::log().info("proxy id={} peer={} client={}:{} v{}", sid_, ip_, r.header.src_ip, r.header.src_port, r.header.version);
+    ip_ = r.header.src_ip;
+    port_ = r.header.src_port;
+  }
+  co_return true;
+}
+
 asio::awaitable<bool> Session::start_tls() {
   boost::system::error_code ec;
   tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(sock_), *snap_->tls);
@@ -371,7 +423,12 @@ asio::awaitable<void> Session::run() {
   sock_.non_blocking(true, ec);
   start_watchdog();
   shared_.sessions.fetch_add(1);
-  core::log().info("connect id={} client={}:{} listener={} profile={}", sid_, ip_, port_, listener_, profile_.name);
+  if (listener_.proxy_protocol && !co_await read_proxy_header()) {
+    core::count(core::Counter::ConnectionsRefused);
+    finish(ec);
+    co_return;
+  }
+  core::log().info("connect id={} client={}:{} listener={} profile={}", sid_, ip_, port_, listener_.name(), profile_.name);
   if (profile_.implicit_tls) {
     if (!snap_->tls || !co_await start_tls()) {
       finish(ec);
@@ -449,10 +506,9 @@ void Session::finish(boost::system::error_code& ec) {
 
 }  // namespace
 
-void start_session(tcp::socket socket, std::shared_ptr<const Snapshot> snap, Shared& shared, std::string listener,
-                   std::string profile) {
+void start_session(tcp::socket socket, std::shared_ptr<const Snapshot> snap, Shared& shared, config::Listener listener) {
   auto exec = socket.get_executor();
-  auto s = std::make_shared<Session>(std::move(socket), std::move(snap), shared, std::move(listener), profile);
+  auto s = std::make_shared<Session>(std::move(socket), std::move(snap), shared, std::move(listener));
   asio::co_spawn(
       exec,
       [s]() -> asio::awaitable<void> {

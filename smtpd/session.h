@@ -14,6 +14,6 @@ namespace smtpd {
 
 // Starts a session on the socket's executor; the session keeps itself alive until it closes.
 void start_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<const Snapshot> snap, Shared& shared,
-                   std::string listener, std::string profile);
+                   config::Listener listener);
 
 }  // namespace smtpd

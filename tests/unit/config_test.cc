@@ -105,6 +105,26 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"BadLdapUri", kMinimal + "[directory]\nuris = [\"http://x\"]\n", "not an ldap://"}),
     [](const auto& info) { return std::string(info.param.name); });
 
+TEST(Config, ProxyListener) {
+  auto r = load_string(kMinimal + "[[listener]]\naddress = \"127.0.0.1:2526\"\nproxy_protocol = true\n"
+                                  "proxy_trusted = [\"10.0.0.0/8\", \"::1\"]\n", "t.toml");
+  ASSERT_TRUE(r.config) << r.error;
+  const auto& l = r.config->listeners.at(1);
+  EXPECT_TRUE(l.proxy_protocol);
+  ASSERT_EQ(l.proxy_trusted.size(), 2u);
+  EXPECT_TRUE(l.proxy_trusted[0].contains("10.1.2.3"));
+  EXPECT_FALSE(r.config->listeners.at(0).proxy_protocol);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Proxy, BadConfig,
+    ::testing::Values(
+        Bad{"ProxyWithoutTrusted", kMinimal + "[[listener]]\naddress = \"127.0.0.1:2526\"\nproxy_protocol = true\n",
+            "needs proxy_trusted"},
+        Bad{"BadCidr", kMinimal + "[[listener]]\naddress = \"127.0.0.1:2526\"\nproxy_trusted = [\"10.0.0.0/33\"]\n",
+            "t.toml:9: listener.proxy_trusted: '10.0.0.0/33' is not an address or CIDR range"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
 TEST(Config, DocTableHasEveryParameterWithItsDefault) {
   std::string doc = config::markdown_table();
   for (const auto& p : config::parameters()) {
