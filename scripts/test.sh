@@ -3,7 +3,9 @@
 #   1. unit + integration tests (ctest, real Postfix/swaks/smtp-source/smtplib on loopback)
 #   2. the same tests again with everything built under AddressSanitizer + UndefinedBehaviorSanitizer
 #      (+ LeakSanitizer): any report aborts the process and fails its test
-#   3. a short libFuzzer run of each fuzz target (clang)
+#   3. the concurrency-heavy tests (unit tests; relay, fault and TLS/AUTH integration) under
+#      ThreadSanitizer
+#   4. a short libFuzzer run of each fuzz target (clang)
 # Exits non-zero if anything fails; ends with one "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +45,12 @@ build_asan() {
 }
 run_asan() { (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 ctest --output-on-failure -j"$JOBS" -E '^fuzz_'); }
+build_tsan() {
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_TSAN=ON >/dev/null &&
+    ninja -C build-tsan
+}
+run_tsan() { (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+                ctest --output-on-failure -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory)$'); }
 build_fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_FUZZ=ON >/dev/null &&
     ninja -C build-fuzz protocol_fuzz address_fuzz netstring_fuzz config_fuzz
@@ -51,6 +59,7 @@ run_fuzz() { (cd build-fuzz && ctest --output-on-failure -R '^fuzz_'); }
 
 step "build" build_main && step "unit and integration tests" run_ctest
 step "build (ASan+UBSan)" build_asan && step "all tests under ASan+UBSan" run_asan
+step "build (TSan)" build_tsan && step "concurrency tests under ThreadSanitizer" run_tsan
 step "build (fuzz, clang)" build_fuzz && step "fuzz smoke runs" run_fuzz
 
 echo
