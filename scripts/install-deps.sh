@@ -12,7 +12,7 @@ PKGS=(
   clang libclang-rt-14-dev
   # real components and clients for the demo, integration tests and benchmarks
   postfix swaks libnet-ssleay-perl python3 iproute2 procps xxd openssl
-  slapd ldap-utils
+  slapd ldap-utils haproxy
 )
 
 SUDO=""
@@ -35,6 +35,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The slapd package starts a system instance on install; the tests run private ones on other
 # ports, so stop it (it is harmless either way).
-if printf '%s\n' "${missing[@]}" | grep -qx slapd; then
-  $SUDO systemctl stop slapd 2>/dev/null || $SUDO service slapd stop 2>/dev/null || true
-fi
+for svc in slapd haproxy; do
+  if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
+    $SUDO systemctl stop "$svc" 2>/dev/null || $SUDO service "$svc" stop 2>/dev/null || true
+  fi
+done

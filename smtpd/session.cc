@@ -278,19 +278,32 @@ bool Session::sender_allowed() const {
   return std::find(auth_addresses_.begin(), auth_addresses_.end(), want) != auth_addresses_.end();
 }
 
-// Grows `buf` to `want` bytes from the socket (exact reads: nothing after the PROXY header is
-// consumed, so a TLS ClientHello or SMTP bytes behind it stay in the socket).
+// Appends to `buf` what the socket has, but never more than `want` bytes in all: nothing after the
+// PROXY header is consumed, so a TLS ClientHello or SMTP bytes behind it stay in the socket.
 asio::awaitable<bool> Session::read_more(std::string& buf, size_t want) {
   size_t have = buf.size();
   buf.resize(want);
   boost::system::error_code ec;
-  co_await asio::async_read(sock_, asio::buffer(buf.data() + have, want - have), asio::transfer_exactly(want - have),
-                            asio::redirect_error(asio::use_awaitable, ec));
+  size_t n = co_await sock_.async_read_some(asio::buffer(buf.data() + have, want - have),
+                                            asio::redirect_error(asio::use_awaitable, ec));
+  buf.resize(have + n);
   co_return !ec && !timed_out_;
+}
+
+// How many bytes of the connection certainly belong to the header, given its start: 15 until
+// the kind is known (the shortest v1 header), 16 + length for v2, one more at a time for v1.
+static size_t proxy_read_target(const std::string& buf) {
+  static constexpr std::string_view kV2Sig("\r\n\r\n\0\r\nQUIT\n", 12);
+  bool v2 = std::string_view(buf).substr(0, 12) == kV2Sig.substr(0, std::min<size_t>(buf.size(), 12));
+  if (v2 && buf.size() >= 16)
+    return 16 + ((static_cast<unsigned char>(buf[14]) << 8) | static_cast<unsigned char>(buf[15]));
+  if (v2) return 16;
+  return buf.size() < 15 ? 15 : buf.size() + 1;
 }
 
 // PROXY protocol v1/v2 (haproxy doc/proxy-protocol.txt): only from trusted balancers, complete
 // before anything is sent; the source address becomes the client address for everything after.
+// The parser judges every prefix, so garbage is refused at its first wrong byte.
 asio::awaitable<bool> Session::read_proxy_header() {
   bool trusted = false;
   for (const auto& c : listener_.proxy_trusted) trusted = trusted || c.contains(ip_);
@@ -299,18 +312,15 @@ asio::awaitable<bool> Session::read_proxy_header() {
     reason_ = "proxy";
     co_return false;
   }
-  static constexpr char kV2Sig[] = "\r\n\r\n\0\r\nQUIT\n";
   std::string buf;
-  arm(cfg_.limits.greeting_timeout);
-  bool ok = co_await read_more(buf, 15);  // the shortest header ("PROXY UNKNOWN\r\n") is 15 bytes
   net::ProxyResult r;
+  bool ok = true;
+  arm(cfg_.limits.greeting_timeout);
   while (ok) {
+    ok = co_await read_more(buf, proxy_read_target(buf));
+    if (!ok) break;
     r = net::parse_proxy_header(buf);
     if (r.status != net::ProxyStatus::NeedMore) break;
-    size_t want = buf.size() + 1;  // v1: byte by byte up to the CRLF (at most 107 bytes)
-    if (buf.compare(0, 12, std::string_view(kV2Sig, 12)) == 0)
-      want = buf.size() < 16 ? 16 : 16 + ((static_cast<unsigned char>(buf[14]) << 8) | static_cast<unsigned char>(buf[15]));
-    ok = co_await read_more(buf, want);
   }
   disarm();
   if (!ok || r.status != net::ProxyStatus::Done) {
