@@ -100,6 +100,22 @@ class RestartablePostfix(PostfixQmqp):
     def delivered_files(self):
         return self._delivered_files()
 
+    def queued_complete(self):
+        """Queue files still to be delivered. An incoming file without the owner-execute bit is one
+        cleanup(8) never finished (e.g. killed by vanish() while a request was arriving): Postfix
+        never answered K for it and never delivers it, so it is not waited for."""
+        n = 0
+        for d in ("incoming", "active", "deferred", "hold", "maildrop"):
+            for root, _dirs, names in os.walk(self.spool / d):
+                for name in names:
+                    try:
+                        mode = os.stat(os.path.join(root, name)).st_mode
+                    except OSError:
+                        continue
+                    if d != "incoming" or mode & 0o100:
+                        n += 1
+        return n
+
 
 class Instance:
     """One mxfront process on a fixed port; keeps its log after it is killed."""
@@ -559,7 +575,11 @@ class Soak:
         killed = False
         order = []
         self.stop.wait(1.0)
-        while not self.stop.is_set() and self.now() - self.run_t0 < D - 5:
+        done = set()
+        # until 5 s before the end, and in any case until every kind has run once (a slow machine
+        # may stretch the run by a few seconds; the main loop bounds that)
+        while not self.stop.is_set() and (self.now() - self.run_t0 < D - 5 or not killed
+                                          or len(done) < len(kinds)):
             if not killed and self.now() - self.run_t0 >= D * 0.2:
                 self.fault("sigkill_mxfront", self.f_sigkill)
                 killed = True
@@ -569,10 +589,10 @@ class Soak:
                     self.rng.shuffle(order)
                 kind, fn = order.pop(0)
                 self.fault(kind, fn)
+                done.add(kind)
                 self.inst.mx.check_alive()
             self.stop.wait(self.rng.uniform(0.5, 1.5))
-        if not killed:
-            self.problems.append("duration too short for the SIGKILL fault")
+        self.all_faults_done = killed and len(done) == len(kinds)
 
     # -- ledger ----------------------------------------------------------------------------------
     def settle(self, limit=40.0):
@@ -581,7 +601,7 @@ class Soak:
         last, since = None, time.monotonic()
         while time.monotonic() < deadline:
             n = sum(len(p.delivered_files()) for p in self.pfs)
-            q = sum(p.queued() for p in self.pfs[:2])
+            q = sum(p.queued_complete() for p in self.pfs[:2])
             if n != last or q:
                 last, since = n, time.monotonic()
             elif time.monotonic() - since >= 3.0:
@@ -750,10 +770,13 @@ class Soak:
             if not self.inst.mx.alive() and not self.inst.mx.expected_exit:
                 self.problems.append(f"mxfront gen {self.inst.gen} died: exit {self.inst.mx.proc.returncode}")
                 break
-        if inj.is_alive() is False and self.now() < end - 1:
-            pass  # the injector stops ~8 s before the end; the load keeps running
         while self.now() < end and self.inst.mx.alive():
             time.sleep(0.2)
+        inj.join(45)  # finishing the first cycle of faults, if the run was too short for it
+        if inj.is_alive():
+            self.problems.append("fault injector still busy 45 s after the end of the run")
+        elif not getattr(self, "all_faults_done", False):
+            self.problems.append("not every fault kind was injected")
         self.stop.set()
         inj.join(40)
         for t in clients:
@@ -763,7 +786,7 @@ class Soak:
         settled = self.settle()
         if not settled:
             self.problems.append("Postfix deliveries did not settle within 40 s "
-                                 f"(queued A={A.queued()} B={B.queued()})")
+                                 f"(queued A={A.queued_complete()} B={B.queued_complete()})")
 
         inst = self.inst
         alive = inst.mx.alive()
@@ -779,6 +802,11 @@ class Soak:
             except OSError:
                 pass
         L, reasons, evidence = self.ledger()
+        with self.lock:
+            after_restart = sum(1 for m in self.messages.values() for x in m["attempts"]
+                                if x["gen"] == inst.gen and x["outcome"] == "250")
+        if len(self.instances) > 1 and after_restart == 0:
+            self.problems.append(f"no message was accepted by mxfront gen {inst.gen} after the restart")
 
         kinds = {}
         for f in self.faults:
