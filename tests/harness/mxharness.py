@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -1024,3 +1025,24 @@ def split_after_received(data: bytes):
     if not m:
         return None, None
     return m, data[m.end():]
+
+
+class PostfixMxfrontCase(unittest.TestCase):
+    """Base class: one real Postfix qmqpd and one mxfront relaying to it, shared by the test class
+    (started in setUpClass, stopped by class clean-ups even when a test fails)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pf = PostfixQmqp()
+        cls.addClassCleanup(cls.pf.stop)
+        cls.pf.start()
+        cls.mx = Mxfront([cls.pf.address])
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+
+    def tearDown(self):
+        self.mx.check_alive()
+
+    def diag(self):
+        return (f"\n--- mxfront log ---\n{self.mx.log()[-3000:]}"
+                f"\n--- postfix maillog ---\n{self.pf.log()[-3000:]}")

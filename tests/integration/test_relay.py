@@ -12,26 +12,11 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import (Mxfront, PostfixQmqp, SmtpConn, split_after_received,  # noqa: E402
+from mxharness import (Mxfront, PostfixMxfrontCase, SmtpConn, split_after_received,  # noqa: E402
                        unique_marker)
 
 
-class RelayToPostfixTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pf = PostfixQmqp()
-        cls.addClassCleanup(cls.pf.stop)
-        cls.pf.start()
-        cls.mx = Mxfront([cls.pf.address])
-        cls.addClassCleanup(cls.mx.kill)
-        cls.mx.start()
-
-    def tearDown(self):
-        self.mx.check_alive()
-
-    def diag(self):
-        return (f"\n--- mxfront log ---\n{self.mx.log()[-3000:]}"
-                f"\n--- postfix maillog ---\n{self.pf.log()[-3000:]}")
+class RelayToPostfixTest(PostfixMxfrontCase):
 
     def one_delivery(self, marker, recipient, timeout=10):
         ds = [d for d in self.pf.deliveries(timeout, 1, match=marker.encode()) if d.recipient == recipient]

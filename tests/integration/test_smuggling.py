@@ -9,7 +9,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, smtp_raw, unique_marker  # noqa: E402
+from mxharness import PostfixMxfrontCase, smtp_raw, unique_marker  # noqa: E402
 
 ENVELOPE = [b"EHLO client.test\r\n", b"MAIL FROM:<carrier@example.net>\r\n",
             b"RCPT TO:<bob@example.org>\r\n", b"DATA\r\n"]
@@ -60,21 +60,7 @@ CASES = {
 }
 
 
-class SmugglingTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pf = PostfixQmqp()
-        cls.addClassCleanup(cls.pf.stop)
-        cls.pf.start()
-        cls.mx = Mxfront([cls.pf.address])
-        cls.addClassCleanup(cls.mx.kill)
-        cls.mx.start()
-
-    def tearDown(self):
-        self.mx.check_alive()
-
-    def diag(self):
-        return f"\n--- mxfront log ---\n{self.mx.log()[-2500:]}"
+class SmugglingTest(PostfixMxfrontCase):
 
     def run_case(self, build, split):
         marker = unique_marker("smuggle").encode()
