@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config/filters.h"
 #include "ldap/options.h"
 #include "net/cidr.h"
 #include "qmqp/types.h"
@@ -36,6 +37,8 @@ struct Profile {
   bool sender_login_match = true;    // authenticated users may only send as their own addresses
   size_t message_size = 0;           // 0 = limits.message_size
   size_t recipients = 0;             // 0 = limits.recipients
+  double reject_score = 0;           // a message scoring at least this is refused (0 = never)
+  double tag_score = 0;              // ... at least this is relayed with spam headers (0 = never)
 };
 
 struct Tls {
@@ -81,6 +84,7 @@ struct Config {
   std::vector<std::string> local_domains;  // lower-case
   qmqp::ClientConfig qmqp;
   ldap::Options directory;
+  FilterConfig filters;                    // chain settings and each filter's own section
 
   const Profile& profile(const std::string& name) const;
 };

@@ -32,6 +32,44 @@ struct Loader {
     return nullptr;
   }
 
+  static const ArraySection* find_array(std::string_view section) {
+    for (const auto& a : array_sections())
+      if (a.section == section) return &a;
+    return nullptr;
+  }
+
+  // [[rbl.zone]] and the like: each element starts from defaults, is filled by its rows, then
+  // must carry the required keys and pass the section's own check.
+  bool apply_array(const ArraySection& a, const toml::array& arr, Config& c, Listener& l) {
+    for (const auto& e : arr) {
+      const toml::table* t = e.as_table();
+      a.push(c);
+      if (!apply_table(a.section, *t, c, l)) return false;
+      for (auto key : a.required)
+        if (!t->contains(key)) return fail(e.source(), fmt::format("[[{}]] needs {}", a.section, key));
+      if (a.check) {
+        std::string err = a.check(c);
+        if (!err.empty()) return fail(e.source(), fmt::format("[[{}]]: {}", a.section, err));
+      }
+    }
+    return true;
+  }
+
+  // Each filter named in a profile needs its own section's essentials.
+  bool check_filters(const toml::table& root, const Config& c) {
+    for (const auto& p : c.profiles)
+      for (const auto& f : p.filters) {
+        if (f == "clamav" && c.filters.clamav.database_dir.empty())
+          return fail(where(root, "clamav"), fmt::format("profile {} uses clamav: clamav.database_dir is required", p.name));
+        if (f == "rbl" && c.filters.rbl.zones.empty())
+          return fail(where(root, "rbl"), fmt::format("profile {} uses rbl: at least one [[rbl.zone]] is required", p.name));
+      }
+    for (const auto& p : c.profiles)
+      if (p.reject_score > 0 && p.tag_score >= p.reject_score)
+        return fail(where(root, "profile"), fmt::format("profile.{}: tag_score must be below reject_score", p.name));
+    return true;
+  }
+
   bool known_section(std::string_view section) {
     for (const auto& p : parameters())
       if (p.section == section) return true;
@@ -41,6 +79,12 @@ struct Loader {
   bool apply_table(std::string_view section, const toml::table& t, Config& c, Listener& l) {
     for (const auto& [k, v] : t) {
       const Parameter* p = find(section, k.str());
+      if (!p && v.is_array_of_tables()) {
+        if (const ArraySection* a = find_array(fmt::format("{}.{}", section, k.str()))) {
+          if (!apply_array(*a, *v.as_array(), c, l)) return false;
+          continue;
+        }
+      }
       if (!p) return fail(k.source(), fmt::format("unknown key '{}' in [{}]", k.str(), section));
       std::string e = p->apply(c, l, v);
       if (!e.empty()) return fail(v.source(), fmt::format("{}.{}: {}", section, k.str(), e));
@@ -113,6 +157,7 @@ struct Loader {
   bool run(const toml::table& root, Config& c) {
     Listener unused;
     c.profiles = default_profiles();
+    for (const auto& k : known_filters()) c.filters.settings[k.name] = k.defaults;
     for (const auto& [k, v] : root) {
       std::string_view section = k.str();
       if (section == "profile") {
@@ -148,7 +193,7 @@ struct Loader {
       return fail(where(root, "directory"), "directory.type = \"file\" needs directory.users_file");
     if (c.directory.type == "ldap" && (c.directory.uris.empty() || c.directory.base_dn.empty()))
       return fail(where(root, "directory"), "directory.type = \"ldap\" needs directory.uris and directory.base_dn");
-    if (!check_tls(root, c) || !check_listeners(root, c)) return false;
+    if (!check_tls(root, c) || !check_listeners(root, c) || !check_filters(root, c)) return false;
     if (c.limits.data_line_length < c.limits.line_length)
       return fail(where(root, "limits"), "limits.data_line_length must be at least limits.line_length");
     return true;

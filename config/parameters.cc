@@ -1,11 +1,13 @@
 // Rows of the parameter table and the typed setters they use.
 #include "config/parameters.h"
+#include "config/setters.h"
 
 #include "core/text.h"
 
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 
@@ -13,61 +15,7 @@
 
 namespace config {
 namespace {
-
-using Setter = std::function<std::string(Config&, Listener&, const toml::node&)>;
-
-template <typename Get>
-Setter size_param(Get get, int64_t min, int64_t max) {
-  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
-    auto v = n.value_exact<int64_t>();
-    if (!v) return "expected an integer";
-    if (*v < min || *v > max) return fmt::format("must be between {} and {}", min, max);
-    get(c) = static_cast<std::remove_reference_t<decltype(get(c))>>(*v);
-    return {};
-  };
-}
-
-template <typename Get>
-Setter seconds_param(Get get, double min, double max) {
-  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
-    std::optional<double> v;
-    if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
-    else if (auto d = n.value_exact<double>()) v = *d;
-    if (!v) return "expected a number of seconds";
-    if (*v < min || *v > max) return fmt::format("must be between {} and {} seconds", min, max);
-    get(c) = Seconds(*v);
-    return {};
-  };
-}
-
-template <typename Get>
-Setter bool_param(Get get) {
-  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
-    auto v = n.value_exact<bool>();
-    if (!v) return "expected true or false";
-    get(c) = *v;
-    return {};
-  };
-}
-
-std::vector<std::string> string_list(const toml::node& n, std::string& err) {
-  std::vector<std::string> out;
-  const toml::array* a = n.as_array();
-  if (!a) {
-    err = "expected a list of strings";
-    return out;
-  }
-  for (const auto& e : *a) {
-    auto s = e.value_exact<std::string>();
-    if (!s) {
-      err = "expected a list of strings";
-      return {};
-    }
-    out.push_back(*s);
-  }
-  return out;
-}
-
+using namespace setters;
 bool valid_domain_name(std::string_view d) {
   if (d.empty() || d.size() > 255 || d.front() == '.' || d.back() == '.') return false;
   for (char c : d)
@@ -75,27 +23,6 @@ bool valid_domain_name(std::string_view d) {
   return true;
 }
 
-
-template <typename Get>
-Setter string_param(Get get) {
-  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
-    auto v = n.value_exact<std::string>();
-    if (!v) return "expected a string";
-    get(c) = *v;
-    return {};
-  };
-}
-
-template <typename Get>
-Setter list_param(Get get) {
-  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
-    std::string err;
-    auto v = string_list(n, err);
-    if (!err.empty()) return err;
-    get(c) = std::move(v);
-    return {};
-  };
-}
 
 std::string set_directory_type(Config& c, Listener&, const toml::node& n) {
   auto s = n.value_exact<std::string>();
@@ -211,8 +138,16 @@ ProfileSetter profile_filters() {
     std::string err;
     auto v = string_list(n, err);
     if (!err.empty()) return err;
-    for (const auto& f : v)
-      if (f != "relay_control") return fmt::format("unknown filter '{}' (known: relay_control)", f);
+    for (const auto& f : v) {
+      bool known = false;
+      std::string names;
+      for (const auto& k : known_filters()) {
+        known = known || f == k.name;
+        names += names.empty() ? k.name : std::string(", ") + k.name;
+      }
+      if (!known) return fmt::format("unknown filter '{}' (known: {})", f, names);
+      if (std::count(v.begin(), v.end(), f) > 1) return fmt::format("filter '{}' is listed twice", f);
+    }
     p.filters = std::move(v);
     return {};
   };
@@ -227,22 +162,22 @@ ProfileSetter profile_bool(bool Profile::*field) {
   };
 }
 
+ProfileSetter profile_score(double Profile::*field) {
+  return [field](Profile& p, const toml::node& n) -> std::string {
+    std::optional<double> v;
+    if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
+    else if (auto d = n.value_exact<double>()) v = *d;
+    if (!v || *v < 0 || *v > 1000) return "expected a score between 0 and 1000 (0 = off)";
+    p.*field = *v;
+    return {};
+  };
+}
+
 ProfileSetter profile_size(size_t Profile::*field, int64_t max) {
   return [field, max](Profile& p, const toml::node& n) -> std::string {
     auto v = n.value_exact<int64_t>();
     if (!v || *v < 0 || *v > max) return fmt::format("expected an integer between 0 and {}", max);
     p.*field = static_cast<size_t>(*v);
-    return {};
-  };
-}
-
-template <typename Get>
-Setter millis_param(Get get, double min, double max) {
-  return [get, min, max](Config& c, Listener& l, const toml::node& n) -> std::string {
-    Seconds s{};
-    auto tmp = seconds_param([&s](Config&) -> Seconds& { return s; }, min, max);
-    if (auto e = tmp(c, l, n); !e.empty()) return e;
-    get(c) = std::chrono::milliseconds(static_cast<int64_t>(s.count() * 1000));
     return {};
   };
 }
@@ -296,7 +231,8 @@ bool parse_host_port(std::string_view s, std::string& host, uint16_t& port, bool
 }
 
 const std::vector<Parameter>& parameters() {
-  static const std::vector<Parameter> table = {
+  static const std::vector<Parameter> table = [] {
+    std::vector<Parameter> rows = {
       {"server", "hostname", "string", "gethostname()", "Name in the 220 greeting, EHLO reply and Received header.", set_hostname},
       {"server", "io_threads", "integer", "0", "I/O threads, each with its own event loop; 0 = one per CPU core.",
        size_param([](Config& c) -> unsigned& { return c.io_threads; }, 0, 256)},
@@ -321,6 +257,10 @@ const std::vector<Parameter>& parameters() {
        none(), profile_size(&Profile::message_size, kBig)},
       {"profile", "recipients", "integer", "0", "[profile.*]: overrides limits.recipients on this profile (0 = no override).",
        none(), profile_size(&Profile::recipients, 100000)},
+      {"profile", "reject_score", "number", "0", "[profile.*]: a message whose filter scores add up to at least this is refused with 554 5.7.1 and the reasons (0 = never).",
+       none(), profile_score(&Profile::reject_score)},
+      {"profile", "tag_score", "number", "0", "[profile.*]: a message scoring at least this (and below reject_score) is relayed with the spam headers (0 = never).",
+       none(), profile_score(&Profile::tag_score)},
       {"tls", "cert_file", "string", "\"\"", "PEM certificate chain. Without it no STARTTLS is offered and submission profiles cannot be used.",
        string_param([](Config& c) -> std::string& { return c.tls.cert_file; })},
       {"tls", "key_file", "string", "\"\"", "PEM private key for tls.cert_file.",
@@ -401,7 +341,10 @@ const std::vector<Parameter>& parameters() {
        size_param([](Config& c) -> size_t& { return c.directory.threads; }, 1, 64)},
       {"directory", "queue", "integer", "256", "Pending directory requests; past it the lookup is answered as unavailable (451).",
        size_param([](Config& c) -> size_t& { return c.directory.queue; }, 1, 100000)},
-  };
+    };
+    for (auto& r : filter_parameters()) rows.push_back(std::move(r));
+    return rows;
+  }();
   return table;
 }
 
@@ -420,7 +363,9 @@ std::vector<Profile> default_profiles() {
 std::string markdown_table() {
   std::string out = "| key | type | default | meaning |\n|---|---|---|---|\n";
   for (const auto& p : parameters()) {
-    std::string key = p.section == "listener"  ? fmt::format("[[listener]] {}", p.key)
+    bool array = std::any_of(array_sections().begin(), array_sections().end(),
+                             [&](const ArraySection& a) { return a.section == p.section; });
+    std::string key = p.section == "listener" || array ? fmt::format("[[{}]] {}", p.section, p.key)
                       : p.section == "profile" ? fmt::format("profile.NAME.{}", p.key)
                                                : fmt::format("{}.{}", p.section, p.key);
     out += fmt::format("| `{}` | {} | {} | {} |\n", key, p.type, p.default_text, p.doc);

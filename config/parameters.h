@@ -24,7 +24,19 @@ struct Parameter {
   std::function<std::string(Profile&, const toml::node& node)> apply_profile;
 };
 
+// Sections written as arrays of tables ([[rbl.zone]]): `push` appends a default element that the
+// section's rows then fill; `required` keys must appear in every element.
+struct ArraySection {
+  std::string_view section;  // "rbl.zone"
+  std::function<void(Config&)> push;
+  std::vector<std::string_view> required;
+  std::function<std::string(const Config&)> check;  // validates the element just filled; "" = fine
+};
+
 const std::vector<Parameter>& parameters();
+const std::vector<ArraySection>& array_sections();
+// The rows of the filter sections (filter_parameters.cc), appended to parameters().
+std::vector<Parameter> filter_parameters();
 std::vector<Profile> default_profiles();
 std::string markdown_table();
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace core {
 
@@ -24,9 +25,17 @@ enum class Counter {
   kCount
 };
 
+// Per-filter outcome counters, registered by filter name on first use and never freed (stable
+// across config reloads). Outcomes: the five actions plus timeout, error and cancelled.
+enum class FilterOutcome { Continue, Accept, Reject, TempFail, Disconnect, Timeout, Error, Cancelled, kCount };
+struct FilterCounters;
+FilterCounters* filter_counters(std::string_view filter);
+void count(FilterCounters* f, FilterOutcome o);
+uint64_t value(const FilterCounters* f, FilterOutcome o);
+
 void count(Counter c, uint64_t n = 1);
 uint64_t value(Counter c);
 const char* name(Counter c);
-std::string counters_line();  // "connections_accepted=12 tls_handshakes=3 ..."
+std::string counters_line();  // "connections_accepted=12 ... filter_rbl_reject=3 ..."
 
 }  // namespace core

@@ -121,6 +121,35 @@ Reply relay_protocol_error(std::string_view w) {
   return {451, "4.4.2", fmt::format("Bad answer from mailbox server: {}", sanitize(w))};
 }
 Reply local_error() { return {451, "4.3.0", "Local error in processing"}; }
+
+namespace {
+// Text from outside (DNS TXT records, signature names) in a reply: printable ASCII only, bounded.
+std::string printable(std::string_view in, size_t max = 200) {
+  std::string out;
+  for (char c : in.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return out;
+}
+}  // namespace
+
+Reply filter_unavailable() { return {451, "4.3.0", "Temporary problem checking the message; try again later"}; }
+Reply filter_busy() { return {451, "4.3.0", "Too busy to check the message now; try again later"}; }
+Reply spam_rejected(std::string_view reasons) {
+  return {554, "5.7.1", fmt::format("Message refused as spam ({})", printable(reasons, 400))};
+}
+Reply client_blocked(std::string_view ip) { return {554, "5.7.1", fmt::format("Client host [{}] blocked by local policy", ip)}; }
+Reply rbl_listed(std::string_view ip, std::string_view zone, std::string_view txt) {
+  if (txt.empty()) return {554, "5.7.1", fmt::format("Service unavailable; client host [{}] blocked using {}", ip, zone)};
+  return {554, "5.7.1", fmt::format("Service unavailable; client host [{}] blocked using {}; {}", ip, zone, printable(txt))};
+}
+Reply rhsbl_listed(std::string_view domain, std::string_view zone, std::string_view txt) {
+  if (txt.empty()) return {554, "5.7.1", fmt::format("Service unavailable; sender domain {} blocked using {}", domain, zone)};
+  return {554, "5.7.1", fmt::format("Service unavailable; sender domain {} blocked using {}; {}", domain, zone, printable(txt))};
+}
+Reply rule_rejected(std::string_view rule) { return {554, "5.7.1", fmt::format("Message refused by local policy ({})", rule)}; }
+Reply virus_found(std::string_view signature) {
+  return {554, "5.7.1", fmt::format("Message refused: virus found: {}", printable(signature))};
+}
+Reply scan_limit_rejected() { return {554, "5.7.1", "Message refused: it exceeds the virus scanner's limits"}; }
 }  // namespace replies
 
 }  // namespace core

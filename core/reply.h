@@ -79,6 +79,16 @@ Reply relay_permfail(std::string_view server_text);             // 554 5.6.0 (D)
 Reply relay_unavailable(std::string_view why);                  // 451 4.4.1 (no server / no answer)
 Reply relay_protocol_error(std::string_view why);               // 451 4.4.2 (broken answer)
 Reply local_error();                                            // 451 4.3.0
+// --- filter chain ---
+Reply filter_unavailable();                                     // 451 4.3.0 (check failed/timed out, on_error tempfail)
+Reply filter_busy();                                            // 451 4.3.0 (worker queue full)
+Reply spam_rejected(std::string_view reasons);                  // 554 5.7.1 (score >= reject_score)
+Reply client_blocked(std::string_view ip);                      // 554 5.7.1 (rules.client_block)
+Reply rbl_listed(std::string_view ip, std::string_view zone, std::string_view txt);  // 554 5.7.1
+Reply rhsbl_listed(std::string_view domain, std::string_view zone, std::string_view txt);  // 554 5.7.1
+Reply rule_rejected(std::string_view rule);                     // 554 5.7.1
+Reply virus_found(std::string_view signature);                  // 554 5.7.1
+Reply scan_limit_rejected();                                    // 554 5.7.1 (clamav.on_limit reject)
 }  // namespace replies
 
 }  // namespace core

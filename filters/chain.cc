@@ -1,18 +1,203 @@
-// Runs a phase through the chain: first non-Continue verdict wins.
+// Runs a phase through the chain: per-filter timeout race, failure mode, scores, logging.
 #include "filters/chain.h"
 
-namespace filters {
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
 
-boost::asio::awaitable<Verdict> Chain::run(Phase p, const Context& ctx) const {
-  for (const auto& f : filters_) {
-    if (!f->wants(p)) continue;
-    Verdict v = co_await f->check(p, ctx);
+#include <fmt/format.h>
+
+#include "core/log.h"
+
+namespace filters {
+namespace asio = boost::asio;
+namespace R = core::replies;
+using core::FilterOutcome;
+
+std::string_view phase_name(Phase p) {
+  switch (p) {
+    case Phase::Connect: return "connect";
+    case Phase::Helo: return "helo";
+    case Phase::MailFrom: return "mail";
+    case Phase::RcptTo: return "rcpt";
+    case Phase::Data: return "data";
+  }
+  return "?";
+}
+
+std::string_view action_name(Action a) {
+  switch (a) {
+    case Action::Continue: return "continue";
+    case Action::Accept: return "accept";
+    case Action::Reject: return "reject";
+    case Action::TempFail: return "tempfail";
+    case Action::Disconnect: return "disconnect";
+  }
+  return "?";
+}
+
+void Chain::add(std::shared_ptr<Filter> f, config::FilterSettings s) {
+  auto* counters = core::filter_counters(f->name());
+  steps_.push_back({std::move(f), s, counters});
+}
+
+std::string Score::report() const {
+  std::string out;
+  for (const auto* tags : {&connection_tags, &transaction_tags})
+    for (const auto& t : *tags) out += (out.empty() ? "" : " ") + t;
+  return out;
+}
+
+// One check in flight: its result (once it completes) and the timer the chain waits on. The
+// check's completion and the timeout (or cancel()) race to cancel the timer; first one wins.
+struct ChainRun::Waiter {
+  explicit Waiter(asio::any_io_executor ex) : timer(ex) {}
+  asio::steady_timer timer;
+  std::shared_ptr<Cancel> cancel = std::make_shared<Cancel>();
+  std::optional<Verdict> result;
+  std::string error;  // the check threw
+  bool done = false;
+};
+
+ChainRun::ChainRun(std::shared_ptr<const Chain> chain, asio::any_io_executor ex)
+    : chain_(std::move(chain)), ex_(std::move(ex)), states_(chain_->size()) {}
+
+ChainRun::~ChainRun() { cancel(); }
+
+void ChainRun::connect(const Context& base) {
+  const auto& steps = chain_->steps();
+  for (size_t i = 0; i < steps.size(); ++i) states_[i] = steps[i].filter->connect(base, ex_);
+}
+
+void ChainRun::new_transaction() {
+  score_.transaction = 0;
+  score_.transaction_tags.clear();
+}
+
+void ChainRun::cancel() {
+  cancelled_ = true;
+  if (current_) {
+    current_->cancel->flag = true;
+    current_->timer.cancel();
+  }
+}
+
+void ChainRun::add_score(const Verdict& v, Phase p) {
+  bool conn = p == Phase::Connect || p == Phase::Helo;
+  (conn ? score_.connection : score_.transaction) += v.score;
+  auto& tags = conn ? score_.connection_tags : score_.transaction_tags;
+  tags.insert(tags.end(), v.tags.begin(), v.tags.end());
+}
+
+asio::awaitable<Verdict> ChainRun::check_one(const Chain::Step& step, Phase p, std::shared_ptr<const Context> ctx,
+                                             FilterOutcome& outcome) {
+  auto w = std::make_shared<Waiter>(ex_);
+  auto c = std::make_shared<Context>(*ctx);
+  c->cancel = w->cancel;
+  current_ = w;
+  auto work = step.filter->check(p, std::move(c));
+  // The handler keeps the filter alive: an abandoned check may outlive this config generation.
+  asio::co_spawn(ex_, std::move(work), [w, keep = step.filter](std::exception_ptr e, Verdict v) {
+    w->done = true;
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        w->error = ex.what();
+      } catch (...) {
+        w->error = "unknown exception";
+      }
+    } else {
+      w->result = std::move(v);
+    }
+    w->timer.cancel();
+  });
+  if (!w->done && !cancelled_) {
+    w->timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(step.settings.timeout));
+    boost::system::error_code ec;
+    co_await w->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  current_.reset();
+  if (w->result && !w->result->failed) {
+    outcome = static_cast<FilterOutcome>(w->result->action);
+    co_return std::move(*w->result);
+  }
+  w->cancel->flag = true;  // abandoned or finished: tell any work still queued not to start
+  if (cancelled_) {
+    outcome = FilterOutcome::Cancelled;
+    co_return Verdict{Action::Disconnect, std::nullopt, "client gone"};
+  }
+  outcome = w->result ? FilterOutcome::Error : !w->error.empty() ? FilterOutcome::Error : FilterOutcome::Timeout;
+  std::string why = w->result ? w->result->reason : !w->error.empty() ? w->error : "timeout";
+  Verdict v;
+  v.reason = why;
+  if (step.settings.on_error == config::OnError::TempFail) {
+    v.action = Action::TempFail;
+    v.reply = R::filter_unavailable();
+  }
+  v.failed = true;  // marks the log line; the chain treats it by its action
+  co_return v;
+}
+
+asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
+  auto ctx = std::make_shared<const Context>(std::move(base));
+  const auto& steps = chain_->steps();
+  for (size_t i = 0; i < steps.size() && !cancelled_; ++i) {
+    const Chain::Step& step = steps[i];
+    if (!step.filter->wants(p)) continue;
+    if (allowlisted_ && step.filter->skipped_when_allowlisted()) continue;
+    auto t0 = std::chrono::steady_clock::now();
+    std::shared_ptr<Context> mine;
+    if (states_[i]) {  // only copy the context when the filter has per-connection state
+      mine = std::make_shared<Context>(*ctx);
+      mine->state = states_[i];
+    }
+    FilterOutcome outcome = FilterOutcome::Continue;
+    Verdict v = co_await check_one(step, p, mine ? std::shared_ptr<const Context>(mine) : ctx, outcome);
+    core::count(step.counters, outcome);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    bool plain = v.action == Action::Continue && v.score == 0 && !v.failed;
+    auto& lg = core::log();
+    auto level = plain ? spdlog::level::debug : outcome == FilterOutcome::Timeout || outcome == FilterOutcome::Error
+                                                    ? spdlog::level::warn
+                                                    : spdlog::level::info;
+    lg.log(level, "filter id={} client={} filter={} phase={} verdict={}{} score={:g} duration_ms={:.2f} reason=\"{}\"",
+           ctx->session_id, ctx->client_ip, step.filter->name(), phase_name(p), action_name(v.action),
+           outcome == FilterOutcome::Timeout ? " (timeout)" : outcome == FilterOutcome::Error ? " (error)" : "", v.score, ms,
+           v.reason);
+    add_score(v, p);
+    if (p == Phase::Connect && v.action == Action::Accept) {
+      allowlisted_ = true;
+      continue;  // allowlisting does not end the connect phase: safety filters still see it
+    }
     if (v.action != Action::Continue) {
-      if (v.reason.empty()) v.reason = std::string(f->name());
+      if (v.reason.empty()) v.reason = std::string(step.filter->name());
       co_return v;
     }
   }
+  if (cancelled_) co_return Verdict{Action::Disconnect, std::nullopt, "client gone"};
+  double limit = chain_->reject_score();
+  if (p != Phase::Connect && p != Phase::Helo && limit > 0 && score_.total() >= limit) {
+    std::string reasons = fmt::format("score {:g} >= {:g}: {}", score_.total(), limit, score_.report());
+    core::log().info("filter id={} client={} filter=score phase={} verdict=reject reason=\"{}\"", ctx->session_id,
+                     ctx->client_ip, phase_name(p), reasons);
+    core::count(core::filter_counters("score"), FilterOutcome::Reject);
+    co_return Verdict{Action::Reject, R::spam_rejected(reasons), reasons};
+  }
   co_return Verdict{};
+}
+
+std::string ChainRun::spam_headers(const config::SpamHeaders& h) const {
+  double tag = chain_->tag_score();
+  if (tag <= 0 || score_.total() < tag) return {};
+  std::string out;
+  out += fmt::format("{}: {:.1f}\n", h.score, score_.total());
+  out += fmt::format("{}: Yes, score={:.1f} tag={:g} reject={:g}\n", h.status, score_.total(), tag, chain_->reject_score());
+  std::string report = score_.report();
+  if (!report.empty()) out += fmt::format("{}: {}\n", h.report, report);
+  return out;
 }
 
 }  // namespace filters

@@ -1,38 +1,68 @@
 // The filter API: hooks named after SMTP phases, a small closed set of verdicts, async checks.
-// A filter must never block its thread: I/O is awaited, CPU-heavy work goes to a worker pool.
-// Chain semantics (chain.h): filters run in order; the first verdict that is not Continue ends
-// the phase. At RcptTo a recipient is accepted only on an explicit Accept.
+// A filter never blocks its thread: I/O is awaited, CPU-heavy work goes to the worker pool
+// (filters/resources.h). Chain semantics are in chain.h.
+//
+// Ownership: a check receives its Context as a shared_ptr and must keep it for as long as it
+// runs. A check that outlives its timeout, or whose client went away, is abandoned by the chain
+// but keeps running until it returns; it should look at ctx->cancel and stop early.
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/reply.h"
 #include "smtpd/address.h"
 
 namespace filters {
 
-enum class Phase { Connect, Helo, MailFrom, RcptTo, DataPost };
+enum class Phase { Connect, Helo, MailFrom, RcptTo, Data };
 enum class Action { Continue, Accept, Reject, TempFail, Disconnect };
+std::string_view phase_name(Phase p);    // "connect", "helo", "mail", "rcpt", "data"
+std::string_view action_name(Action a);  // "continue", "accept", "reject", "tempfail", "disconnect"
 
 struct Verdict {
   Action action = Action::Continue;
   std::optional<core::Reply> reply;  // the reply to send; a default is used when empty
-  std::string reason;                // for the log
+  std::string reason;                // for the log (and the reply of a score reject)
+  double score = 0;                  // added to the message's score, whatever the action
+  std::vector<std::string> tags;     // what scored, for X-Spam-Report: "RBL_ZEN_TEST=3"
+  bool failed = false;               // the filter could not judge: the filter's on_error applies
+
+  static Verdict cont() { return {}; }
+  static Verdict failure(std::string why) {
+    Verdict v;
+    v.failed = true;
+    v.reason = std::move(why);
+    return v;
+  }
 };
 
-// What a filter may look at. Pointers are valid for the duration of the check only.
+// Set when the check's result is no longer wanted (timeout, client gone). Thread-safe.
+struct Cancel {
+  std::atomic<bool> flag{false};
+  bool cancelled() const { return flag.load(std::memory_order_relaxed); }
+};
+
+// What a filter may look at, owned by the check.
 struct Context {
-  std::string_view session_id;
-  std::string_view client_ip;
-  std::string_view helo;
-  const smtpd::Address* sender = nullptr;     // MailFrom and later
-  const smtpd::Address* recipient = nullptr;  // RcptTo: the recipient being checked
-  const std::string* message = nullptr;       // DataPost: LF line endings, dot-unstuffed
-  bool authenticated = false;                 // the client passed AUTH
+  std::string session_id;
+  std::string client_ip;                        // the real client (after a PROXY header)
+  std::string helo;                             // the last HELO/EHLO name ("" at Connect)
+  bool authenticated = false;                   // the client passed AUTH
+  bool tls = false;
+  smtpd::Address sender;                        // MailFrom and later
+  smtpd::Address recipient;                     // RcptTo: the recipient being judged
+  std::vector<smtpd::Address> recipients;       // Data: every accepted recipient
+  std::shared_ptr<const std::string> message;   // Data: as received, LF line endings, dot-unstuffed
+  std::shared_ptr<void> state;                  // this filter's per-connection state (Filter::connect)
+  std::shared_ptr<const Cancel> cancel;         // never null inside a check
 };
 
 class Filter {
@@ -40,7 +70,14 @@ class Filter {
   virtual ~Filter() = default;
   virtual std::string_view name() const = 0;
   virtual bool wants(Phase p) const = 0;
-  virtual boost::asio::awaitable<Verdict> check(Phase p, const Context& ctx) = 0;
+  // Spam checks (rbl, rules) are skipped for a client a Connect-phase Accept allowlisted;
+  // safety checks (relay control, virus scan) are not.
+  virtual bool skipped_when_allowlisted() const { return false; }
+  // Called once when the connection arrives, on the session's executor, before any check; must
+  // not block. What it returns comes back in ctx->state for every check of that connection
+  // (e.g. DNS lookups already under way, so their latency overlaps with the SMTP dialogue).
+  virtual std::shared_ptr<void> connect(const Context& ctx, boost::asio::any_io_executor ex) { return nullptr; }
+  virtual boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) = 0;
 };
 
 }  // namespace filters

@@ -32,11 +32,11 @@ Verdict RelayControl::from_lookup(const ldap::RecipientResult& r) {
   return {Action::TempFail, core::replies::directory_unavailable(), "directory unavailable: " + r.detail};
 }
 
-boost::asio::awaitable<Verdict> RelayControl::check(Phase, const Context& ctx) {
-  const smtpd::Address& rcpt = *ctx.recipient;
+boost::asio::awaitable<Verdict> RelayControl::check(Phase, std::shared_ptr<const Context> ctx) {
+  const smtpd::Address& rcpt = ctx->recipient;
   if (directory_ && !smtpd::has_routing_syntax(rcpt) && !rcpt.domain.empty() && is_local_domain(rcpt))
     co_return from_lookup(co_await directory_->find_recipient(rcpt.str()));
-  co_return decide(rcpt, ctx.authenticated);
+  co_return decide(rcpt, ctx->authenticated);
 }
 
 }  // namespace filters

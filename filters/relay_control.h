@@ -21,7 +21,7 @@ class RelayControl final : public Filter {
   RelayControl(std::vector<std::string> local_domains, std::shared_ptr<ldap::Directory> directory = nullptr);
   std::string_view name() const override { return "relay_control"; }
   bool wants(Phase p) const override { return p == Phase::RcptTo; }
-  boost::asio::awaitable<Verdict> check(Phase p, const Context& ctx) override;
+  boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
 
   // The decision as if every local address existed (pure, for tests).
   Verdict decide(const smtpd::Address& rcpt, bool authenticated = false) const;

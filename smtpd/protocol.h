@@ -84,6 +84,8 @@ class Protocol {
   const Address& pending_address() const { return pending_addr_; }
   const Transaction& transaction() const { return txn_; }
   const std::string& message() const { return message_; }  // LF line endings, dot-unstuffed
+  // During Event::Message: moves the message out (the filters and the relay share it).
+  std::string take_message() { return std::move(message_); }
   size_t message_bytes_received() const { return data_bytes_; }
   // Message data held (received body + unprocessed input): what the in-flight bound counts.
   size_t held_bytes() const { return message_.size() + (in_.size() - pos_); }

@@ -29,16 +29,22 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-// The filter registry: name -> instance. Names are validated by the config loader.
-std::shared_ptr<filters::Filter> make_filter(const std::string& name, const Snapshot& s) {
-  if (name == "relay_control") return std::make_shared<filters::RelayControl>(s.config->local_domains, s.directory);
-  return nullptr;
+// The filter registry: name -> instance. Names are validated by the config loader; a filter
+// that cannot be built (a bad signature directory, say) makes the whole generation invalid.
+struct FilterOrError {
+  std::shared_ptr<filters::Filter> filter;
+  std::string error;
+};
+FilterOrError make_filter(const std::string& name, const Snapshot& s) {
+  if (name == "relay_control") return {std::make_shared<filters::RelayControl>(s.config->local_domains, s.directory), {}};
+  return {nullptr, "filter '" + name + "' is not built into this mxfront"};
 }
 }  // namespace
 
-SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c) {
+SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c, std::shared_ptr<filters::Resources> res) {
   auto s = std::make_shared<Snapshot>();
   s->config = c;
+  s->resources = res ? std::move(res) : std::make_shared<filters::Resources>(*c);
   TlsContextOrError tls = make_tls_context(c->tls);
   if (!tls.error.empty()) return {nullptr, tls.error};
   s->tls = tls.ctx;
@@ -46,8 +52,12 @@ SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c) {
   if (!dir.error.empty()) return {nullptr, "directory: " + dir.error};
   s->directory = dir.dir;
   for (const auto& p : c->profiles) {
-    auto chain = std::make_shared<filters::Chain>();
-    for (const auto& name : p.filters) chain->add(make_filter(name, *s));
+    auto chain = std::make_shared<filters::Chain>(p.reject_score, p.tag_score);
+    for (const auto& name : p.filters) {
+      FilterOrError f = make_filter(name, *s);
+      if (!f.filter) return {nullptr, f.error};
+      chain->add(f.filter, c->filters.of(name));
+    }
     s->chains[p.name] = chain;
   }
   return {s, {}};
@@ -116,7 +126,7 @@ struct Server::Impl {
       core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), r.error);
       return;
     }
-    SnapshotOrError snap = make_snapshot(r.config);
+    SnapshotOrError snap = make_snapshot(r.config, cur->resources);
     if (!snap.snap) {
       core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), snap.error);
       return;

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "filters/chain.h"
+#include "filters/resources.h"
 #include "ldap/directory.h"
 #include "smtpd/limits.h"
 
@@ -24,13 +25,16 @@ struct Snapshot {
   std::map<std::string, std::shared_ptr<const filters::Chain>> chains;  // by profile name
   std::shared_ptr<boost::asio::ssl::context> tls;                      // null: no TLS configured
   std::shared_ptr<ldap::Directory> directory;                          // null: type "none"
+  std::shared_ptr<filters::Resources> resources;                       // shared by all generations
 };
 struct SnapshotOrError {
   std::shared_ptr<const Snapshot> snap;
   std::string error;
 };
-// Builds the filter chains, the TLS context and the directory of a config generation.
-SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c);
+// Builds the filter chains, the TLS context and the directory of a config generation. The first
+// generation creates the shared filter resources (resources == nullptr); reloads pass them on.
+SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c,
+                              std::shared_ptr<filters::Resources> resources = nullptr);
 
 // Process-wide state shared by sessions on all threads.
 struct Shared {

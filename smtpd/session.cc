@@ -13,6 +13,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <sys/socket.h>
 
 #include "core/ids.h"
 #include "core/log.h"
@@ -67,7 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
         snap_(std::move(snap)),
         cfg_(*snap_->config),
         profile_(cfg_.profile(listener.profile)),
-        chain_(*snap_->chains.at(profile_.name)),
+        chain_(snap_->chains.at(profile_.name)),
         shared_(sh),
         listener_(std::move(listener)),
         proto_(settings_from(cfg_, profile_, snap_->tls != nullptr)),
@@ -81,7 +82,11 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<ReadResult> fill(config::Seconds timeout);
   asio::awaitable<bool> flush();
   asio::awaitable<void> decide(Event e);
-  asio::awaitable<void> relay();
+  asio::awaitable<bool> greet();
+  asio::awaitable<void> judge_message();
+  asio::awaitable<void> relay(const std::string& body, const std::string& extra_headers);
+  filters::Context context() const;
+  void watch_for_disconnect();
   asio::awaitable<bool> start_tls();
   asio::awaitable<bool> read_proxy_header();
   asio::awaitable<bool> read_more(std::string& buf, size_t want);
@@ -109,7 +114,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<const Snapshot> snap_;
   const config::Config& cfg_;
   const config::Profile& profile_;
-  const filters::Chain& chain_;
+  std::shared_ptr<const filters::Chain> chain_;
+  std::unique_ptr<filters::ChainRun> filters_;  // this connection's passage through chain_
   Shared& shared_;
   config::Listener listener_;
   Protocol proto_;
@@ -232,27 +238,38 @@ void Session::on_data_start() {
   proto_.accept();
 }
 
+// The session's side of a filter Context; each phase adds its own fields.
+filters::Context Session::context() const {
+  filters::Context c;
+  c.session_id = sid_;
+  c.client_ip = ip_;
+  c.helo = proto_.helo_name();
+  c.authenticated = proto_.authenticated();
+  c.tls = tls_ != nullptr;
+  return c;
+}
+
 asio::awaitable<void> Session::decide(Event e) {
   filters::Phase phase = e == Event::Helo ? filters::Phase::Helo
                          : e == Event::MailFrom ? filters::Phase::MailFrom
                                                 : filters::Phase::RcptTo;
-  filters::Context ctx;
-  ctx.session_id = sid_;
-  ctx.client_ip = ip_;
-  ctx.helo = e == Event::Helo ? proto_.pending_helo() : proto_.helo_name();
-  ctx.sender = e == Event::Helo ? nullptr : &proto_.pending_address();
+  filters::Context ctx = context();
+  if (e == Event::Helo) ctx.helo = proto_.pending_helo();
+  if (e == Event::MailFrom) ctx.sender = proto_.pending_address();
   if (e == Event::RcptTo) {
-    ctx.sender = &proto_.transaction().sender;
-    ctx.recipient = &proto_.pending_address();
+    ctx.sender = proto_.transaction().sender;
+    ctx.recipient = proto_.pending_address();
   }
-  ctx.authenticated = proto_.authenticated();
-  if (e == Event::MailFrom && !sender_allowed()) {
-    proto_.reject(R::sender_not_owned(proto_.pending_address().str()));
-    core::log().info("reject id={} client={} user={} from=<{}> reason=\"sender not owned\"", sid_, ip_, proto_.auth_user(),
-                     proto_.pending_address().str());
-    co_return;
+  if (e == Event::MailFrom) {
+    filters_->new_transaction();
+    if (!sender_allowed()) {
+      proto_.reject(R::sender_not_owned(proto_.pending_address().str()));
+      core::log().info("reject id={} client={} user={} from=<{}> reason=\"sender not owned\"", sid_, ip_,
+                       proto_.auth_user(), proto_.pending_address().str());
+      co_return;
+    }
   }
-  filters::Verdict v = co_await chain_.run(phase, ctx);
+  filters::Verdict v = co_await filters_->run(phase, std::move(ctx));
   switch (v.action) {
     case filters::Action::Continue:
       if (phase == filters::Phase::RcptTo) proto_.reject(R::relay_denied());
@@ -267,6 +284,73 @@ asio::awaitable<void> Session::decide(Event e) {
     core::count(core::Counter::RecipientsRejected);
   if (v.action == filters::Action::Reject && e == Event::RcptTo)
     core::log().info("reject id={} client={} rcpt=<{}> reason=\"{}\"", sid_, ip_, proto_.pending_address().str(), v.reason);
+}
+
+// The greeting: connection limits first, then the chain's connect phase (client block lists;
+// the RBL lookups start here). A refusal is sent as the banner and the connection closed.
+asio::awaitable<bool> Session::greet() {
+  if (shared_.draining) {
+    proto_.greet(R::shutting_down());
+    co_return false;
+  }
+  switch (shared_.limiter.acquire(ip_, ticket_)) {
+    case ConnectionLimiter::Result::Ok: break;
+    case ConnectionLimiter::Result::TooMany: proto_.greet(R::too_many_connections()); co_return false;
+    case ConnectionLimiter::Result::TooManyFromIp: proto_.greet(R::too_many_connections_from_ip()); co_return false;
+  }
+  filters::Context ctx = context();
+  filters_->connect(ctx);
+  filters::Verdict v = co_await filters_->run(filters::Phase::Connect, std::move(ctx));
+  switch (v.action) {
+    case filters::Action::Continue:
+    case filters::Action::Accept: proto_.greet(R::greeting(cfg_.hostname)); co_return true;
+    case filters::Action::Reject: proto_.greet(v.reply.value_or(R::client_blocked(ip_))); break;
+    case filters::Action::TempFail: proto_.greet(v.reply.value_or(R::filter_unavailable())); break;
+    case filters::Action::Disconnect: proto_.greet(v.reply.value_or(R::shutting_down())); break;
+  }
+  reason_ = "refused";
+  co_return false;
+}
+
+// While a long check runs nobody reads the socket: watch it, and when the client closes (FIN or
+// RST; pipelined bytes are left alone), abandon the check.
+void Session::watch_for_disconnect() {
+  raw().async_wait(tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || !self->filters_) return;
+    char c;
+    ssize_t n = ::recv(self->raw().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) self->filters_->cancel();
+  });
+}
+
+// End of data: the data phase of the chain (virus scan, body rules, the score), then the relay
+// with the spam headers when the score reached tag_score.
+asio::awaitable<void> Session::judge_message() {
+  auto body = std::make_shared<const std::string>(proto_.take_message());
+  reservation_.update(proto_.held_bytes() + body->size());  // the body stays counted while judged
+  filters::Context ctx = context();
+  ctx.sender = proto_.transaction().sender;
+  ctx.recipients = proto_.transaction().recipients;
+  ctx.message = body;
+  watch_for_disconnect();
+  filters::Verdict v = co_await filters_->run(filters::Phase::Data, std::move(ctx));
+  boost::system::error_code ignored;
+  raw().cancel(ignored);  // stops the watch
+  switch (v.action) {
+    case filters::Action::Continue:
+    case filters::Action::Accept: {
+      std::string extra = filters_->spam_headers(cfg_.filters.headers);
+      co_await relay(*body, extra);
+      co_return;
+    }
+    case filters::Action::Reject: proto_.reject(v.reply.value_or(R::relay_denied())); break;
+    case filters::Action::TempFail: proto_.reject(v.reply.value_or(R::filter_unavailable())); break;
+    case filters::Action::Disconnect: proto_.disconnect(v.reply.value_or(R::shutting_down())); break;
+  }
+  core::count(v.action == filters::Action::TempFail ? core::Counter::MessagesTempFailed : core::Counter::MessagesRejected);
+  core::log().info("message id={}.{} client={} from=<{}> to={} size={} refused=\"{}\" reason=\"{}\"", sid_,
+                   proto_.messages() + 1, ip_, proto_.transaction().sender.str(), join_recipients(proto_.transaction()),
+                   body->size(), v.reply ? v.reply->text : std::string(filters::action_name(v.action)), v.reason);
 }
 
 // An authenticated user may only send as its own addresses (or with the null sender).
@@ -388,7 +472,7 @@ asio::awaitable<void> Session::authenticate() {
                    proto_.auth_mechanism(), auth_failures_);
 }
 
-asio::awaitable<void> Session::relay() {
+asio::awaitable<void> Session::relay(const std::string& body, const std::string& extra_headers) {
   auto t0 = Clock::now();
   const Transaction& t = proto_.transaction();
   qmqp::Envelope env;
@@ -406,12 +490,12 @@ asio::awaitable<void> Session::relay() {
   info.id = id;
   if (env.recipients.size() == 1) info.recipient = env.recipients.front();
   info.when = std::time(nullptr);
-  std::string header = received_header(info);
+  std::string header = received_header(info) + extra_headers;
 
-  qmqp::Outcome o = co_await qmqp::relay(cfg_.qmqp, env, header, proto_.message());
+  qmqp::Outcome o = co_await qmqp::relay(cfg_.qmqp, env, header, body);
   Reply r = qmqp::to_reply(o);
   core::log().info("message id={} client={} helo={} from=<{}> to={} size={} reply=\"{} {} {}\" server={} duration={:.3f}",
-                   id, ip_, proto_.helo_name(), env.sender, join_recipients(t), proto_.message().size(), r.code,
+                   id, ip_, proto_.helo_name(), env.sender, join_recipients(t), body.size(), r.code,
                    r.enhanced, r.text, o.server, secs_since(t0));
   core::count(r.positive() ? core::Counter::MessagesRelayed
               : r.temporary() ? core::Counter::MessagesTempFailed
@@ -447,15 +531,8 @@ asio::awaitable<void> Session::run() {
     proto_.set_tls_active();
   }
 
-  if (shared_.draining) {
-    proto_.greet(R::shutting_down());
-  } else {
-    switch (shared_.limiter.acquire(ip_, ticket_)) {
-      case ConnectionLimiter::Result::Ok: proto_.greet(R::greeting(cfg_.hostname)); break;
-      case ConnectionLimiter::Result::TooMany: proto_.greet(R::too_many_connections()); break;
-      case ConnectionLimiter::Result::TooManyFromIp: proto_.greet(R::too_many_connections_from_ip()); break;
-    }
-  }
+  filters_ = std::make_unique<filters::ChainRun>(chain_, raw().get_executor());
+  co_await greet();
   core::count(proto_.closing() ? core::Counter::ConnectionsRefused : core::Counter::ConnectionsAccepted);
 
   for (bool open = true; open;) {
@@ -490,7 +567,7 @@ asio::awaitable<void> Session::run() {
         break;
       case Event::Auth: co_await authenticate(); break;
       case Event::DataStart: on_data_start(); break;
-      case Event::Message: co_await relay(); break;
+      case Event::Message: co_await judge_message(); break;
       case Event::Close:
         timed_out_ = false;
         co_await flush();
@@ -507,6 +584,7 @@ void Session::finish(boost::system::error_code& ec) {
   if (reason_ == "timeout") core::count(core::Counter::Timeouts);
   if (reason_ == "violation" || reason_ == "errors") core::count(core::Counter::ProtocolViolations);
   set_in_transaction(false);
+  if (filters_) filters_->cancel();
   stop_watchdog();
   raw().close(ec);
   shared_.sessions.fetch_sub(1);

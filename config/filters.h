@@ -1,0 +1,113 @@
+// The filter-chain part of the configuration: per-filter timeout and failure mode, the shared CPU
+// worker pool, spam-score headers, and the settings of each filter (rbl, rules, clamav).
+// Plain structs; keys, defaults and docs are rows in filter_parameters.cc.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "net/cidr.h"
+
+namespace config {
+
+using Seconds = std::chrono::duration<double>;
+
+// What a filter's error or timeout means for the command being judged.
+enum class OnError { TempFail, Continue };
+
+struct FilterSettings {
+  Seconds timeout{10};                 // a check still running after this is abandoned
+  OnError on_error = OnError::TempFail;
+};
+
+// The bounded pool that runs CPU-heavy checks (ClamAV scans, body regexes) off the I/O threads.
+struct Workers {
+  unsigned threads = 0;                // 0 = one per CPU core
+  size_t queue = 256;                  // waiting jobs; a job past it gets 451 4.3.0 (load shedding)
+};
+
+// Score headers added to relayed mail whose score reached the profile's tag_score.
+struct SpamHeaders {
+  std::string score = "X-Spam-Score";
+  std::string status = "X-Spam-Status";
+  std::string report = "X-Spam-Report";
+};
+
+// One DNS list. `kind` "ip": the client address (reversed IPv4 octets / IPv6 nibbles) is looked
+// up; "domain": the envelope sender's domain (RHSBL). "allow" zones (DNSWL) list clients that
+// skip every blocklist.
+struct RblZone {
+  std::string zone;                    // "zen.example.org"
+  std::string kind = "ip";             // "ip" | "domain" | "allow"
+  double weight = 1.0;                 // added to the score when listed and action = "score"
+  std::string action = "score";        // "score" | "reject" (554 5.7.1 at once)
+  // Answers (127.0.0.x) honoured; empty = any answer in 127.0.0.0/8. Each entry is one address
+  // or an inclusive range "127.0.0.2-127.0.0.11", stored as host-order pairs.
+  std::vector<std::pair<uint32_t, uint32_t>> codes;
+};
+
+struct Rbl {
+  std::vector<std::string> servers;    // "host:port" DNS servers; empty = /etc/resolv.conf
+  Seconds query_timeout{2};            // per query try; a zone not answering is skipped (fail open)
+  unsigned tries = 2;
+  std::vector<RblZone> zones;
+  std::vector<net::Cidr> allow;        // static allowlist: these clients skip every blocklist
+  size_t cache_size = 10000;           // cached answers (by query name), TTL-bound
+  Seconds max_ttl{3600};               // cache entries live min(answer TTL, max_ttl)
+};
+
+// One static pattern. `kind` says what it is matched against:
+//   "helo" (the HELO/EHLO name), "sender" (the envelope sender address),
+//   "header" (the value of each header named by `header`, case-insensitive, unfolded),
+//   "body" (the message text after the header block, up to rules.body_limit octets).
+struct Rule {
+  std::string name;                    // tag in logs and X-Spam-Report
+  std::string kind;                    // "helo" | "sender" | "header" | "body"
+  std::string header;                  // kind "header": the header name ("Subject")
+  std::string pattern;                 // RE2 syntax (linear time); "(?i)" for case-insensitive
+  double score = 0;                    // added when it matches and action = "score"
+  std::string action = "score";        // "score" | "reject" (554 5.7.1 naming the rule)
+};
+
+struct Rules {
+  std::vector<net::Cidr> client_block; // 554 5.7.1 at connect
+  std::vector<net::Cidr> client_allow; // skip rbl and rules (still scanned for viruses)
+  std::vector<Rule> rules;
+  size_t body_limit = 1048576;         // body octets searched by "body" rules
+};
+
+struct Clamav {
+  std::string database_dir;            // *.cvd/*.cld/*.hdb/*.ndb/...; required when clamav is in a chain
+  Seconds reload_check{60};            // how often the directory is checked for changed signatures
+  size_t max_scan_size = 104857600;    // CL_ENGINE_MAX_SCANSIZE
+  size_t max_file_size = 26214400;     // CL_ENGINE_MAX_FILESIZE
+  size_t max_files = 10000;            // CL_ENGINE_MAX_FILES
+  size_t max_recursion = 16;           // CL_ENGINE_MAX_RECURSION
+  Seconds max_scan_time{30};           // CL_ENGINE_MAX_SCANTIME
+  // What a message that exceeds a scan limit gets: "accept" (relayed, logged), "tempfail"
+  // (451 4.3.0) or "reject" (554 5.7.1).
+  std::string on_limit = "accept";
+};
+
+// Everything the filters read, grouped so config.h stays readable.
+struct FilterConfig {
+  std::map<std::string, FilterSettings> settings;  // by filter name; defaults filled by the loader
+  Workers workers;
+  SpamHeaders headers;
+  Rbl rbl;
+  Rules rules;
+  Clamav clamav;
+
+  const FilterSettings& of(const std::string& filter) const;
+};
+
+// Filter names the chain knows, with their default timeout and failure mode.
+struct KnownFilter {
+  const char* name;
+  FilterSettings defaults;
+};
+const std::vector<KnownFilter>& known_filters();
+
+}  // namespace config

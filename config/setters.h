@@ -1,0 +1,105 @@
+// Typed setters shared by the parameter tables (parameters.cc, filter_parameters.cc): each turns
+// a TOML node into a field of Config and returns an error text (without file:line) or "".
+#pragma once
+#include <charconv>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "config/config.h"
+
+namespace config::setters {
+
+
+using Setter = std::function<std::string(Config&, Listener&, const toml::node&)>;
+
+template <typename Get>
+Setter size_param(Get get, int64_t min, int64_t max) {
+  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
+    auto v = n.value_exact<int64_t>();
+    if (!v) return "expected an integer";
+    if (*v < min || *v > max) return fmt::format("must be between {} and {}", min, max);
+    get(c) = static_cast<std::remove_reference_t<decltype(get(c))>>(*v);
+    return {};
+  };
+}
+
+template <typename Get>
+Setter seconds_param(Get get, double min, double max) {
+  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
+    std::optional<double> v;
+    if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
+    else if (auto d = n.value_exact<double>()) v = *d;
+    if (!v) return "expected a number of seconds";
+    if (*v < min || *v > max) return fmt::format("must be between {} and {} seconds", min, max);
+    get(c) = Seconds(*v);
+    return {};
+  };
+}
+
+template <typename Get>
+Setter bool_param(Get get) {
+  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+    auto v = n.value_exact<bool>();
+    if (!v) return "expected true or false";
+    get(c) = *v;
+    return {};
+  };
+}
+
+inline std::vector<std::string> string_list(const toml::node& n, std::string& err) {
+  std::vector<std::string> out;
+  const toml::array* a = n.as_array();
+  if (!a) {
+    err = "expected a list of strings";
+    return out;
+  }
+  for (const auto& e : *a) {
+    auto s = e.value_exact<std::string>();
+    if (!s) {
+      err = "expected a list of strings";
+      return {};
+    }
+    out.push_back(*s);
+  }
+  return out;
+}
+
+template <typename Get>
+Setter string_param(Get get) {
+  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+    auto v = n.value_exact<std::string>();
+    if (!v) return "expected a string";
+    get(c) = *v;
+    return {};
+  };
+}
+
+template <typename Get>
+Setter list_param(Get get) {
+  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+    std::string err;
+    auto v = string_list(n, err);
+    if (!err.empty()) return err;
+    get(c) = std::move(v);
+    return {};
+  };
+}
+
+template <typename Get>
+Setter millis_param(Get get, double min, double max) {
+  return [get, min, max](Config& c, Listener& l, const toml::node& n) -> std::string {
+    Seconds s{};
+    auto tmp = seconds_param([&s](Config&) -> Seconds& { return s; }, min, max);
+    if (auto e = tmp(c, l, n); !e.empty()) return e;
+    get(c) = std::chrono::milliseconds(static_cast<int64_t>(s.count() * 1000));
+    return {};
+  };
+}
+
+
+}  // namespace config::setters

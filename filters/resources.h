@@ -1,0 +1,18 @@
+// filters::Resources — what filters share across config generations and sessions: the bounded
+// worker pool for CPU-heavy checks. Built once at start-up from the first config (a reload does
+// not resize the pool; that is logged). Filters that keep process-wide state (a virus engine,
+// a DNS cache) add it here so that a reload reuses it.
+#pragma once
+#include <memory>
+
+#include "config/config.h"
+#include "net/blocking_pool.h"
+
+namespace filters {
+
+struct Resources {
+  explicit Resources(const config::Config& c);
+  std::shared_ptr<net::BlockingPool> workers;  // "filter-N" threads; queue bound from [workers]
+};
+
+}  // namespace filters
