@@ -8,11 +8,13 @@ PKGS=(
   g++ cmake ninja-build pkg-config git
   libboost1.74-dev libssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libldap-dev libcrypt-dev
+  # filters: async DNS (RBL), linear-time regexes (rules), MIME (rules, OCR), virus scanning
+  libc-ares-dev libre2-dev libgmime-3.0-dev libclamav-dev clamav clamav-testfiles
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
   # real components and clients for the demo, integration tests and benchmarks
   postfix swaks libnet-ssleay-perl python3 iproute2 procps xxd openssl
-  slapd ldap-utils haproxy
+  slapd ldap-utils haproxy rbldnsd bind9-dnsutils
 )
 
 SUDO=""
