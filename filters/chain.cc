@@ -155,7 +155,8 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
       mine->state = states_[i];
     }
     FilterOutcome outcome = FilterOutcome::Continue;
-    Verdict v = co_await check_one(step, p, mine ? std::shared_ptr<const Context>(mine) : ctx, outcome);
+    std::shared_ptr<const Context> input = mine ? std::shared_ptr<const Context>(std::move(mine)) : ctx;
+    Verdict v = co_await check_one(step, p, std::move(input), outcome);
     core::count(step.counters, outcome);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     bool plain = v.action == Action::Continue && v.score == 0 && !v.failed;

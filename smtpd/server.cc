@@ -21,8 +21,12 @@
 #include "core/metrics.h"
 #include "filters/relay_control.h"
 #include "ldap/factory.h"
+#include "ops/admin_server.h"
 #include "smtpd/session.h"
 #include "smtpd/tls.h"
+
+#include <dirent.h>
+#include <mutex>
 
 namespace smtpd {
 namespace asio = boost::asio;
@@ -75,6 +79,93 @@ struct Server::Impl {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   size_t next_worker = 0;
   int exit_code = 0;
+  // Health: each I/O thread stamps its heartbeat; the admin thread reads them (ops/probe.h).
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point started = Clock::now();
+  std::vector<std::unique_ptr<std::atomic<int64_t>>> heartbeats;  // Clock ticks
+  std::atomic<bool> listening{false};
+  std::mutex reload_mu;
+  std::string last_reload_error;
+  std::unique_ptr<ops::AdminServer> admin;
+  // Worker-pool progress as seen by the admin thread (for "wedged").
+  uint64_t seen_completed = 0;
+  Clock::time_point progress_at = Clock::now();
+
+  asio::awaitable<void> heartbeat(std::atomic<int64_t>& stamp) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    for (;;) {
+      stamp.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+      t.expires_after(std::chrono::milliseconds(250));
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+    }
+  }
+
+  static size_t count_open_fds() {
+    size_t n = 0;
+    if (DIR* d = opendir("/proc/self/fd")) {
+      while (readdir(d)) ++n;
+      closedir(d);
+      n = n >= 3 ? n - 3 : 0;  // ".", ".." and the DIR's own fd
+    }
+    return n;
+  }
+
+  // Runs on the admin thread: reads only atomics and an atomically loaded snapshot.
+  ops::Probe probe() {
+    ops::Probe p;
+    auto now = Clock::now();
+    for (const auto& h : heartbeats)
+      p.loop_lag.push_back(std::chrono::duration<double>(now - Clock::time_point(Clock::duration(h->load()))).count());
+    p.uptime = std::chrono::duration<double>(now - started).count();
+    p.draining = shared.draining.load();
+    p.listening = listening.load() && !p.draining;
+    p.open_fds = count_open_fds();
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) p.fd_limit = rl.rlim_cur;
+    p.sessions = shared.sessions.load();
+    p.transactions = shared.transactions.load();
+    p.inflight_bytes = shared.budget.used();
+    auto snap = current();
+    p.config_hash = snap->config->hash;
+    p.config_source = snap->config->source;
+    for (size_t i = 0; i < snap->config->profiles.size() && i < shared.sessions_by_profile.size(); ++i)
+      p.sessions_by_profile.emplace_back(snap->config->profiles[i].name, shared.sessions_by_profile[i].load());
+    if (auto& pool = snap->resources->workers) {
+      p.worker_threads = pool->threads();
+      p.worker_queue = pool->pending();
+      p.worker_queue_limit = pool->queue_limit();
+      uint64_t done = pool->stats().completed;
+      if (done != seen_completed || p.worker_queue == 0) {
+        seen_completed = done;
+        progress_at = now;
+      }
+      p.worker_idle_for = std::chrono::duration<double>(now - progress_at).count();
+    }
+    std::lock_guard lock(reload_mu);
+    p.last_reload_error = last_reload_error;
+    return p;
+  }
+
+  bool start_admin() {
+    const auto& a = current()->config->admin;
+    if (a.host.empty()) return true;
+    ops::Thresholds t{a.stall_after, a.fd_ratio, a.worker_wedged_after};
+    admin = std::make_unique<ops::AdminServer>(a.host, a.port, t, [this] { return probe(); });
+    std::string err;
+    if (!admin->start(err)) {
+      core::log().error("cannot listen on admin address {}:{}: {}", a.host, a.port, err);
+      return false;
+    }
+    core::log().info("admin http on {}:{} (/livez /readyz /health /metrics)", a.host, a.port);
+    return true;
+  }
+
+  void set_reload_error(std::string e) {
+    std::lock_guard lock(reload_mu);
+    last_reload_error = std::move(e);
+  }
 
   std::shared_ptr<const Snapshot> current() const { return std::atomic_load(&snapshot); }
 
@@ -124,21 +215,25 @@ struct Server::Impl {
     config::LoadResult r = config::load(cur->config->source);
     if (!r.config) {
       core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), r.error);
+      set_reload_error(r.error);
       return;
     }
     SnapshotOrError snap = make_snapshot(r.config, cur->resources);
     if (!snap.snap) {
       core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), snap.error);
+      set_reload_error(snap.error);
       return;
     }
     std::atomic_store(&snapshot, snap.snap);
+    set_reload_error("");
     core::init_logging(r.config->log_level, r.config->log_syslog);
     core::log().info("stats {}", core::counters_line());
     core::log().info("reloaded config {} (listeners and connection limits apply at restart)", r.config->hash.substr(0, 12));
   }
 
   asio::awaitable<void> drain() {
-    shared.draining = true;
+    shared.draining = true;  // /readyz fails from now on, so the balancer stops sending
+    listening = false;
     for (auto& a : acceptors) {
       boost::system::error_code ec;
       a->close(ec);
@@ -195,6 +290,12 @@ int Server::run() {
     s.guards.push_back(asio::make_work_guard(*s.workers.back()));
   }
   if (!s.open_listeners()) return 1;
+  for (unsigned i = 0; i < n; ++i) {
+    s.heartbeats.push_back(std::make_unique<std::atomic<int64_t>>(Impl::Clock::now().time_since_epoch().count()));
+    asio::co_spawn(*s.workers[i], s.heartbeat(*s.heartbeats.back()), asio::detached);
+  }
+  s.listening = true;
+  if (!s.start_admin()) return 1;
   for (unsigned i = 0; i < n; ++i) s.threads.emplace_back([ctx = s.workers[i].get()] { ctx->run(); });
   for (size_t i = 0; i < s.acceptors.size(); ++i)
     asio::co_spawn(s.main, s.accept_loop(*s.acceptors[i], cfg->listeners[i]), asio::detached);
@@ -203,6 +304,7 @@ int Server::run() {
   s.main.run();
   for (auto& w : s.workers) w->stop();
   for (auto& t : s.threads) t.join();
+  if (s.admin) s.admin->stop();
   core::log().info("stats {}", core::counters_line());
   core::log().info("mxfront stopped");
   return s.exit_code;

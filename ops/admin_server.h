@@ -1,0 +1,27 @@
+// ops::AdminServer — the HTTP listener for health checks and metrics (Boost.Beast), on its own
+// thread and event loop, so it answers within milliseconds even when every SMTP thread is busy.
+// GET /livez, /readyz, /health, /metrics; anything else 404; one request per connection; every
+// connection has a 5 s deadline and at most 64 are served at once (more are closed).
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "ops/probe.h"
+
+namespace ops {
+
+class AdminServer {
+ public:
+  using ProbeFn = std::function<Probe()>;  // called on the admin thread; must not block long
+  AdminServer(std::string host, uint16_t port, Thresholds t, ProbeFn probe);
+  ~AdminServer();
+  bool start(std::string& error);  // binds and starts the thread
+  void stop();                     // closes and joins (idempotent)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ops
