@@ -15,6 +15,8 @@ PKGS=(
   # real components and clients for the demo, integration tests and benchmarks
   postfix swaks libnet-ssleay-perl python3 iproute2 procps xxd openssl
   slapd ldap-utils haproxy rbldnsd bind9-dnsutils
+  # operations: sd_notify for the systemd unit
+  libsystemd-dev
 )
 
 SUDO=""

@@ -22,6 +22,7 @@
 #include "filters/relay_control.h"
 #include "ldap/factory.h"
 #include "ops/admin_server.h"
+#include "ops/service_manager.h"
 #include "smtpd/session.h"
 #include "smtpd/tls.h"
 
@@ -211,6 +212,26 @@ struct Server::Impl {
   }
 
   void reload() {
+    ops::ServiceManager::reloading();
+    reload_config();
+    ops::ServiceManager::ready("serving, config " + current()->config->hash.substr(0, 12));
+  }
+
+  // systemd's watchdog is fed only while every I/O event loop answers.
+  asio::awaitable<void> feed_watchdog(std::chrono::microseconds every) {
+    asio::steady_timer t(main);
+    const auto stall = std::chrono::duration_cast<Clock::duration>(every * 2);
+    for (;;) {
+      bool all_alive = true;
+      auto now = Clock::now();
+      for (const auto& h : heartbeats) all_alive = all_alive && now - Clock::time_point(Clock::duration(h->load())) < stall;
+      if (all_alive) ops::ServiceManager::watchdog_ping();
+      t.expires_after(every);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+  }
+
+  void reload_config() {
     auto cur = current();
     config::LoadResult r = config::load(cur->config->source);
     if (!r.config) {
@@ -234,6 +255,7 @@ struct Server::Impl {
   asio::awaitable<void> drain() {
     shared.draining = true;  // /readyz fails from now on, so the balancer stops sending
     listening = false;
+    ops::ServiceManager::stopping();
     for (auto& a : acceptors) {
       boost::system::error_code ec;
       a->close(ec);
@@ -300,7 +322,9 @@ int Server::run() {
   for (size_t i = 0; i < s.acceptors.size(); ++i)
     asio::co_spawn(s.main, s.accept_loop(*s.acceptors[i], cfg->listeners[i]), asio::detached);
   asio::co_spawn(s.main, s.signals(), asio::detached);
+  if (auto every = ops::ServiceManager::watchdog_interval()) asio::co_spawn(s.main, s.feed_watchdog(*every), asio::detached);
   core::log().info("mxfront started: {} I/O threads, config {}", n, cfg->hash.substr(0, 12));
+  ops::ServiceManager::ready("serving, config " + cfg->hash.substr(0, 12));
   s.main.run();
   for (auto& w : s.workers) w->stop();
   for (auto& t : s.threads) t.join();
