@@ -75,6 +75,8 @@ struct Admin {
   double stall_after = 5;               // an I/O thread silent this long fails /livez
   double fd_ratio = 0.9;                // open fds above this share of the limit fail /readyz
   double worker_wedged_after = 30;      // waiting filter jobs and no progress this long fail /readyz
+  double check_interval = 10;           // background dependency checks (for /health and /metrics)
+  size_t check_rise = 2, check_fall = 3;  // consecutive results that turn a dependency up / down
 };
 
 struct Config {

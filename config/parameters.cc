@@ -374,6 +374,12 @@ const std::vector<Parameter>& parameters() {
        seconds_as_double([](Config& c) -> double& { return c.admin.fd_ratio; }, 0.1, 1)},
       {"admin", "worker_wedged_after", "seconds", "30", "Filter jobs waiting while none finished for this long fail /readyz.",
        seconds_as_double([](Config& c) -> double& { return c.admin.worker_wedged_after; }, 1, 3600)},
+      {"admin", "check_interval", "seconds", "10", "Interval of the background checks of shared dependencies (mailbox and directory servers, DNS lists, virus engine) shown in /health and /metrics; they never fail /readyz.",
+       seconds_as_double([](Config& c) -> double& { return c.admin.check_interval; }, 0.1, 3600)},
+      {"admin", "check_rise", "integer", "2", "Consecutive successful checks that mark a dependency up.",
+       size_param([](Config& c) -> size_t& { return c.admin.check_rise; }, 1, 100)},
+      {"admin", "check_fall", "integer", "3", "Consecutive failed checks that mark a dependency down.",
+       size_param([](Config& c) -> size_t& { return c.admin.check_fall; }, 1, 100)},
     };
     for (auto& r : filter_parameters()) rows.push_back(std::move(r));
     return rows;

@@ -53,14 +53,22 @@ std::string health_json(const Probe& p, const Thresholds& t) {
   Judgement live = livez(p, t), ready = readyz(p, t);
   std::string lags;
   for (double l : p.loop_lag) lags += fmt::format("{}{:.3f}", lags.empty() ? "" : ",", l);
+  std::string deps;
+  for (const auto& d : p.dependencies)
+    deps += fmt::format(
+        "{}{{\"kind\":\"{}\",\"name\":\"{}\",\"up\":{},\"checked\":{},\"consecutive_failures\":{},"
+        "\"last_error\":\"{}\",\"latency_ms\":{:.2f},\"detail\":\"{}\"}}",
+        deps.empty() ? "" : ",", json_escape(d.kind), json_escape(d.name), d.up, d.checked, d.consecutive_failures,
+        json_escape(d.last_error), d.last_latency_ms, json_escape(d.detail));
   return fmt::format(
       "{{\"version\":\"{}\",\"build\":\"{}\",\"config\":{{\"sha256\":\"{}\",\"source\":\"{}\",\"last_reload_error\":\"{}\"}},"
       "\"uptime_seconds\":{:.0f},\"live\":{},\"ready\":{},\"reasons\":\"{}\",\"draining\":{},"
       "\"sessions\":{},\"transactions\":{},\"inflight_bytes\":{},\"open_fds\":{},\"fd_limit\":{},"
-      "\"workers\":{{\"threads\":{},\"queue\":{},\"queue_limit\":{}}},\"io_loop_lag_seconds\":[{}]}}\n",
+      "\"workers\":{{\"threads\":{},\"queue\":{},\"queue_limit\":{}}},\"io_loop_lag_seconds\":[{}],"
+      "\"dependencies\":[{}]}}\n",
       core::kVersion, core::kGitRev, p.config_hash, json_escape(p.config_source), json_escape(p.last_reload_error),
       p.uptime, live.ok, ready.ok, json_escape(ready.ok ? "" : ready.text), p.draining, p.sessions, p.transactions,
-      p.inflight_bytes, p.open_fds, p.fd_limit, p.worker_threads, p.worker_queue, p.worker_queue_limit, lags);
+      p.inflight_bytes, p.open_fds, p.fd_limit, p.worker_threads, p.worker_queue, p.worker_queue_limit, lags, deps);
 }
 
 std::string metrics_text(const Probe& p) {
@@ -93,6 +101,10 @@ std::string metrics_text(const Probe& p) {
   gauge("worker_threads", "Filter worker threads.", static_cast<double>(p.worker_threads));
   gauge("worker_queue_depth", "Filter jobs waiting for a worker.", static_cast<double>(p.worker_queue));
   gauge("draining", "1 while draining after SIGTERM.", p.draining ? 1 : 0);
+  out += "# HELP mxfront_dependency_up Shared dependency health from background checks (1 up, 0 down).\n"
+         "# TYPE mxfront_dependency_up gauge\n";
+  for (const auto& d : p.dependencies)
+    out += fmt::format("mxfront_dependency_up{{kind=\"{}\",name=\"{}\"}} {}\n", d.kind, d.name, d.up ? 1 : 0);
   out += "# TYPE mxfront_io_loop_lag_seconds gauge\n";
   for (size_t i = 0; i < p.loop_lag.size(); ++i)
     out += fmt::format("mxfront_io_loop_lag_seconds{{thread=\"{}\"}} {:.3f}\n", i, p.loop_lag[i]);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "ops/dependencies.h"
+
 namespace ops {
 
 struct Probe {
@@ -21,6 +23,7 @@ struct Probe {
   double worker_idle_for = 0;       // seconds since the worker pool last finished a job while jobs wait
   std::string config_hash, config_source, last_reload_error;
   std::vector<std::pair<std::string, size_t>> sessions_by_profile;
+  std::vector<DependencyStatus> dependencies;  // shared dependencies: reported, never judged
 };
 
 struct Thresholds {

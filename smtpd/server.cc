@@ -22,6 +22,7 @@
 #include "filters/relay_control.h"
 #include "ldap/factory.h"
 #include "ops/admin_server.h"
+#include "ops/dependencies.h"
 #include "ops/service_manager.h"
 #include "smtpd/session.h"
 #include "smtpd/tls.h"
@@ -68,6 +69,34 @@ SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c, std::shar
   return {s, {}};
 }
 
+// The shared dependencies of a config generation, each with its bounded background check.
+std::vector<ops::Dependency> dependencies_of(const Snapshot& s) {
+  using std::chrono::milliseconds;
+  std::vector<ops::Dependency> deps;
+  const config::Config& c = *s.config;
+  for (const auto& srv : c.qmqp.servers) {
+    auto timeout = std::min(milliseconds(2000), c.qmqp.connect_timeout);
+    deps.push_back({"qmqp", fmt::format("{}:{}", srv.host, srv.port),
+                    [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); }});
+  }
+  if (c.directory.type == "ldap")
+    for (const auto& uri : c.directory.uris) {
+      // ldap://host[:port] or ldaps://host[:port]: the directory server answers TCP connections.
+      bool tls = uri.rfind("ldaps://", 0) == 0;
+      std::string rest = uri.substr(uri.find("://") + 3);
+      rest = rest.substr(0, rest.find('/'));
+      std::string host = rest;
+      uint16_t port = tls ? 636 : 389;
+      if (size_t colon = rest.rfind(':'); colon != std::string::npos && rest.find(']') == std::string::npos) {
+        host = rest.substr(0, colon);
+        port = static_cast<uint16_t>(std::atoi(rest.substr(colon + 1).c_str()));
+      }
+      if (uri.rfind("ldapi://", 0) == 0) continue;
+      deps.push_back({"ldap", uri, [host, port] { return ops::tcp_connect_check(host, port, milliseconds(2000)); }});
+    }
+  return deps;
+}
+
 struct Server::Impl {
   explicit Impl(std::shared_ptr<const Snapshot> s) : snapshot(std::move(s)), shared(*snapshot->config) {}
 
@@ -88,6 +117,7 @@ struct Server::Impl {
   std::mutex reload_mu;
   std::string last_reload_error;
   std::unique_ptr<ops::AdminServer> admin;
+  std::unique_ptr<ops::DependencyMonitor> monitor;
   // Worker-pool progress as seen by the admin thread (for "wedged").
   uint64_t seen_completed = 0;
   Clock::time_point progress_at = Clock::now();
@@ -144,6 +174,7 @@ struct Server::Impl {
       }
       p.worker_idle_for = std::chrono::duration<double>(now - progress_at).count();
     }
+    if (monitor) p.dependencies = monitor->statuses();
     std::lock_guard lock(reload_mu);
     p.last_reload_error = last_reload_error;
     return p;
@@ -153,6 +184,10 @@ struct Server::Impl {
     const auto& a = current()->config->admin;
     if (a.host.empty()) return true;
     ops::Thresholds t{a.stall_after, a.fd_ratio, a.worker_wedged_after};
+    monitor = std::make_unique<ops::DependencyMonitor>(
+        std::chrono::milliseconds(static_cast<int64_t>(a.check_interval * 1000)), a.check_rise, a.check_fall);
+    monitor->set(dependencies_of(*current()));
+    monitor->start();
     admin = std::make_unique<ops::AdminServer>(a.host, a.port, t, [this] { return probe(); });
     std::string err;
     if (!admin->start(err)) {
@@ -247,6 +282,7 @@ struct Server::Impl {
     }
     std::atomic_store(&snapshot, snap.snap);
     set_reload_error("");
+    if (monitor) monitor->set(dependencies_of(*snap.snap));
     core::init_logging(r.config->log_level, r.config->log_syslog);
     core::log().info("stats {}", core::counters_line());
     core::log().info("reloaded config {} (listeners and connection limits apply at restart)", r.config->hash.substr(0, 12));
@@ -329,6 +365,7 @@ int Server::run() {
   for (auto& w : s.workers) w->stop();
   for (auto& t : s.threads) t.join();
   if (s.admin) s.admin->stop();
+  if (s.monitor) s.monitor->stop();
   core::log().info("stats {}", core::counters_line());
   core::log().info("mxfront stopped");
   return s.exit_code;

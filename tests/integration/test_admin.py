@@ -120,6 +120,29 @@ class AdminTest(unittest.TestCase):
         self.assertTrue(mx.wait_log(r"reloaded config", 5), mx.log())
         self.assertEqual(json.loads(get(self.admin_port, "/health")[1])["config"]["last_reload_error"], "")
 
+    def test_a_dead_mailbox_server_shows_in_health_and_metrics_but_readiness_holds(self):
+        dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+        port = free_port()
+        mx = Mxfront([self.pf.address, dead], config={
+            "admin": {"address": f"127.0.0.1:{port}", "check_interval": 0.2, "check_fall": 2, "check_rise": 1}})
+        self.addCleanup(mx.kill)
+        mx.start()
+        deadline = time.monotonic() + 10
+        deps = {}
+        while time.monotonic() < deadline:
+            deps = {d["name"]: d for d in json.loads(get(port, "/health")[1])["dependencies"]}
+            if deps.get(dead, {}).get("checked") and not deps[dead]["up"] and deps[self.pf.address]["checked"]:
+                break
+            time.sleep(0.1)
+        self.assertFalse(deps[dead]["up"], deps)
+        self.assertTrue(deps[dead]["last_error"], deps)
+        self.assertTrue(deps[self.pf.address]["up"], deps)
+        self.assertEqual(deps[dead]["kind"], "qmqp")
+        metrics = get(port, "/metrics")[1]
+        self.assertIn(f'mxfront_dependency_up{{kind="qmqp",name="{dead}"}} 0\n', metrics)
+        self.assertIn(f'mxfront_dependency_up{{kind="qmqp",name="{self.pf.address}"}} 1\n', metrics)
+        self.assertEqual(get(port, "/readyz"), (200, "ok\n"), "a shared dependency never fails readiness")
+
     def test_readiness_fails_at_once_on_sigterm_while_liveness_holds_during_the_drain(self):
         mx = self.start_mx(server={"hostname": "mx.test", "io_threads": 2, "shutdown_timeout": 20})
         c = SmtpConn(mx.port, timeout=10)
