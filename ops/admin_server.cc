@@ -49,6 +49,7 @@ struct AdminServer::Impl {
   uint16_t port;
   Thresholds thresholds;
   ProbeFn probe;
+  ReloadFn reload;
   asio::io_context ctx{1};
   std::unique_ptr<tcp::acceptor> acceptor;
   std::thread thread;
@@ -68,7 +69,8 @@ struct AdminServer::Impl {
       req = parser.release();
       Answer a = req.method() == http::verb::get || req.method() == http::verb::head
                      ? route(std::string(req.target()), probe(), thresholds)
-                     : Answer{http::status::method_not_allowed, "text/plain", "GET only\n"};
+                     : Answer{http::status::method_not_allowed, "text/plain", "GET, or POST /reload\n"};
+      if (req.method() == http::verb::post && req.target() == "/reload") a = do_reload(stream.socket());
       http::response<http::string_body> res{a.status, req.version()};
       res.set(http::field::server, "mxfront");
       res.set(http::field::content_type, a.type);
@@ -81,6 +83,17 @@ struct AdminServer::Impl {
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream.close();
     --open;
+  }
+
+  // Runs the server's reload (which blocks this thread until the main thread has done it).
+  Answer do_reload(tcp::socket& s) {
+    boost::system::error_code ec;
+    auto peer = s.remote_endpoint(ec);
+    if (ec || !peer.address().is_loopback()) return {http::status::forbidden, "text/plain", "reload only from localhost\n"};
+    if (!reload) return {http::status::not_found, "text/plain", "not found\n"};
+    std::string err = reload();
+    if (!err.empty()) return {http::status::conflict, "text/plain", "reload refused, old config kept: " + err + "\n"};
+    return {http::status::ok, "text/plain", "reloaded\n"};
   }
 
   asio::awaitable<void> accept_loop() {
@@ -99,8 +112,9 @@ struct AdminServer::Impl {
   }
 };
 
-AdminServer::AdminServer(std::string host, uint16_t port, Thresholds t, ProbeFn probe)
+AdminServer::AdminServer(std::string host, uint16_t port, Thresholds t, ProbeFn probe, ReloadFn reload)
     : impl_(std::make_unique<Impl>()) {
+  impl_->reload = std::move(reload);
   impl_->host = std::move(host);
   impl_->port = port;
   impl_->thresholds = t;

@@ -6,6 +6,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -28,6 +29,7 @@
 #include "smtpd/tls.h"
 
 #include <dirent.h>
+#include <future>
 #include <mutex>
 
 namespace smtpd {
@@ -188,7 +190,7 @@ struct Server::Impl {
         std::chrono::milliseconds(static_cast<int64_t>(a.check_interval * 1000)), a.check_rise, a.check_fall);
     monitor->set(dependencies_of(*current()));
     monitor->start();
-    admin = std::make_unique<ops::AdminServer>(a.host, a.port, t, [this] { return probe(); });
+    admin = std::make_unique<ops::AdminServer>(a.host, a.port, t, [this] { return probe(); }, [this] { return reload_from_admin(); });
     std::string err;
     if (!admin->start(err)) {
       core::log().error("cannot listen on admin address {}:{}: {}", a.host, a.port, err);
@@ -196,6 +198,19 @@ struct Server::Impl {
     }
     core::log().info("admin http on {}:{} (/livez /readyz /health /metrics)", a.host, a.port);
     return true;
+  }
+
+  // POST /reload: the reload runs on the main thread, like SIGHUP; the admin thread waits for it.
+  std::string reload_from_admin() {
+    auto done = std::make_shared<std::promise<std::string>>();
+    auto answer = done->get_future();
+    asio::post(main, [this, done] {
+      reload();
+      std::lock_guard lock(reload_mu);
+      done->set_value(last_reload_error);
+    });
+    if (answer.wait_for(std::chrono::seconds(60)) != std::future_status::ready) return "reload did not finish in 60 s";
+    return answer.get();
   }
 
   void set_reload_error(std::string e) {

@@ -120,6 +120,58 @@ class AdminTest(unittest.TestCase):
         self.assertTrue(mx.wait_log(r"reloaded config", 5), mx.log())
         self.assertEqual(json.loads(get(self.admin_port, "/health")[1])["config"]["last_reload_error"], "")
 
+    def test_reload_endpoint_and_sighup_under_load_fail_no_message(self):
+        mx = self.start_mx()
+        with open(mx.config_path) as f:
+            good = f.read()
+        stop = threading.Event()
+        results = []
+
+        def sender(n):
+            while not stop.is_set():
+                marker = unique_marker(f"reload{n}")
+                try:
+                    with smtplib.SMTP("127.0.0.1", mx.port, timeout=10) as s:
+                        s.sendmail("a@example.net", ["bob@example.org"], f"Subject: {marker}\r\n\r\nx\r\n")
+                    results.append((marker, 250))
+                except (smtplib.SMTPException, OSError) as e:
+                    results.append((marker, repr(e)))
+        threads = [threading.Thread(target=sender, args=(n,), daemon=True) for n in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            with open(mx.config_path, "w") as f:
+                f.write(good + "\n[limits]\nrecipients = -4\n")
+            req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}/reload", method="POST")
+            try:
+                urllib.request.urlopen(req, timeout=30)
+                self.fail("a bad config must be refused")
+            except urllib.error.HTTPError as e:
+                self.assertEqual(e.code, 409)
+                self.assertIn("limits.recipients", e.read().decode())
+            time.sleep(0.5)
+            with open(mx.config_path, "w") as f:
+                f.write(good.replace('hostname = "mx.test"', 'hostname = "mx2.test"'))
+            with urllib.request.urlopen(req, timeout=30) as r:
+                self.assertEqual(r.read(), b"reloaded\n")
+            time.sleep(0.5)
+            os.kill(mx.pid, signal.SIGHUP)
+            self.assertTrue(mx.wait_log(r"reloaded config.*\n(.|\n)*reloaded config", 10))
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        failed = [r for r in results if r[1] != 250]
+        self.assertEqual(failed, [], "no message may fail across reloads")
+        self.assertGreater(len(results), 20)
+        ok = [m for m, _ in results]
+        delivered = self.pf.deliveries(30, len(ok))
+        bodies = b"".join(d.data for d in delivered)
+        self.assertTrue(all(m.encode() in bodies for m in ok), "every 250 is in the Maildir")
+        self.assertIn(b"by mx2.test", bodies, "sessions after the reload use the new config")
+
     def test_a_dead_mailbox_server_shows_in_health_and_metrics_but_readiness_holds(self):
         dead = f"127.0.0.1:{free_port()}"  # nothing listens there
         port = free_port()
