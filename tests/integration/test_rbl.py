@@ -197,6 +197,11 @@ class RblFailOpenTest(unittest.TestCase):
         self.addCleanup(self.hole.__exit__)
         self.hole.__enter__()
 
+    def assert_accepted(self, mail, final, mx):
+        self.assertEqual(mail[0], 250, f"MAIL refused: {mail}\n{mx.log()[-2000:]}")
+        self.assertIsNotNone(final)
+        self.assertEqual(final[0], 250, f"message refused: {final}\n{mx.log()[-2000:]}")
+
     def stats(self, mx):
         mx.terminate()
         m = re.search(r"stats .*\brbl_zone_failures=(\d+)", mx.log())
@@ -211,7 +216,7 @@ class RblFailOpenTest(unittest.TestCase):
         mx.start()
         marker = unique_marker("hole")
         mail, final = transaction(mx, "127.0.0.1", marker=marker)  # completes: 0.3 s query timeout
-        self.assertEqual((mail[0], final[0]), (250, 250), mx.log()[-2000:])
+        self.assert_accepted(mail, final, mx)
         self.assertEqual(len(PF.deliveries(10, 1, match=marker.encode())), 1)
         self.assertTrue(mx.wait_log(r"(?m)warn.*rbl id=\S+ client=127\.0\.0\.1 zone=hole\.test "
                                     r"query=1\.0\.0\.127\.hole\.test skipped \(fail open\): timeout", 5),
@@ -230,7 +235,7 @@ class RblFailOpenTest(unittest.TestCase):
         self.dns.stop()
         marker = unique_marker("down")
         mail, final = transaction(mx, "127.0.1.8", marker=marker)  # listed too, but nobody answers now
-        self.assertEqual((mail[0], final[0]), (250, 250), mx.log()[-2000:])
+        self.assert_accepted(mail, final, mx)
         self.assertEqual(len(PF.deliveries(10, 1, match=marker.encode())), 1)
         self.assertTrue(mx.wait_log(r"rbl id=\S+ client=127\.0\.1\.8 zone=bl\.test .*skipped \(fail open\)", 5),
                         mx.log()[-2000:])
