@@ -55,6 +55,12 @@ $SOA 300 ns.dbl.test. hostmaster.dbl.test. 1 600 300 86400 60
 spammer.example :127.0.1.2:Spam domain $
 *.phish.example :127.0.1.4:phish
 """),
+    # IPv6 clients (nibble-format queries)
+    "bl6.test": ("ip6trie", """\
+$SOA 300 ns.bl6.test. hostmaster.bl6.test. 1 600 300 86400 60
+:127.0.0.2:IPv6 client $ listed
+::1/128
+"""),
     # DNSWL
     "wl.test": ("ip4set", """\
 $SOA 300 ns.wl.test. hostmaster.wl.test. 1 600 300 86400 60

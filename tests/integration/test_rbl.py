@@ -35,17 +35,22 @@ class RblMxfront(Mxfront):
         return cfg
 
 
-def rbl_mxfront(servers, zones, allow=(), reject_score=5, tag_score=2):
+def rbl_mxfront(servers, zones, allow=(), reject_score=5, tag_score=2, ipv6=False):
+    listeners = [{"address": "127.0.0.1:0", "profile": "mx"}]
+    if ipv6:
+        listeners.append({"address": "[::1]:0", "profile": "mx"})
     return RblMxfront([PF.address], config={
+        "listener": listeners,
         "rbl": {"servers": servers, "query_timeout": 0.3, "tries": 1, "allow": list(allow)},
         "profile.mx": {"filters": ["rbl", "relay_control"], "reject_score": reject_score, "tag_score": tag_score},
     }, tables={"rbl.zone": zones})
 
 
 def transaction(mx, source, sender="s@example.net", rcpt="bob@example.org", marker=None):
-    """One SMTP transaction from `source`. Returns (MAIL reply, final reply) as (code, text); the
-    final reply is None when MAIL was refused."""
-    with SmtpConn(mx.port, source=source, timeout=15) as c:
+    """One SMTP transaction from `source` (to mxfront's [::1] listener when `source` is IPv6).
+    Returns (MAIL reply, final reply) as (code, text); the final reply is None when MAIL was refused."""
+    host, port = next((h, p) for h, p in mx.listeners if (":" in h) == (":" in source))
+    with SmtpConn(port, host=host, source=source, timeout=15) as c:
         c.cmd("EHLO client.test")
         mail = c.cmd(f"MAIL FROM:<{sender}>")[:2]
         if mail[0] != 250:
@@ -68,6 +73,7 @@ ZONES = [
     {"zone": "zen.test", "kind": "ip", "action": "score", "weight": 3, "codes": ["127.0.0.2-127.0.0.9"]},
     {"zone": "sc2.test", "kind": "ip", "action": "score", "weight": 2.5},
     {"zone": "dbl.test", "kind": "domain", "action": "reject"},
+    {"zone": "bl6.test", "kind": "ip", "action": "reject"},
     {"zone": "wl.test", "kind": "allow"},
 ]
 
@@ -80,7 +86,7 @@ class RblTest(unittest.TestCase):
         cls.dns = Rbldnsd()
         cls.addClassCleanup(cls.dns.stop)
         cls.dns.start()
-        cls.mx = rbl_mxfront([cls.dns.address], ZONES, allow=["127.0.0.9/32"])
+        cls.mx = rbl_mxfront([cls.dns.address], ZONES, allow=["127.0.0.9/32"], ipv6=True)
         cls.addClassCleanup(cls.mx.kill)
         cls.mx.start()
 
@@ -149,6 +155,12 @@ class RblTest(unittest.TestCase):
     def test_list_error_answer_is_ignored_without_codes(self):
         data = self.assert_delivered("127.0.0.6")  # sc2.test answers 127.255.255.254
         self.assertNotIn(b"X-Spam-", data)
+
+    def test_ipv6_client_is_looked_up_in_nibble_format(self):
+        text = self.assert_refused("::1")
+        self.assertIn("[::1]", text)
+        self.assertIn("bl6.test", text)
+        self.assertIn("IPv6 client ::1 listed", text)
 
     def test_rhsbl_sender_domain_is_refused(self):
         text = self.assert_refused("127.0.0.1", sender="x@spammer.example")
