@@ -1,7 +1,15 @@
-// The rbl filter's pure parts: reverse query names, answer codes, tags, the judgement of an answer.
+// The rbl filter's pure parts (reverse query names, answer codes, tags, the judgement of an
+// answer), and the filter against a DNS server that never answers (cancel, fail open).
 #include "filters/rbl.h"
 
 #include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 using namespace filters::rbl;
 
@@ -115,3 +123,71 @@ TEST(RblJudge, NxdomainIsNotListedFailuresFailOpen) {
 }
 
 TEST(RblText, Ipv4Text) { EXPECT_EQ(ipv4_text(ip(127, 255, 0, 10)), "127.255.0.10"); }
+
+// ------------------------------------------------------------------------------------------------
+namespace {
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+struct SilentDnsCase {
+  asio::io_context io;
+  asio::ip::udp::socket hole{io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+  std::shared_ptr<filters::Rbl> filter;
+  std::shared_ptr<filters::Cancel> cancel = std::make_shared<filters::Cancel>();
+
+  explicit SilentDnsCase(double query_timeout) {
+    config::Rbl cfg;
+    cfg.servers = {"127.0.0.1:" + std::to_string(hole.local_endpoint().port())};
+    cfg.query_timeout = config::Seconds(query_timeout);
+    cfg.tries = 1;
+    cfg.zones.push_back(zone("bl.test"));
+    cfg.zones.back().action = "reject";
+    filter = std::make_shared<filters::Rbl>(cfg, std::make_shared<net::DnsCache>());
+  }
+  // connect() then the MailFrom check; returns the verdict and how long the check took.
+  std::pair<std::optional<filters::Verdict>, std::chrono::steady_clock::duration> run(std::chrono::milliseconds cancel_after) {
+    filters::Context base;
+    base.session_id = "T1";
+    base.client_ip = "127.0.0.2";
+    auto ctx = std::make_shared<filters::Context>(base);
+    ctx->state = filter->connect(base, io.get_executor());
+    ctx->cancel = cancel;
+    std::optional<filters::Verdict> v;
+    auto t0 = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::duration took{};
+    asio::steady_timer t(io, cancel_after);
+    t.async_wait([this](boost::system::error_code ec) {
+      if (!ec) cancel->flag = true;
+    });
+    auto check = [&, ctx]() -> asio::awaitable<void> {
+      v = co_await filter->check(filters::Phase::MailFrom, ctx);
+      took = std::chrono::steady_clock::now() - t0;
+      t.cancel();
+    };
+    auto work = check();
+    asio::co_spawn(io, std::move(work), asio::detached);
+    // until the verdict: an abandoned query still pending is dropped with the io_context
+    for (auto end = std::chrono::steady_clock::now() + 10s; !v && std::chrono::steady_clock::now() < end;)
+      io.run_one_for(100ms);
+    return {v, took};
+  }
+};
+}  // namespace
+
+TEST(RblFilter, CancelStopsTheWait) {
+  SilentDnsCase c(5.0);  // the query would take 5 s
+  auto [v, took] = c.run(50ms);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->failed);
+  EXPECT_LT(took, 1s);
+}
+
+TEST(RblFilter, ZoneThatNeverAnswersIsSkipped) {
+  SilentDnsCase c(0.2);
+  auto [v, took] = c.run(9s);  // no cancel before the query times out
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->action, filters::Action::Continue);
+  EXPECT_FALSE(v->failed);
+  EXPECT_EQ(v->score, 0);
+  EXPECT_LT(took, 3s);
+}
