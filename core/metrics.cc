@@ -16,7 +16,7 @@ constexpr std::array<const char*, kN> kNames = {
     "connections_accepted", "connections_refused", "tls_handshakes",       "tls_handshake_failures",
     "auth_successes",       "auth_failures",       "auth_unavailable",     "messages_relayed",
     "messages_tempfailed",  "messages_rejected",   "recipients_rejected",  "protocol_violations",
-    "timeouts",
+    "timeouts",             "rbl_zone_failures",
 };
 constexpr size_t kOutcomes = static_cast<size_t>(FilterOutcome::kCount);
 constexpr std::array<const char*, kOutcomes> kOutcomeNames = {"continue", "accept", "reject", "tempfail",

@@ -24,6 +24,7 @@ enum class Counter {
   RecipientsRejected,      // RCPT refused by the filter chain
   ProtocolViolations,      // bare CR/LF (smuggling defence), too many errors
   Timeouts,                // 421 4.4.2
+  RblZoneFailures,         // a DNS list lookup timed out or failed: the zone was skipped (fail open)
   kCount
 };
 

@@ -155,8 +155,10 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
       mine->state = states_[i];
     }
     FilterOutcome outcome = FilterOutcome::Continue;
-    std::shared_ptr<const Context> input = mine ? std::shared_ptr<const Context>(std::move(mine)) : ctx;
-    Verdict v = co_await check_one(step, p, std::move(input), outcome);
+    // Named, not a temporary inside the co_await: GCC 12 releases such a temporary twice (see
+    // net/blocking_pool.h); it showed as a use-after-free once a filter had per-connection state.
+    std::shared_ptr<const Context> this_ctx = mine ? std::shared_ptr<const Context>(mine) : ctx;
+    Verdict v = co_await check_one(step, p, std::move(this_ctx), outcome);
     core::count(step.counters, outcome);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     bool plain = v.action == Action::Continue && v.score == 0 && !v.failed;

@@ -7,12 +7,16 @@
 
 #include "config/config.h"
 #include "net/blocking_pool.h"
+#include "net/dns_cache.h"
 
 namespace filters {
 
 struct Resources {
   explicit Resources(const config::Config& c);
   std::shared_ptr<net::BlockingPool> workers;  // "filter-N" threads; queue bound from [workers]
+  // The rbl filter's DNS answers, kept across reloads (its bounds are applied per insertion, from
+  // the current config). The DNS channels themselves live with each I/O thread's io_context.
+  std::shared_ptr<net::DnsCache> dns_cache = std::make_shared<net::DnsCache>();
 };
 
 }  // namespace filters

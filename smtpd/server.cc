@@ -20,6 +20,7 @@
 #include "config/load.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "filters/rbl.h"
 #include "filters/relay_control.h"
 #include "ldap/factory.h"
 #include "ops/admin_server.h"
@@ -45,6 +46,7 @@ struct FilterOrError {
 };
 FilterOrError make_filter(const std::string& name, const Snapshot& s) {
   if (name == "relay_control") return {std::make_shared<filters::RelayControl>(s.config->local_domains, s.directory), {}};
+  if (name == "rbl") return {std::make_shared<filters::Rbl>(s.config->filters.rbl, s.resources->dns_cache), {}};
   return {nullptr, "filter '" + name + "' is not built into this mxfront"};
 }
 }  // namespace
