@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "filters/relay_control.h"
+#include "filters/rules.h"
 #include "ldap/factory.h"
 #include "smtpd/session.h"
 #include "smtpd/tls.h"
@@ -37,6 +38,11 @@ struct FilterOrError {
 };
 FilterOrError make_filter(const std::string& name, const Snapshot& s) {
   if (name == "relay_control") return {std::make_shared<filters::RelayControl>(s.config->local_domains, s.directory), {}};
+  if (name == "rules") {
+    std::string err;
+    auto f = filters::Rules::build(s.config->filters.rules, s.resources->workers, err);
+    return {f, f ? std::string() : "rules: " + err};
+  }
   return {nullptr, "filter '" + name + "' is not built into this mxfront"};
 }
 }  // namespace
