@@ -31,7 +31,8 @@ GPtr<GMimeMessage> parse(std::string_view text) {
 
 // The header block (without the blank line), cut at the last line end before `limit`.
 std::string_view header_block(std::string_view message, size_t limit) {
-  size_t end = message.starts_with('\n') ? 0 : message.find("\n\n");
+  if (message.starts_with('\n')) return {};  // no header at all
+  size_t end = message.find("\n\n");
   std::string_view block = message.substr(0, end == std::string_view::npos ? message.size() : end + 1);
   if (block.size() <= limit) return block;
   size_t cut = block.rfind('\n', limit);

@@ -318,6 +318,8 @@ TEST(MimeText, HeadersAreUnfoldedDecodedAndCutAtTheLimit) {
   EXPECT_EQ(hs[1].value, "café");
   EXPECT_EQ(hs[2].name, "Content-Type");
   EXPECT_EQ(mime::headers("A: 1\nB: 2\n\n", 6).size(), 1u);  // only "A: 1\n" fits
+  EXPECT_TRUE(mime::headers("\nSubject: in the body\n", 1000).empty());
+  EXPECT_EQ(mime::headers("Subject: no body", 1000).at(0).value, "no body");
 }
 
 TEST(MimeText, BodyTextOfNestedMessageAndLimit) {
