@@ -155,7 +155,10 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
       mine->state = states_[i];
     }
     FilterOutcome outcome = FilterOutcome::Continue;
-    Verdict v = co_await check_one(step, p, mine ? std::shared_ptr<const Context>(mine) : ctx, outcome);
+    // Named, not a ?: temporary inside co_await: GCC 12 destroys that temporary twice, which
+    // drops a reference too many and frees the context while it is still used (found by ASan).
+    std::shared_ptr<const Context> for_check = mine ? std::shared_ptr<const Context>(mine) : ctx;
+    Verdict v = co_await check_one(step, p, for_check, outcome);
     core::count(step.counters, outcome);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     bool plain = v.action == Action::Continue && v.score == 0 && !v.failed;
