@@ -22,6 +22,7 @@
 #include "core/metrics.h"
 #include "filters/rbl.h"
 #include "filters/relay_control.h"
+#include "filters/rules.h"
 #include "ldap/factory.h"
 #include "ops/admin_server.h"
 #include "ops/dependencies.h"
@@ -47,6 +48,11 @@ struct FilterOrError {
 FilterOrError make_filter(const std::string& name, const Snapshot& s) {
   if (name == "relay_control") return {std::make_shared<filters::RelayControl>(s.config->local_domains, s.directory), {}};
   if (name == "rbl") return {std::make_shared<filters::Rbl>(s.config->filters.rbl, s.resources->dns_cache), {}};
+  if (name == "rules") {
+    std::string err;
+    auto f = filters::Rules::build(s.config->filters.rules, s.resources->workers, err);
+    return {f, f ? std::string() : "rules: " + err};
+  }
   return {nullptr, "filter '" + name + "' is not built into this mxfront"};
 }
 }  // namespace

@@ -655,7 +655,8 @@ def mxfront_bin():
 
 class Mxfront:
     """mxfront under test. `qmqp_servers`: list of "host:port" strings; `config`: dict of overrides
-    merged per section over the test defaults (a `listener` list replaces the default listener;
+    merged per section over the test defaults (a list of dicts, e.g. `listener` or "rules.rule",
+    is written as an array of tables and replaces the default;
     use the placeholder port 0 in an address to get a free port, e.g. "[::1]:0")."""
 
     def __init__(self, qmqp_servers, config=None, binary=None):
@@ -687,6 +688,8 @@ class Mxfront:
         for section, body in self.overrides.items():
             if section == "listener":
                 cfg["listener"] = [dict(x) for x in body]
+            elif isinstance(body, list):  # an array of tables, e.g. "rules.rule": [{...}, {...}]
+                cfg[section] = [dict(x) for x in body]
             elif isinstance(body, dict):
                 cfg.setdefault(section, {}).update(body)
             else:
