@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -91,6 +92,70 @@ ZoneResult judge(const config::RblZone& z, const net::DnsAnswer& a) {
   for (uint32_t code : a.a) r.detail += (r.detail.empty() ? "" : ",") + ipv4_text(code);
   r.detail += " not honoured";
   return r;
+}
+
+std::string test_point(const config::RblZone& z) { return (z.kind == "domain" ? "test." : "2.0.0.127.") + z.zone; }
+
+std::string judge_test_point(const config::RblZone& z, const net::DnsAnswer& a) {
+  const char* point = z.kind == "domain" ? "test" : "127.0.0.2";
+  switch (a.status) {
+    case net::DnsStatus::NxDomain:
+    case net::DnsStatus::NoData:
+      return fmt::format("test point {} not listed (list empty or not serving)", point);
+    case net::DnsStatus::Timeout:
+    case net::DnsStatus::Failure:
+      return fmt::format("{} A: {}{}{}", test_point(z), net::dns_status_name(a.status), a.error.empty() ? "" : ": ", a.error);
+    case net::DnsStatus::Ok: break;
+  }
+  std::string seen;
+  bool refused = false;
+  for (uint32_t code : a.a) {
+    if (code_honoured({}, code)) return "";
+    refused = refused || (code >> 8) == 0x7FFFFF;
+    seen += (seen.empty() ? "" : ",") + ipv4_text(code);
+  }
+  if (refused) return fmt::format("test point {} answered {}: the list refuses our queries (error code)", point, seen);
+  return fmt::format("test point {} answered {}: not a list answer (wrong zone or servers?)", point, seen);
+}
+
+std::string zone_check(const config::RblZone& z, const config::Rbl& cfg) {
+  using std::chrono::milliseconds;
+  net::DnsOptions o;
+  o.servers = z.servers.empty() ? cfg.servers : z.servers;
+  o.timeout = std::clamp(std::chrono::duration_cast<milliseconds>(cfg.query_timeout), milliseconds(1), milliseconds(2000));
+  o.tries = std::clamp(cfg.tries, 1u, 2u);
+  // c-ares doubles the wait on each later round (one server); a margin for the answer's delivery.
+  const milliseconds per_query = o.timeout * ((1u << o.tries) - 1) + milliseconds(250);
+
+  std::vector<std::string> names{test_point(z)};
+  if (z.kind != "domain") names.push_back("2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0." + z.zone);
+  // Declared before the io_context: its destruction drops a query still pending (frames and all).
+  std::vector<net::DnsAnswer> answers;
+  bool failed = false;
+  auto run = [&]() -> asio::awaitable<void> {
+    auto resolver = net::Resolver::get(co_await asio::this_coro::executor, o);
+    for (const auto& n : names) {
+      net::DnsAnswer a = co_await resolver->query(n, net::DnsType::A);
+      bool absent = a.status == net::DnsStatus::NxDomain || a.status == net::DnsStatus::NoData;
+      answers.push_back(std::move(a));
+      if (!absent) break;  // listed, or an error worth reporting as it is
+    }
+  };
+  asio::io_context io(1);
+  auto work = run();
+  asio::co_spawn(io, std::move(work), [&failed](std::exception_ptr e) { failed = e != nullptr; });
+  const milliseconds budget = per_query * names.size();
+  io.run_for(budget);
+  if (failed) return test_point(z) + " A: internal error";
+  if (answers.empty()) {
+    std::string via;
+    for (const auto& s : o.servers) via += (via.empty() ? "" : ",") + s;
+    return fmt::format("{} A: no answer within {} ms from {}", test_point(z), budget.count(),
+                       via.empty() ? "the resolv.conf servers" : via);
+  }
+  // The IPv6 test point only counts when it is listed; otherwise the IPv4 one's answer is the verdict.
+  if (answers.size() > 1 && judge_test_point(z, answers[1]).empty()) return "";
+  return judge_test_point(z, answers[0]);
 }
 
 }  // namespace rbl

@@ -45,6 +45,23 @@ struct ZoneResult {
 };
 // The meaning of an A answer for zone `z` (pure).
 ZoneResult judge(const config::RblZone& z, const net::DnsAnswer& a);
+
+// The RFC 5782 test point of zone `z`: "2.0.0.127.<zone>" (ip, allow), "test.<zone>" (domain).
+std::string test_point(const config::RblZone& z);
+// What an A answer for the test point says about the list (pure): "" when it lists the test
+// point (an answer in 127.0.0.0/8 outside 127.255.255.0/24, whatever the zone's codes), else
+// the error: NXDOMAIN/NODATA "test point 127.0.0.2 not listed (list empty or not serving)",
+// the lists' error answers (127.255.255.x: the list refuses our queries), timeouts, failures.
+std::string judge_test_point(const config::RblZone& z, const net::DnsAnswer& a);
+// The dependency health check of one zone (ops::DependencyMonitor, kind "dns", name = the zone):
+// an A query for its test point through the zone's servers (else rbl.servers; c-ares reads
+// /etc/resolv.conf only when neither is set, as the filter does), on a private io_context run by
+// the CALLING thread — blocking, never on an I/O thread. Bounded: each try waits
+// min(rbl.query_timeout, 2 s), at most 2 tries, and the whole check gives up after the c-ares
+// rounds plus a margin. "" = healthy, else the error. For an ip/allow zone whose IPv4 test point
+// is not there, the IPv6 one (::ffff:127.0.0.2, nibble form) is tried too: an IPv6-only list is
+// healthy when it lists that.
+std::string zone_check(const config::RblZone& z, const config::Rbl& cfg);
 }  // namespace rbl
 
 class Rbl final : public Filter {

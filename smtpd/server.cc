@@ -33,6 +33,7 @@
 #include <dirent.h>
 #include <future>
 #include <mutex>
+#include <set>
 
 namespace smtpd {
 namespace asio = boost::asio;
@@ -104,6 +105,19 @@ std::vector<ops::Dependency> dependencies_of(const Snapshot& s) {
       if (uri.rfind("ldapi://", 0) == 0) continue;
       deps.push_back({"ldap", uri, [host, port] { return ops::tcp_connect_check(host, port, milliseconds(2000)); }});
     }
+  // DNS lists, when a profile's chain uses rbl: each zone's RFC 5782 test point, through the
+  // zone's servers, on the monitor's thread (filters::rbl::zone_check is blocking and bounded).
+  bool rbl_used = std::any_of(c.profiles.begin(), c.profiles.end(), [](const config::Profile& p) {
+    return std::find(p.filters.begin(), p.filters.end(), "rbl") != p.filters.end();
+  });
+  if (rbl_used) {
+    std::set<std::string> seen;
+    auto rbl = std::make_shared<const config::Rbl>(c.filters.rbl);
+    for (const auto& z : rbl->zones) {
+      if (!seen.insert(z.zone).second) continue;  // one dependency per zone name
+      deps.push_back({"dns", z.zone, [&z, rbl] { return filters::rbl::zone_check(z, *rbl); }});
+    }
+  }
   return deps;
 }
 

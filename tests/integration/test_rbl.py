@@ -3,13 +3,17 @@
 Clients connect FROM listed loopback addresses (127.0.0.x is all ours). Nothing uses the system
 resolver: every config sets rbl.servers to the harness's rbldnsd (or a black hole).
 Run from the repo root:  python3 -m unittest -v tests/integration/test_rbl.py  (root: Postfix)."""
+import json
 import os
 import re
 import sys
+import time
 import unittest
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, SmtpConn, unique_marker  # noqa: E402
+from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, unique_marker  # noqa: E402
 from rbldnsd_harness import BlackHoleDns, Rbldnsd  # noqa: E402
 
 PF = None  # one Postfix for the module
@@ -252,6 +256,70 @@ class RblFailOpenTest(unittest.TestCase):
         self.assertTrue(mx.wait_log(r"rbl id=\S+ client=127\.0\.1\.8 zone=bl\.test .*skipped \(fail open\)", 5),
                         mx.log()[-2000:])
         self.assertGreaterEqual(self.stats(mx), 1)
+
+
+def http_get(port, path, timeout=5.0):
+    """(status, body) of GET http://127.0.0.1:port/path."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+class RblHealthTest(unittest.TestCase):
+    """The lists as dependencies: each zone's RFC 5782 test point (2.0.0.127.<zone>) is checked in
+    the background through the zone's servers; shown in /health and /metrics, never in /readyz."""
+
+    def setUp(self):
+        self.dns = Rbldnsd()
+        self.addCleanup(self.dns.stop)
+        self.dns.start()
+        self.hole = BlackHoleDns()
+        self.addCleanup(self.hole.__exit__)
+        self.hole.__enter__()
+
+    def test_live_zone_up_black_hole_and_empty_zones_down_readiness_holds(self):
+        self.assertEqual(self.dns.query("2.0.0.127.bl.test"), (0, ["127.0.0.2"]))  # the harness lists the test point
+        self.assertEqual(self.dns.query("2.0.0.127.zen.test")[0], 3)              # ... not in zen.test
+        admin = free_port()
+        zones = [{"zone": "bl.test", "kind": "ip", "action": "reject"},
+                 {"zone": "zen.test", "kind": "ip", "action": "score", "weight": 3},
+                 {"zone": "hole.test", "kind": "ip", "action": "reject", "servers": [self.hole.address]}]
+        mx = RblMxfront([PF.address], config={
+            "listener": [{"address": "127.0.0.1:0", "profile": "mx"}],
+            "rbl": {"servers": [self.dns.address], "query_timeout": 0.3, "tries": 1},
+            "profile.mx": {"filters": ["rbl", "relay_control"], "reject_score": 5},
+            "admin": {"address": f"127.0.0.1:{admin}", "check_interval": 0.2, "check_fall": 2, "check_rise": 1},
+        }, tables={"rbl.zone": zones})
+        self.addCleanup(mx.kill)
+        mx.start()
+
+        deadline = time.monotonic() + 15
+        deps = {}
+        while time.monotonic() < deadline:
+            deps = {d["name"]: d for d in json.loads(http_get(admin, "/health")[1])["dependencies"] if d["kind"] == "dns"}
+            if (all(deps.get(z, {}).get("checked") for z in ("bl.test", "zen.test", "hole.test"))
+                    and not deps["hole.test"]["up"] and not deps["zen.test"]["up"]):
+                break
+            time.sleep(0.1)
+        diag = f"{deps}\n{mx.log()[-2000:]}"
+        self.assertEqual(set(deps), {"bl.test", "zen.test", "hole.test"}, diag)
+        self.assertTrue(deps["bl.test"]["up"], diag)
+        self.assertEqual(deps["bl.test"]["consecutive_failures"], 0, diag)
+        self.assertFalse(deps["hole.test"]["up"], diag)
+        self.assertGreaterEqual(deps["hole.test"]["consecutive_failures"], 2, diag)  # check_fall
+        self.assertIn("2.0.0.127.hole.test A: timeout", deps["hole.test"]["last_error"], diag)
+        self.assertFalse(deps["zen.test"]["up"], diag)
+        self.assertEqual(deps["zen.test"]["last_error"], "test point 127.0.0.2 not listed (list empty or not serving)", diag)
+
+        metrics = http_get(admin, "/metrics")[1]
+        self.assertIn('mxfront_dependency_up{kind="dns",name="bl.test"} 1\n', metrics)
+        self.assertIn('mxfront_dependency_up{kind="dns",name="hole.test"} 0\n', metrics)
+        self.assertIn('mxfront_dependency_up{kind="dns",name="zen.test"} 0\n', metrics)
+        self.assertEqual(http_get(admin, "/readyz"), (200, "ok\n"), "a DNS list never fails readiness")
+        # the checks run on the monitor's thread: the lists still judge mail meanwhile
+        self.assertEqual(transaction(mx, "127.0.0.2")[0][0], 554, mx.log()[-2000:])
 
 
 if __name__ == "__main__":

@@ -150,6 +150,17 @@ TEST(DnsParse, OtherTypesOnlyIsNoData) {
   EXPECT_EQ(net::parse_response(m.b.data(), m.b.size(), DnsType::TXT).status, DnsStatus::NoData);
 }
 
+// Found by dns_fuzz: an NXDOMAIN that also carries records of the type is negative, without them.
+TEST(DnsParse, NxdomainWithRecordsCarriesNone) {
+  Msg m = response(query_for("2.0.0.127.bl.test", 1), 3, 1, 1);
+  a_record(m.b, 0x7F000002, 300);
+  soa_record(m.b, 300, 30);
+  DnsAnswer a = net::parse_response(m.b.data(), m.b.size(), DnsType::A);
+  EXPECT_EQ(a.status, DnsStatus::NxDomain);
+  EXPECT_TRUE(a.a.empty());
+  EXPECT_EQ(a.ttl, 30u);
+}
+
 TEST(DnsParse, ServfailAndTruncatedAreFailures) {
   Msg m = response(query_for("x.bl.test", 1), 2, 0, 0);
   EXPECT_EQ(net::parse_response(m.b.data(), m.b.size(), DnsType::A).status, DnsStatus::Failure);

@@ -1,5 +1,6 @@
 // The rbl filter's pure parts (reverse query names, answer codes, tags, the judgement of an
-// answer), and the filter against a DNS server that never answers (cancel, fail open).
+// answer), the filter against a DNS server that never answers (cancel, fail open), and the
+// zones' dependency check (RFC 5782 test points) against a DNS server on its own thread.
 #include "filters/rbl.h"
 
 #include <gtest/gtest.h>
@@ -8,8 +9,13 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <map>
+#include <mutex>
+#include <thread>
 
 using namespace filters::rbl;
 
@@ -190,4 +196,168 @@ TEST(RblFilter, ZoneThatNeverAnswersIsSkipped) {
   EXPECT_FALSE(v->failed);
   EXPECT_EQ(v->score, 0);
   EXPECT_LT(took, 3s);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The dependency check of a zone (filters::rbl::zone_check) against a DNS server on its own
+// thread: zone_check runs its private io_context on the calling thread, like the monitor's.
+namespace {
+
+// Answers A queries from `answers` (name -> addresses; an empty list = REFUSED), NXDOMAIN with an
+// SOA otherwise; records every name asked.
+using Answers = std::map<std::string, std::vector<uint32_t>>;
+
+class ThreadDns {
+ public:
+  explicit ThreadDns(Answers answers = {}) : answers_(std::move(answers)) {
+    asio::co_spawn(io_, serve(), asio::detached);  // the io_context has work before the thread runs it
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~ThreadDns() {
+    asio::post(io_, [this] { sock_.close(); });
+    thread_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::vector<std::string> asked() {
+    std::lock_guard lock(mu_);
+    return asked_;
+  }
+
+ private:
+  using Bytes = std::vector<unsigned char>;
+  static void u16(Bytes& b, unsigned v) {
+    b.push_back(static_cast<unsigned char>(v >> 8));
+    b.push_back(static_cast<unsigned char>(v));
+  }
+  asio::awaitable<void> serve() {
+    for (;;) {
+      Bytes buf(512);
+      asio::ip::udp::endpoint peer;
+      boost::system::error_code ec;
+      size_t n = co_await sock_.async_receive_from(asio::buffer(buf), peer, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+      size_t qend = 12;
+      std::string qn;
+      while (qend < n && buf[qend]) {
+        qn += (qn.empty() ? "" : ".") + std::string(buf.begin() + qend + 1, buf.begin() + qend + 1 + buf[qend]);
+        qend += buf[qend] + 1;
+      }
+      {
+        std::lock_guard lock(mu_);
+        asked_.push_back(qn);
+      }
+      auto it = answers_.find(qn);
+      unsigned rcode = it == answers_.end() ? 3 : it->second.empty() ? 5 : 0;
+      Bytes m(buf.begin(), buf.begin() + 2);
+      u16(m, 0x8180 | rcode);
+      u16(m, 1);
+      u16(m, rcode == 0 ? static_cast<unsigned>(it->second.size()) : 0);
+      u16(m, rcode == 3 ? 1 : 0);
+      u16(m, 0);
+      m.insert(m.end(), buf.begin() + 12, buf.begin() + static_cast<long>(qend) + 5);
+      if (rcode == 0)
+        for (uint32_t a : it->second) {
+          u16(m, 0xC00C);
+          u16(m, 1);
+          u16(m, 1);
+          u16(m, 0);
+          u16(m, 60);
+          u16(m, 4);
+          u16(m, a >> 16);
+          u16(m, a & 0xFFFF);
+        }
+      if (rcode == 3) {  // SOA: owner = the question name (pointer), empty names, minimum 60
+        u16(m, 0xC00C);
+        u16(m, 6);
+        u16(m, 1);
+        u16(m, 0);
+        u16(m, 300);
+        u16(m, 22);
+        m.push_back(0);
+        m.push_back(0);
+        for (int i = 0; i < 4; ++i) u16(m, 0), u16(m, 1);
+        u16(m, 0);
+        u16(m, 60);
+      }
+      co_await sock_.async_send_to(asio::buffer(m), peer, asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  Answers answers_;
+  asio::io_context io_;
+  asio::ip::udp::socket sock_{io_, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+  uint16_t port_ = sock_.local_endpoint().port();
+  std::mutex mu_;
+  std::vector<std::string> asked_;
+  std::thread thread_;
+};
+
+const std::string kV6Point = "2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.";
+
+config::Rbl rbl_via(const std::string& server) {
+  config::Rbl cfg;
+  cfg.servers = {server};
+  cfg.query_timeout = config::Seconds(0.3);
+  cfg.tries = 1;
+  return cfg;
+}
+
+}  // namespace
+
+TEST(RblZoneCheck, TestPointListedIsHealthy) {
+  ThreadDns dns(Answers{{"2.0.0.127.bl.test", {ip(127, 0, 0, 2)}}, {"test.dbl.test", {ip(127, 0, 1, 2)}}});
+  config::Rbl cfg = rbl_via(dns.address());  // the zones have no servers of their own: rbl.servers
+  EXPECT_EQ(zone_check(zone("bl.test"), cfg), "");
+  EXPECT_EQ(zone_check(zone("bl.test", "allow"), cfg), "");
+  EXPECT_EQ(zone_check(zone("dbl.test", "domain"), cfg), "");
+  EXPECT_EQ(dns.asked(), (std::vector<std::string>{"2.0.0.127.bl.test", "2.0.0.127.bl.test", "test.dbl.test"}));
+}
+
+TEST(RblZoneCheck, EmptyListIsDownWithTheTestPointNamed) {
+  ThreadDns dns;
+  config::Rbl cfg = rbl_via(dns.address());
+  EXPECT_EQ(zone_check(zone("empty.test"), cfg), "test point 127.0.0.2 not listed (list empty or not serving)");
+  EXPECT_EQ(zone_check(zone("empty.test", "domain"), cfg), "test point test not listed (list empty or not serving)");
+  // an ip zone also tries the IPv6 test point before saying so; a domain zone has only one
+  EXPECT_EQ(dns.asked(), (std::vector<std::string>{"2.0.0.127.empty.test", kV6Point + "empty.test", "test.empty.test"}));
+}
+
+TEST(RblZoneCheck, Ipv6OnlyListIsHealthyByItsTestPoint) {
+  ThreadDns dns(Answers{{kV6Point + "bl6.test", {ip(127, 0, 0, 2)}}});
+  EXPECT_EQ(zone_check(zone("bl6.test"), rbl_via(dns.address())), "");
+}
+
+TEST(RblZoneCheck, ErrorCodesRefusalsAndOddAnswersAreDown) {
+  ThreadDns dns(Answers{{"2.0.0.127.blocked.test", {ip(127, 255, 255, 254)}},
+                 {"2.0.0.127.hijacked.test", {ip(192, 0, 2, 1)}},
+                 {"2.0.0.127.refused.test", {}}});
+  config::Rbl cfg = rbl_via(dns.address());
+  EXPECT_EQ(zone_check(zone("blocked.test"), cfg), "test point 127.0.0.2 answered 127.255.255.254: the list refuses our queries (error code)");
+  EXPECT_EQ(zone_check(zone("hijacked.test"), cfg), "test point 127.0.0.2 answered 192.0.2.1: not a list answer (wrong zone or servers?)");
+  std::string refused = zone_check(zone("refused.test"), cfg);
+  EXPECT_EQ(refused.rfind("2.0.0.127.refused.test A: failure", 0), 0u) << refused;
+  // the zone's codes do not matter: the test point answers 127.0.0.2 whatever the zone honours
+}
+
+TEST(RblZoneCheck, ZoneServersWinAndASilentServerIsABoundedTimeout) {
+  ThreadDns live(Answers{{"2.0.0.127.bl.test", {ip(127, 0, 0, 2)}}});
+  asio::io_context unused;
+  asio::ip::udp::socket hole(unused, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  config::Rbl cfg = rbl_via(live.address());
+  config::RblZone z = zone("bl.test");
+  z.servers = {"127.0.0.1:" + std::to_string(hole.local_endpoint().port())};
+  auto t0 = std::chrono::steady_clock::now();
+  std::string err = zone_check(z, cfg);
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_NE(err.find("2.0.0.127.bl.test A: timeout"), std::string::npos) << err;
+  EXPECT_LT(took, 1500ms);  // 0.3 s query timeout, one try (+ margin)
+  EXPECT_TRUE(live.asked().empty());  // rbl.servers not used when the zone has its own
+
+  cfg.tries = 5;  // at most 2 tries: 0.3 s + 0.6 s (c-ares doubles the second round), not 9.3 s
+  t0 = std::chrono::steady_clock::now();
+  err = zone_check(z, cfg);
+  took = std::chrono::steady_clock::now() - t0;
+  EXPECT_NE(err.find("timeout"), std::string::npos) << err;
+  EXPECT_GE(took, 800ms);
+  EXPECT_LT(took, 2500ms);
 }
