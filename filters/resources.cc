@@ -1,4 +1,4 @@
-// Builds the shared filter resources from the first config.
+// Builds the shared filter resources from the first config; the ClamAV engine on first use.
 #include "filters/resources.h"
 
 #include <thread>
@@ -8,6 +8,20 @@ namespace filters {
 Resources::Resources(const config::Config& c) {
   unsigned n = c.filters.workers.threads ? c.filters.workers.threads : std::max(1u, std::thread::hardware_concurrency());
   workers = std::make_shared<net::BlockingPool>("filter", n, c.filters.workers.queue);
+}
+
+Resources::ClamavOrError Resources::clamav_for(std::shared_ptr<const config::Config> c) {
+  std::lock_guard lk(clamav_mu_);
+  if (clamav_ && clamav_config_ == c) return {clamav_, {}};
+  if (!clamav_) {
+    auto created = clamav::EngineHolder::create(c->filters.clamav);
+    if (!created.holder) return {nullptr, created.error};
+    clamav_ = created.holder;
+  } else if (std::string err = clamav_->reconfigure(c->filters.clamav); !err.empty()) {
+    return {nullptr, "clamav: " + err};
+  }
+  clamav_config_ = std::move(c);
+  return {clamav_, {}};
 }
 
 }  // namespace filters

@@ -19,6 +19,7 @@
 #include "config/load.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "filters/clamav.h"
 #include "filters/relay_control.h"
 #include "ldap/factory.h"
 #include "smtpd/session.h"
@@ -37,6 +38,11 @@ struct FilterOrError {
 };
 FilterOrError make_filter(const std::string& name, const Snapshot& s) {
   if (name == "relay_control") return {std::make_shared<filters::RelayControl>(s.config->local_domains, s.directory), {}};
+  if (name == "clamav") {
+    auto engines = s.resources->clamav_for(s.config);
+    if (!engines.engines) return {nullptr, engines.error};
+    return {std::make_shared<filters::ClamavFilter>(engines.engines, s.resources->workers, s.config->filters.clamav), {}};
+  }
   return {nullptr, "filter '" + name + "' is not built into this mxfront"};
 }
 }  // namespace
