@@ -155,7 +155,9 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
       mine->state = states_[i];
     }
     FilterOutcome outcome = FilterOutcome::Continue;
-    Verdict v = co_await check_one(step, p, mine ? std::shared_ptr<const Context>(mine) : ctx, outcome);
+    // Named, not a temporary in the co_await: GCC 12 relocates such temporaries bitwise (blocking_pool.h).
+    std::shared_ptr<const Context> arg = mine ? std::shared_ptr<const Context>(mine) : ctx;
+    Verdict v = co_await check_one(step, p, std::move(arg), outcome);
     core::count(step.counters, outcome);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     bool plain = v.action == Action::Continue && v.score == 0 && !v.failed;
