@@ -67,6 +67,7 @@ def mail_with_attachments(subject, attachments, text="see attachments\n", sender
     m["To"] = to
     m["Subject"] = subject
     m["Message-ID"] = f"<{subject}@example.net>"
+    m["Date"] = "Mon, 01 Jan 2024 00:00:00 +0000"
     m.set_content(text)
     for name, data, ctype in attachments:
         maintype, subtype = ctype.split("/", 1)
