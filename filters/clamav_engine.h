@@ -81,6 +81,9 @@ struct Status {
   std::string last_error;        // of the last failed reload; "" after a success
 };
 
+// A cheap check of new settings (a config reload): the directory exists and holds files. "" = ok.
+std::string check_settings(const config::Clamav& c);
+
 // A directory's signature files as (name, size, mtime ns), sorted. Empty when unreadable.
 using Fingerprint = std::vector<std::tuple<std::string, uintmax_t, int64_t>>;
 Fingerprint fingerprint(const std::string& dir);
@@ -95,8 +98,8 @@ class EngineHolder {
   EngineHolder& operator=(const EngineHolder&) = delete;
 
   std::shared_ptr<const Engine> current() const { return std::atomic_load(&engine_); }
-  // A config reload: new settings, checked cheaply (the directory exists and holds signature
-  // files), then a reload in the background. Returns the error, "" when accepted.
+  // A config reload: new settings (checked with check_settings()), then a reload in the
+  // background. Returns the error, "" when accepted.
   std::string reconfigure(const config::Clamav& c);
   void request_reload();  // wakes the reload thread (SIGHUP)
   // Compiles and swaps now, on the calling thread (the reload thread; tests). True on success.

@@ -10,18 +10,25 @@ Resources::Resources(const config::Config& c) {
   workers = std::make_shared<net::BlockingPool>("filter", n, c.filters.workers.queue);
 }
 
-Resources::ClamavOrError Resources::clamav_for(std::shared_ptr<const config::Config> c) {
+Resources::ClamavOrError Resources::clamav_for(const std::shared_ptr<const config::Config>& c) {
   std::lock_guard lk(clamav_mu_);
-  if (clamav_ && clamav_config_ == c) return {clamav_, {}};
   if (!clamav_) {
     auto created = clamav::EngineHolder::create(c->filters.clamav);
     if (!created.holder) return {nullptr, created.error};
     clamav_ = created.holder;
-  } else if (std::string err = clamav_->reconfigure(c->filters.clamav); !err.empty()) {
-    return {nullptr, "clamav: " + err};
+    clamav_current_ = c;
+  } else if (clamav_checked_ != c && clamav_current_ != c) {
+    if (std::string err = clamav::check_settings(c->filters.clamav); !err.empty()) return {nullptr, "clamav: " + err};
   }
-  clamav_config_ = std::move(c);
+  clamav_checked_ = c;
   return {clamav_, {}};
+}
+
+void Resources::commit_clamav(const std::shared_ptr<const config::Config>& c) {
+  std::lock_guard lk(clamav_mu_);
+  if (!clamav_ || clamav_checked_ != c || clamav_current_ == c) return;
+  clamav_->reconfigure(c->filters.clamav);
+  clamav_current_ = c;
 }
 
 }  // namespace filters

@@ -1,6 +1,6 @@
 // filters::Resources — what filters share across config generations and sessions: the bounded
-// worker pool for CPU-heavy checks and the ClamAV engine. Built once at start-up from the first config (a reload does
-// not resize the pool; that is logged). Filters that keep process-wide state (a virus engine,
+// worker pool for CPU-heavy checks and the ClamAV engine. Built once at start-up from the first
+// config (a reload does not resize the pool; that is logged). Filters that keep process-wide state (a virus engine,
 // a DNS cache) add it here so that a reload reuses it.
 #pragma once
 #include <memory>
@@ -17,20 +17,26 @@ struct Resources {
   explicit Resources(const config::Config& c);
   std::shared_ptr<net::BlockingPool> workers;  // "filter-N" threads; queue bound from [workers]
 
-  // The ClamAV engine for config generation `c` (which uses clamav). The first call compiles it
-  // synchronously (an unusable directory is a config error, returned); a later generation (SIGHUP)
-  // hands over its settings after a cheap directory check and the engine is recompiled in the
-  // background. Called again for the same generation (several profiles): nothing more happens.
+  // The ClamAV engine for config generation `c` (which uses clamav), in two steps so that a
+  // refused reload changes nothing:
+  //  * clamav_for(c), while the generation is built: the first call compiles the engine
+  //    synchronously (an unusable directory is a config error, returned); for a later generation
+  //    (SIGHUP) only a cheap check of the directory is made. Repeated calls (several profiles) are free.
+  //  * commit_clamav(c), once the whole generation was built: a later generation hands over its
+  //    settings and the engine is recompiled in the background (SIGHUP = a reload, even unchanged).
+  //    Nothing happens when `c` does not use clamav or is the generation that created the engine.
   struct ClamavOrError {
     std::shared_ptr<clamav::EngineHolder> engines;
     std::string error;
   };
-  ClamavOrError clamav_for(std::shared_ptr<const config::Config> c);
+  ClamavOrError clamav_for(const std::shared_ptr<const config::Config>& c);
+  void commit_clamav(const std::shared_ptr<const config::Config>& c);
 
  private:
   std::mutex clamav_mu_;
-  std::shared_ptr<clamav::EngineHolder> clamav_;   // null until a generation uses clamav
-  std::shared_ptr<const config::Config> clamav_config_;  // the generation last handed over
+  std::shared_ptr<clamav::EngineHolder> clamav_;          // null until a generation uses clamav
+  std::shared_ptr<const config::Config> clamav_checked_;  // clamav_for() accepted it
+  std::shared_ptr<const config::Config> clamav_current_;  // handed over (or created the engine)
 };
 
 }  // namespace filters

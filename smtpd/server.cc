@@ -66,6 +66,7 @@ SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c, std::shar
     }
     s->chains[p.name] = chain;
   }
+  s->resources->commit_clamav(c);  // only now: a refused generation must not touch the engine
   return {s, {}};
 }
 

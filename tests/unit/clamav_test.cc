@@ -1,7 +1,9 @@
 // The ClamAV engine and filter against a signature DB this test writes itself (harness style:
 // EICAR as .hdb md5 and .ndb body signature, clam.exe as .hsb sha256): detection in memory and in
-// MIME mail, clean mail, bad directories, limits, cancel, reload swaps, the pool path.
+// MIME mail, clean mail, bad directories, limits, cancel, reload swaps, the pool path, and the engine
+// kept across config generations (Resources).
 #include "filters/clamav.h"
+#include "filters/resources.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -299,4 +301,44 @@ TEST_F(ClamavEngineTest, FullWorkerQueueIsFilterBusy) {
   ASSERT_TRUE(v.reply);
   EXPECT_EQ(v.reply->code, 451);
   EXPECT_EQ(v.reply->text, core::replies::filter_busy().text);
+}
+
+namespace {
+std::shared_ptr<const config::Config> config_with(const std::string& dir) {
+  auto c = std::make_shared<config::Config>();
+  c->filters.workers.threads = 1;
+  c->filters.clamav.database_dir = dir;
+  c->filters.clamav.reload_check = config::Seconds(60);  // only explicit reloads in this test
+  return c;
+}
+
+bool wait_generation(clamav::EngineHolder& h, uint64_t g) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (h.status().generation < g && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return h.status().generation >= g;
+}
+}  // namespace
+
+TEST(ClamavResources, EngineSurvivesGenerationsAndOnlyACommittedOneReloadsIt) {
+  SigDir db;
+  auto c1 = config_with(db.dir.string());
+  Resources res(*c1);
+  auto first = res.clamav_for(c1);
+  ASSERT_TRUE(first.engines) << first.error;
+  EXPECT_EQ(res.clamav_for(c1).engines, first.engines);  // a second profile: the same engine
+  res.commit_clamav(c1);                                   // the generation that created it: no reload
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(first.engines->status().generation, 1u);
+
+  auto bad = config_with("/nonexistent/clamav-db");        // a reload to a bad directory is refused
+  EXPECT_FALSE(res.clamav_for(bad).engines);
+  auto c2 = config_with(db.dir.string());                  // SIGHUP: checked, then committed
+  auto second = res.clamav_for(c2);
+  ASSERT_TRUE(second.engines) << second.error;
+  EXPECT_EQ(second.engines, first.engines);                // held across generations
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(first.engines->status().generation, 1u) << "reloaded before the generation was committed";
+  res.commit_clamav(c2);
+  EXPECT_TRUE(wait_generation(*first.engines, 2));
 }
