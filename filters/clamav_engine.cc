@@ -172,16 +172,13 @@ std::string check_dir(const std::string& dir) {
   return {};
 }
 
-}  // namespace
-
-std::string check_settings(const config::Clamav& c) { return check_dir(c.database_dir); }
-
-namespace {
 void log_loaded(const Engine& e, const std::string& why) {
   core::log().info("clamav: engine {} loaded ({}): {} signatures from {} in {:.1f} ms, libclamav {}", e.generation,
                    why, e.signatures, e.database_dir, e.load_seconds * 1e3, cl_retver());
 }
 }  // namespace
+
+std::string check_settings(const config::Clamav& c) { return check_dir(c.database_dir); }
 
 EngineHolder::EngineHolder(const config::Clamav& c, Options o, std::shared_ptr<TmpDir> t)
     : options_(o), tmpdir_(std::move(t)), settings_(c) {}
