@@ -46,6 +46,11 @@ class ClamavTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        # mxfront's private libclamav temp dirs go under a dir of ours: a SIGKILLed mxfront leaves its own
+        cls.tmp = tempfile.mkdtemp(prefix="mxtest-clamav-tmp.")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.addClassCleanup(os.environ.__setitem__, "TMPDIR", os.environ.get("TMPDIR", "/tmp"))
+        os.environ["TMPDIR"] = cls.tmp
         cls.pf = PostfixQmqp()
         cls.addClassCleanup(cls.pf.stop)
         cls.pf.start()
