@@ -68,6 +68,17 @@ struct Limits {
   size_t inflight_bytes = 268435456;    // all message data held in memory at once
 };
 
+// The HTTP listener for health checks and metrics (ops/admin_server.h).
+struct Admin {
+  std::string host;                     // empty = no admin listener
+  uint16_t port = 0;
+  double stall_after = 5;               // an I/O thread silent this long fails /livez
+  double fd_ratio = 0.9;                // open fds above this share of the limit fail /readyz
+  double worker_wedged_after = 30;      // waiting filter jobs and no progress this long fail /readyz
+  double check_interval = 10;           // background dependency checks (for /health and /metrics)
+  size_t check_rise = 2, check_fall = 3;  // consecutive results that turn a dependency up / down
+};
+
 struct Config {
   std::string source;                   // file path it was loaded from
   std::string hash;                     // SHA-256 of the file contents (hex), for rollouts
@@ -85,6 +96,7 @@ struct Config {
   qmqp::ClientConfig qmqp;
   ldap::Options directory;
   FilterConfig filters;                    // chain settings and each filter's own section
+  Admin admin;
 
   const Profile& profile(const std::string& name) const;
 };

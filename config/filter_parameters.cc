@@ -129,17 +129,19 @@ std::string set_zone_name(Config& c, Listener&, const toml::node& n) {
   return {};
 }
 
-std::string set_rbl_servers(Config& c, Listener&, const toml::node& n) {
-  std::string err;
-  auto list = string_list(n, err);
-  if (!err.empty()) return err;
-  for (const auto& s : list) {
-    std::string host;
-    uint16_t port = 0;
-    if (!parse_host_port(s, host, port, true, err)) return fmt::format("'{}': {}", s, err);
-  }
-  c.filters.rbl.servers = std::move(list);
-  return {};
+Setter dns_servers(std::function<std::vector<std::string>&(Config&)> get) {
+  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+    std::string err;
+    auto list = string_list(n, err);
+    if (!err.empty()) return err;
+    for (const auto& s : list) {
+      std::string host;
+      uint16_t port = 0;
+      if (!parse_host_port(s, host, port, true, err)) return fmt::format("'{}': {}", s, err);
+    }
+    get(c) = std::move(list);
+    return {};
+  };
 }
 
 std::string set_rule_pattern(Config& c, Listener&, const toml::node& n) {
@@ -190,7 +192,8 @@ std::vector<Parameter> filter_parameters() {
       {"spam", "report_header", "string", "X-Spam-Report", "Header listing the tags that scored (\"RBL_ZEN=3 RULE_CASINO=2\").",
        string_param([](Config& c) -> std::string& { return c.filters.headers.report; })},
 
-      {"rbl", "servers", "list", "[]", "DNS servers for the lists, \"ip:port\" / \"[ipv6]:port\"; empty = /etc/resolv.conf.", set_rbl_servers},
+      {"rbl", "servers", "list", "[]", "DNS servers for the lists, \"ip:port\" / \"[ipv6]:port\"; empty = /etc/resolv.conf.",
+       dns_servers([](Config& c) -> std::vector<std::string>& { return c.filters.rbl.servers; })},
       {"rbl", "query_timeout", "seconds", "2", "Per DNS query try; a zone that does not answer is skipped and counted (fail open).",
        seconds_param([](Config& c) -> Seconds& { return c.filters.rbl.query_timeout; }, 0.01, 60)},
       {"rbl", "tries", "integer", "2", "DNS tries per query.",
@@ -208,7 +211,9 @@ std::vector<Parameter> filter_parameters() {
        number_param([](Config& c) -> double& { return zone(c).weight; }, -1000, 1000)},
       {"rbl.zone", "action", "string", "score", "[[rbl.zone]]: \"reject\" (554 5.7.1 naming the list and its TXT reason) or \"score\" (add weight).",
        one_of([](Config& c) -> std::string& { return zone(c).action; }, {"score", "reject"})},
-      {"rbl.zone", "codes", "list", "[] (any 127.0.0.0/8)", "[[rbl.zone]]: answers honoured: addresses or ranges \"127.0.0.2-127.0.0.11\".", set_zone_codes},
+      {"rbl.zone", "codes", "list", "[] (any 127.0.0.0/8)", "[[rbl.zone]]: answers honoured: addresses or ranges \"127.0.0.2-127.0.0.11\"; empty = any 127.0.0.0/8 answer except 127.255.255.0/24 (list errors).", set_zone_codes},
+      {"rbl.zone", "servers", "list", "[] (rbl.servers)", "[[rbl.zone]]: DNS servers for this list only, \"ip:port\"; empty = rbl.servers.",
+       dns_servers([](Config& c) -> std::vector<std::string>& { return zone(c).servers; })},
 
       {"rules", "client_block", "list", "[]", "Client addresses/CIDRs refused at connect (554 5.7.1).",
        cidr_list([](Config& c) -> std::vector<net::Cidr>& { return c.filters.rules.client_block; })},

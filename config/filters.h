@@ -44,8 +44,10 @@ struct RblZone {
   double weight = 1.0;                 // added to the score when listed and action = "score"
   std::string action = "score";        // "score" | "reject" (554 5.7.1 at once)
   // Answers (127.0.0.x) honoured; empty = any answer in 127.0.0.0/8. Each entry is one address
-  // or an inclusive range "127.0.0.2-127.0.0.11", stored as host-order pairs.
+  // or an inclusive range "127.0.0.2-127.0.0.11", stored as host-order pairs. 127.255.255.0/24
+  // (the lists' error answers) is never honoured when `codes` is empty.
   std::vector<std::pair<uint32_t, uint32_t>> codes;
+  std::vector<std::string> servers;    // "host:port" DNS servers for this list; empty = rbl.servers
 };
 
 struct Rbl {

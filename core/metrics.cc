@@ -16,7 +16,7 @@ constexpr std::array<const char*, kN> kNames = {
     "connections_accepted", "connections_refused", "tls_handshakes",       "tls_handshake_failures",
     "auth_successes",       "auth_failures",       "auth_unavailable",     "messages_relayed",
     "messages_tempfailed",  "messages_rejected",   "recipients_rejected",  "protocol_violations",
-    "timeouts",
+    "timeouts",             "rbl_zone_failures",
 };
 constexpr size_t kOutcomes = static_cast<size_t>(FilterOutcome::kCount);
 constexpr std::array<const char*, kOutcomes> kOutcomeNames = {"continue", "accept", "reject", "tempfail",
@@ -44,6 +44,19 @@ FilterCounters* filter_counters(std::string_view filter) {
 
 void count(FilterCounters* f, FilterOutcome o) { f->n[static_cast<size_t>(o)].fetch_add(1, std::memory_order_relaxed); }
 uint64_t value(const FilterCounters* f, FilterOutcome o) { return f->n[static_cast<size_t>(o)].load(std::memory_order_relaxed); }
+
+const char* name(FilterOutcome o) { return kOutcomeNames[static_cast<size_t>(o)]; }
+
+std::vector<std::pair<std::string, std::vector<uint64_t>>> filter_counters_snapshot() {
+  std::lock_guard lock(g_filters_mu);
+  std::vector<std::pair<std::string, std::vector<uint64_t>>> out;
+  for (const auto& f : g_filters) {
+    std::vector<uint64_t> v;
+    for (const auto& n : f.n) v.push_back(n.load(std::memory_order_relaxed));
+    out.emplace_back(f.name, std::move(v));
+  }
+  return out;
+}
 
 void count(Counter c, uint64_t n) { g_counters[static_cast<size_t>(c)].fetch_add(n, std::memory_order_relaxed); }
 uint64_t value(Counter c) { return g_counters[static_cast<size_t>(c)].load(std::memory_order_relaxed); }

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace core {
 
@@ -22,6 +24,7 @@ enum class Counter {
   RecipientsRejected,      // RCPT refused by the filter chain
   ProtocolViolations,      // bare CR/LF (smuggling defence), too many errors
   Timeouts,                // 421 4.4.2
+  RblZoneFailures,         // a DNS list lookup timed out or failed: the zone was skipped (fail open)
   kCount
 };
 
@@ -32,6 +35,9 @@ struct FilterCounters;
 FilterCounters* filter_counters(std::string_view filter);
 void count(FilterCounters* f, FilterOutcome o);
 uint64_t value(const FilterCounters* f, FilterOutcome o);
+const char* name(FilterOutcome o);
+// A copy of every filter's counters, for exporters: (filter name, value per outcome).
+std::vector<std::pair<std::string, std::vector<uint64_t>>> filter_counters_snapshot();
 
 void count(Counter c, uint64_t n = 1);
 uint64_t value(Counter c);

@@ -155,9 +155,10 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
       mine->state = states_[i];
     }
     FilterOutcome outcome = FilterOutcome::Continue;
-    // Named, not a temporary in the co_await: GCC 12 relocates such temporaries bitwise (blocking_pool.h).
-    std::shared_ptr<const Context> arg = mine ? std::shared_ptr<const Context>(mine) : ctx;
-    Verdict v = co_await check_one(step, p, std::move(arg), outcome);
+    // Named, not a temporary inside the co_await: GCC 12 releases such a temporary twice (see
+    // net/blocking_pool.h); it showed as a use-after-free once a filter had per-connection state.
+    std::shared_ptr<const Context> this_ctx = mine ? std::shared_ptr<const Context>(mine) : ctx;
+    Verdict v = co_await check_one(step, p, std::move(this_ctx), outcome);
     core::count(step.counters, outcome);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     bool plain = v.action == Action::Continue && v.score == 0 && !v.failed;

@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages mxfront needs to build, test, benchmark and run its demo.
 # Idempotent: only missing packages are installed. Needs root (or sudo).
+#   scripts/install-deps.sh            everything (build, tests, demo, benchmarks)
+#   scripts/install-deps.sh --build    only what compiling mxfront needs (the Docker build stage)
 set -euo pipefail
+
+BUILD_PKGS=(
+  g++ cmake ninja-build pkg-config git ca-certificates
+  libboost1.74-dev libssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libldap-dev libcrypt-dev libsystemd-dev
+  libc-ares-dev libre2-dev libgmime-3.0-dev libclamav-dev
+)
 
 PKGS=(
   # build
@@ -13,9 +22,13 @@ PKGS=(
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
   # real components and clients for the demo, integration tests and benchmarks
-  postfix swaks libnet-ssleay-perl python3 iproute2 procps xxd openssl
+  postfix swaks libnet-ssleay-perl python3 python3-yaml iproute2 procps xxd openssl
   slapd ldap-utils haproxy rbldnsd bind9-dnsutils
+  # operations: sd_notify for the systemd unit
+  libsystemd-dev
 )
+
+if [ "${1:-}" = "--build" ]; then PKGS=("${BUILD_PKGS[@]}"); fi
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

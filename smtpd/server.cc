@@ -6,6 +6,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -20,10 +21,18 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "filters/clamav.h"
+#include "filters/rbl.h"
 #include "filters/relay_control.h"
 #include "ldap/factory.h"
+#include "ops/admin_server.h"
+#include "ops/dependencies.h"
+#include "ops/service_manager.h"
 #include "smtpd/session.h"
 #include "smtpd/tls.h"
+
+#include <dirent.h>
+#include <future>
+#include <mutex>
 
 namespace smtpd {
 namespace asio = boost::asio;
@@ -38,6 +47,7 @@ struct FilterOrError {
 };
 FilterOrError make_filter(const std::string& name, const Snapshot& s) {
   if (name == "relay_control") return {std::make_shared<filters::RelayControl>(s.config->local_domains, s.directory), {}};
+  if (name == "rbl") return {std::make_shared<filters::Rbl>(s.config->filters.rbl, s.resources->dns_cache), {}};
   if (name == "clamav") {
     auto engines = s.resources->clamav_for(s.config);
     if (!engines.engines) return {nullptr, engines.error};
@@ -70,6 +80,34 @@ SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c, std::shar
   return {s, {}};
 }
 
+// The shared dependencies of a config generation, each with its bounded background check.
+std::vector<ops::Dependency> dependencies_of(const Snapshot& s) {
+  using std::chrono::milliseconds;
+  std::vector<ops::Dependency> deps;
+  const config::Config& c = *s.config;
+  for (const auto& srv : c.qmqp.servers) {
+    auto timeout = std::min(milliseconds(2000), c.qmqp.connect_timeout);
+    deps.push_back({"qmqp", fmt::format("{}:{}", srv.host, srv.port),
+                    [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); }});
+  }
+  if (c.directory.type == "ldap")
+    for (const auto& uri : c.directory.uris) {
+      // ldap://host[:port] or ldaps://host[:port]: the directory server answers TCP connections.
+      bool tls = uri.rfind("ldaps://", 0) == 0;
+      std::string rest = uri.substr(uri.find("://") + 3);
+      rest = rest.substr(0, rest.find('/'));
+      std::string host = rest;
+      uint16_t port = tls ? 636 : 389;
+      if (size_t colon = rest.rfind(':'); colon != std::string::npos && rest.find(']') == std::string::npos) {
+        host = rest.substr(0, colon);
+        port = static_cast<uint16_t>(std::atoi(rest.substr(colon + 1).c_str()));
+      }
+      if (uri.rfind("ldapi://", 0) == 0) continue;
+      deps.push_back({"ldap", uri, [host, port] { return ops::tcp_connect_check(host, port, milliseconds(2000)); }});
+    }
+  return deps;
+}
+
 struct Server::Impl {
   explicit Impl(std::shared_ptr<const Snapshot> s) : snapshot(std::move(s)), shared(*snapshot->config) {}
 
@@ -82,6 +120,112 @@ struct Server::Impl {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   size_t next_worker = 0;
   int exit_code = 0;
+  // Health: each I/O thread stamps its heartbeat; the admin thread reads them (ops/probe.h).
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point started = Clock::now();
+  std::vector<std::unique_ptr<std::atomic<int64_t>>> heartbeats;  // Clock ticks
+  std::atomic<bool> listening{false};
+  std::mutex reload_mu;
+  std::string last_reload_error;
+  std::unique_ptr<ops::AdminServer> admin;
+  std::unique_ptr<ops::DependencyMonitor> monitor;
+  // Worker-pool progress as seen by the admin thread (for "wedged").
+  uint64_t seen_completed = 0;
+  Clock::time_point progress_at = Clock::now();
+
+  asio::awaitable<void> heartbeat(std::atomic<int64_t>& stamp) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    for (;;) {
+      stamp.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+      t.expires_after(std::chrono::milliseconds(250));
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+    }
+  }
+
+  static size_t count_open_fds() {
+    size_t n = 0;
+    if (DIR* d = opendir("/proc/self/fd")) {
+      while (readdir(d)) ++n;
+      closedir(d);
+      n = n >= 3 ? n - 3 : 0;  // ".", ".." and the DIR's own fd
+    }
+    return n;
+  }
+
+  // Runs on the admin thread: reads only atomics and an atomically loaded snapshot.
+  ops::Probe probe() {
+    ops::Probe p;
+    auto now = Clock::now();
+    for (const auto& h : heartbeats)
+      p.loop_lag.push_back(std::chrono::duration<double>(now - Clock::time_point(Clock::duration(h->load()))).count());
+    p.uptime = std::chrono::duration<double>(now - started).count();
+    p.draining = shared.draining.load();
+    p.listening = listening.load() && !p.draining;
+    p.open_fds = count_open_fds();
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) p.fd_limit = rl.rlim_cur;
+    p.sessions = shared.sessions.load();
+    p.transactions = shared.transactions.load();
+    p.inflight_bytes = shared.budget.used();
+    auto snap = current();
+    p.config_hash = snap->config->hash;
+    p.config_source = snap->config->source;
+    for (size_t i = 0; i < snap->config->profiles.size() && i < shared.sessions_by_profile.size(); ++i)
+      p.sessions_by_profile.emplace_back(snap->config->profiles[i].name, shared.sessions_by_profile[i].load());
+    if (auto& pool = snap->resources->workers) {
+      p.worker_threads = pool->threads();
+      p.worker_queue = pool->pending();
+      p.worker_queue_limit = pool->queue_limit();
+      uint64_t done = pool->stats().completed;
+      if (done != seen_completed || p.worker_queue == 0) {
+        seen_completed = done;
+        progress_at = now;
+      }
+      p.worker_idle_for = std::chrono::duration<double>(now - progress_at).count();
+    }
+    if (monitor) p.dependencies = monitor->statuses();
+    std::lock_guard lock(reload_mu);
+    p.last_reload_error = last_reload_error;
+    return p;
+  }
+
+  bool start_admin() {
+    const auto& a = current()->config->admin;
+    if (a.host.empty()) return true;
+    ops::Thresholds t{a.stall_after, a.fd_ratio, a.worker_wedged_after};
+    monitor = std::make_unique<ops::DependencyMonitor>(
+        std::chrono::milliseconds(static_cast<int64_t>(a.check_interval * 1000)), a.check_rise, a.check_fall);
+    monitor->set(dependencies_of(*current()));
+    monitor->start();
+    admin = std::make_unique<ops::AdminServer>(a.host, a.port, t, [this] { return probe(); }, [this] { return reload_from_admin(); });
+    std::string err;
+    if (!admin->start(err)) {
+      core::log().error("cannot listen on admin address {}:{}: {}", a.host, a.port, err);
+      return false;
+    }
+    core::log().info("admin http on {}:{} (/livez /readyz /health /metrics)", a.host, a.port);
+    return true;
+  }
+
+  // POST /reload: the reload runs on the main thread, like SIGHUP; the admin thread waits for it.
+  std::string reload_from_admin() {
+    auto done = std::make_shared<std::promise<std::string>>();
+    auto answer = done->get_future();
+    asio::post(main, [this, done] {
+      reload();
+      std::lock_guard lock(reload_mu);
+      done->set_value(last_reload_error);
+    });
+    if (answer.wait_for(std::chrono::seconds(60)) != std::future_status::ready) return "reload did not finish in 60 s";
+    return answer.get();
+  }
+
+  void set_reload_error(std::string e) {
+    std::lock_guard lock(reload_mu);
+    last_reload_error = std::move(e);
+  }
 
   std::shared_ptr<const Snapshot> current() const { return std::atomic_load(&snapshot); }
 
@@ -127,25 +271,51 @@ struct Server::Impl {
   }
 
   void reload() {
+    ops::ServiceManager::reloading();
+    reload_config();
+    ops::ServiceManager::ready("serving, config " + current()->config->hash.substr(0, 12));
+  }
+
+  // systemd's watchdog is fed only while every I/O event loop answers.
+  asio::awaitable<void> feed_watchdog(std::chrono::microseconds every) {
+    asio::steady_timer t(main);
+    const auto stall = std::chrono::duration_cast<Clock::duration>(every * 2);
+    for (;;) {
+      bool all_alive = true;
+      auto now = Clock::now();
+      for (const auto& h : heartbeats) all_alive = all_alive && now - Clock::time_point(Clock::duration(h->load())) < stall;
+      if (all_alive) ops::ServiceManager::watchdog_ping();
+      t.expires_after(every);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+  }
+
+  void reload_config() {
     auto cur = current();
     config::LoadResult r = config::load(cur->config->source);
     if (!r.config) {
       core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), r.error);
+      set_reload_error(r.error);
       return;
     }
     SnapshotOrError snap = make_snapshot(r.config, cur->resources);
     if (!snap.snap) {
       core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), snap.error);
+      set_reload_error(snap.error);
       return;
     }
     std::atomic_store(&snapshot, snap.snap);
+    set_reload_error("");
+    if (monitor) monitor->set(dependencies_of(*snap.snap));
     core::init_logging(r.config->log_level, r.config->log_syslog);
     core::log().info("stats {}", core::counters_line());
     core::log().info("reloaded config {} (listeners and connection limits apply at restart)", r.config->hash.substr(0, 12));
   }
 
   asio::awaitable<void> drain() {
-    shared.draining = true;
+    shared.draining = true;  // /readyz fails from now on, so the balancer stops sending
+    listening = false;
+    ops::ServiceManager::stopping();
     for (auto& a : acceptors) {
       boost::system::error_code ec;
       a->close(ec);
@@ -202,14 +372,24 @@ int Server::run() {
     s.guards.push_back(asio::make_work_guard(*s.workers.back()));
   }
   if (!s.open_listeners()) return 1;
+  for (unsigned i = 0; i < n; ++i) {
+    s.heartbeats.push_back(std::make_unique<std::atomic<int64_t>>(Impl::Clock::now().time_since_epoch().count()));
+    asio::co_spawn(*s.workers[i], s.heartbeat(*s.heartbeats.back()), asio::detached);
+  }
+  s.listening = true;
+  if (!s.start_admin()) return 1;
   for (unsigned i = 0; i < n; ++i) s.threads.emplace_back([ctx = s.workers[i].get()] { ctx->run(); });
   for (size_t i = 0; i < s.acceptors.size(); ++i)
     asio::co_spawn(s.main, s.accept_loop(*s.acceptors[i], cfg->listeners[i]), asio::detached);
   asio::co_spawn(s.main, s.signals(), asio::detached);
+  if (auto every = ops::ServiceManager::watchdog_interval()) asio::co_spawn(s.main, s.feed_watchdog(*every), asio::detached);
   core::log().info("mxfront started: {} I/O threads, config {}", n, cfg->hash.substr(0, 12));
+  ops::ServiceManager::ready("serving, config " + cfg->hash.substr(0, 12));
   s.main.run();
   for (auto& w : s.workers) w->stop();
   for (auto& t : s.threads) t.join();
+  if (s.admin) s.admin->stop();
+  if (s.monitor) s.monitor->stop();
   core::log().info("stats {}", core::counters_line());
   core::log().info("mxfront stopped");
   return s.exit_code;

@@ -4,6 +4,7 @@
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -44,6 +45,7 @@ struct Shared {
   MemoryBudget budget;
   std::atomic<bool> draining{false};
   std::atomic<size_t> sessions{0};      // live sessions
+  std::array<std::atomic<size_t>, 3> sessions_by_profile{};  // indexed like config::Config::profiles
   std::atomic<size_t> transactions{0};  // sessions inside a mail transaction
 };
 

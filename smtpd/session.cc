@@ -105,6 +105,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void stop_watchdog();
   void set_in_transaction(bool on);
   config::Seconds read_timeout() const;
+  std::atomic<size_t>& profile_slot() {
+    size_t i = static_cast<size_t>(&profile_ - cfg_.profiles.data());
+    return shared_.sessions_by_profile[std::min(i, shared_.sessions_by_profile.size() - 1)];
+  }
 
   tcp::socket sock_;  // moved into tls_ by STARTTLS / implicit TLS: use raw()
   std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
@@ -517,6 +521,7 @@ asio::awaitable<void> Session::run() {
   sock_.non_blocking(true, ec);
   start_watchdog();
   shared_.sessions.fetch_add(1);
+  profile_slot().fetch_add(1);
   if (listener_.proxy_protocol && !co_await read_proxy_header()) {
     core::count(core::Counter::ConnectionsRefused);
     finish(ec);
@@ -587,6 +592,7 @@ void Session::finish(boost::system::error_code& ec) {
   if (filters_) filters_->cancel();
   stop_watchdog();
   raw().close(ec);
+  profile_slot().fetch_sub(1);
   shared_.sessions.fetch_sub(1);
   core::log().info("disconnect id={} client={} messages={} reason={} duration={:.3f}", sid_, ip_, proto_.messages(),
                    reason_, secs_since(start_));

@@ -41,32 +41,12 @@ SLAPD = "/usr/sbin/slapd"
 SCHEMA_DIR = "/etc/ldap/schema"
 MODULE_DIR = "/usr/lib/ldap"
 
-# qmail-ldap's attribute and class OIDs (1.3.6.1.4.1.7914), a subset sufficient for mxfront.
-QMAIL_SCHEMA = """\
-attributetype ( 1.3.6.1.4.1.7914.1.2.1.3 NAME 'mailMessageStore'
-  DESC 'maildir path' EQUALITY caseExactIA5Match
-  SYNTAX 1.3.6.1.4.1.1466.115.121.1.26{256} SINGLE-VALUE )
-attributetype ( 1.3.6.1.4.1.7914.1.2.1.4 NAME 'mailAlternateAddress'
-  DESC 'alias addresses' EQUALITY caseIgnoreIA5Match SUBSTR caseIgnoreIA5SubstringsMatch
-  SYNTAX 1.3.6.1.4.1.1466.115.121.1.26{256} )
-attributetype ( 1.3.6.1.4.1.7914.1.2.1.6 NAME 'mailHost'
-  DESC 'host holding the mailbox' EQUALITY caseIgnoreIA5Match
-  SYNTAX 1.3.6.1.4.1.1466.115.121.1.26{256} SINGLE-VALUE )
-attributetype ( 1.3.6.1.4.1.7914.1.2.1.7 NAME 'mailForwardingAddress'
-  DESC 'forward targets' EQUALITY caseIgnoreIA5Match
-  SYNTAX 1.3.6.1.4.1.1466.115.121.1.26{256} )
-attributetype ( 1.3.6.1.4.1.7914.1.2.1.12 NAME 'accountStatus'
-  DESC 'active, nopop, noaccess, disabled, deleted' EQUALITY caseIgnoreIA5Match
-  SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 SINGLE-VALUE )
-attributetype ( 1.3.6.1.4.1.7914.1.2.1.17 NAME 'mailSizeMax'
-  DESC 'max message size' EQUALITY integerMatch
-  SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
-objectclass ( 1.3.6.1.4.1.7914.1.2.2.1 NAME 'qmailUser'
-  DESC 'qmail-ldap compatible user (test subset)' SUP top AUXILIARY
-  MUST ( mail )
-  MAY ( uid $ userPassword $ mailMessageStore $ mailAlternateAddress $ mailHost $
-        mailForwardingAddress $ accountStatus $ mailSizeMax ) )
-"""
+# qmail-ldap's attribute and class OIDs (1.3.6.1.4.1.7914), a subset sufficient for mxfront; the
+# same file configures the compose farm's slapd.
+QMAIL_SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docker", "slapd",
+                                 "qmail.schema")
+with open(QMAIL_SCHEMA_FILE) as _f:
+    QMAIL_SCHEMA = _f.read()
 
 BASE_USERS = [
     # uid, password, mail, alternates, status

@@ -1,0 +1,61 @@
+// ops::DependencyMonitor — background health checks of the shared dependencies (mailbox servers,
+// directory servers, DNS lists, the virus engine), for /health and /metrics only: readiness never
+// depends on them (a shared outage must not empty the balancer's pool).
+//
+// Each check is a blocking function bounded by its own timeout, run one after another on the
+// monitor's own thread every `interval` — never on the request path and never on an I/O thread.
+// A dependency turns "down" after `fall` consecutive failures and "up" after `rise` consecutive
+// successes (no flapping).
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ops {
+
+struct Dependency {
+  std::string kind;                        // "qmqp", "ldap", "dns", "clamav", ...
+  std::string name;                        // "10.0.0.10:628"
+  std::function<std::string()> check;      // "" = healthy, else what is wrong; must be bounded
+};
+
+struct DependencyStatus {
+  std::string kind, name;
+  bool up = true;                          // judged with rise/fall
+  bool checked = false;                    // at least one check ran
+  unsigned consecutive_failures = 0, consecutive_successes = 0;
+  std::string last_error;
+  double last_latency_ms = 0;
+  std::string detail;                      // the last successful check's text after "ok: ", if any
+};
+
+class DependencyMonitor {
+ public:
+  DependencyMonitor(std::chrono::milliseconds interval, unsigned rise, unsigned fall);
+  ~DependencyMonitor();
+  void set(std::vector<Dependency> deps);  // replaces the list (config reload); statuses of kept names stay
+  void start();
+  void stop();
+  std::vector<DependencyStatus> statuses() const;
+  void run_once();                         // one round, on the calling thread (tests)
+
+ private:
+  void loop();
+  std::chrono::milliseconds interval_;
+  unsigned rise_, fall_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::vector<Dependency> deps_;
+  std::vector<DependencyStatus> status_;
+  std::thread thread_;
+};
+
+// A TCP connect to host:port within `timeout` (then closed): "" or the error.
+std::string tcp_connect_check(const std::string& host, uint16_t port, std::chrono::milliseconds timeout);
+
+}  // namespace ops
