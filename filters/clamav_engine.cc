@@ -180,6 +180,12 @@ void log_loaded(const Engine& e, const std::string& why) {
 
 std::string check_settings(const config::Clamav& c) { return check_dir(c.database_dir); }
 
+std::string health(const Status& st) {
+  std::string engine = fmt::format("engine {} loaded {:.0f} s ago", st.generation, st.age_seconds);
+  if (!st.last_error.empty()) return fmt::format("last reload failed ({} still scans): {}", engine, st.last_error);
+  return fmt::format("ok: libclamav {}, {} signatures, {}", st.version, st.signatures, engine);
+}
+
 EngineHolder::EngineHolder(const config::Clamav& c, Options o, std::shared_ptr<TmpDir> t)
     : options_(o), tmpdir_(std::move(t)), settings_(c) {}
 

@@ -84,6 +84,10 @@ struct Status {
 // A cheap check of new settings (a config reload): the directory exists and holds files. "" = ok.
 std::string check_settings(const config::Clamav& c);
 
+// The engine's state as a dependency check (ops::DependencyMonitor): "ok: libclamav V, N signatures,
+// engine G loaded S s ago", or, when the last reload failed (the older engine still scans), the error.
+std::string health(const Status& st);
+
 // A directory's signature files as (name, size, mtime ns), sorted. Empty when unreadable.
 using Fingerprint = std::vector<std::tuple<std::string, uintmax_t, int64_t>>;
 Fingerprint fingerprint(const std::string& dir);

@@ -31,4 +31,9 @@ void Resources::commit_clamav(const std::shared_ptr<const config::Config>& c) {
   clamav_current_ = c;
 }
 
+std::shared_ptr<clamav::EngineHolder> Resources::clamav_engines() const {
+  std::lock_guard lk(clamav_mu_);
+  return clamav_;
+}
+
 }  // namespace filters

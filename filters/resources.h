@@ -35,9 +35,10 @@ struct Resources {
   };
   ClamavOrError clamav_for(const std::shared_ptr<const config::Config>& c);
   void commit_clamav(const std::shared_ptr<const config::Config>& c);
+  std::shared_ptr<clamav::EngineHolder> clamav_engines() const;  // null until a generation used clamav
 
  private:
-  std::mutex clamav_mu_;
+  mutable std::mutex clamav_mu_;
   std::shared_ptr<clamav::EngineHolder> clamav_;          // null until a generation uses clamav
   std::shared_ptr<const config::Config> clamav_checked_;  // clamav_for() accepted it
   std::shared_ptr<const config::Config> clamav_current_;  // handed over (or created the engine)

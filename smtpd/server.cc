@@ -4,6 +4,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -105,6 +106,11 @@ std::vector<ops::Dependency> dependencies_of(const Snapshot& s) {
       if (uri.rfind("ldapi://", 0) == 0) continue;
       deps.push_back({"ldap", uri, [host, port] { return ops::tcp_connect_check(host, port, milliseconds(2000)); }});
     }
+  bool scans = false;
+  for (const auto& p : c.profiles)
+    scans = scans || std::find(p.filters.begin(), p.filters.end(), "clamav") != p.filters.end();
+  if (auto engines = s.resources->clamav_engines(); scans && engines)
+    deps.push_back({"clamav", c.filters.clamav.database_dir, [engines] { return filters::clamav::health(engines->status()); }});
   return deps;
 }
 

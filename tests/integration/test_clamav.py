@@ -3,6 +3,7 @@ self-made signature DB) -> REAL Postfix qmqpd -> Maildir.
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_clamav.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix)."""
+import json
 import os
 import re
 import shutil
@@ -14,12 +15,13 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from clamav_harness import (CLAMEXE_SIG, EICAR_SIG, TESTFILES, SignatureDb, eicar_mail,  # noqa: E402
                             mail_with_attachments, small_pdf, small_zip)
-from mxharness import (Mxfront, PostfixQmqp, SmtpConn, split_after_received, to_toml,  # noqa: E402
-                       unique_marker)
+from mxharness import (Mxfront, PostfixQmqp, SmtpConn, free_port, split_after_received,  # noqa: E402
+                       to_toml, unique_marker)
 
 SENDER = "s@example.net"
 RCPT = "bob@example.org"
@@ -255,6 +257,35 @@ class ClamavTest(unittest.TestCase):
                 p = subprocess.run([mx.binary, "--config", path], capture_output=True, text=True, timeout=30)
                 self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
                 self.assertIn(d, p.stderr)
+
+    def test_health_shows_the_engine_and_a_failed_reload(self):
+        db = SignatureDb()
+        self.addCleanup(db.cleanup)
+        admin = free_port()
+        cfg = clamav_config(db.dir, reload_check=0.2)
+        cfg["admin"] = {"address": f"127.0.0.1:{admin}", "check_interval": 0.2, "check_rise": 1, "check_fall": 1}
+        with Mxfront([self.pf.address], cfg) as mx:
+            dep = self.wait_dependency(admin, lambda d: d["checked"] and d["up"])
+            self.assertEqual(dep["name"], db.dir)
+            self.assertRegex(dep["detail"], r"^libclamav \d+\.\d+\.\d+, [3-9] signatures, engine 1 loaded")
+            with open(os.path.join(db.dir, "broken.ndb"), "w") as f:
+                f.write("not a signature\n")
+            dep = self.wait_dependency(admin, lambda d: not d["up"])
+            self.assertIn("last reload failed", dep["last_error"])
+            self.assertEqual(send(mx.port, eicar_mail(unique_marker("stale")))[0], 554)  # the old engine scans
+            self.assertTrue(mx.wait_log(r"clamav: reload \(signatures changed\) failed, keeping engine 1", 2))
+
+    def wait_dependency(self, admin, pred, timeout=10):
+        deadline = time.monotonic() + timeout
+        dep = None
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/health", timeout=5) as r:
+                deps = [d for d in json.loads(r.read())["dependencies"] if d["kind"] == "clamav"]
+            dep = deps[0] if deps else None
+            if dep and pred(dep):
+                return dep
+            time.sleep(0.1)
+        self.fail(f"clamav dependency never matched: {dep}")
 
     def test_sighup_to_a_bad_directory_is_refused_and_the_old_engine_serves(self):
         with Mxfront([self.pf.address], clamav_config(self.db.dir)) as mx:

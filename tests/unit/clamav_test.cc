@@ -342,3 +342,17 @@ TEST(ClamavResources, EngineSurvivesGenerationsAndOnlyACommittedOneReloadsIt) {
   res.commit_clamav(c2);
   EXPECT_TRUE(wait_generation(*first.engines, 2));
 }
+
+TEST(ClamavHealth, OkWithVersionAndSignaturesOrTheLastReloadError) {
+  clamav::Status st;
+  st.version = "1.4.6";
+  st.signatures = 3;
+  st.generation = 2;
+  st.age_seconds = 12;
+  EXPECT_EQ(clamav::health(st), "ok: libclamav 1.4.6, 3 signatures, engine 2 loaded 12 s ago");
+  st.last_error = "cannot load signatures from /db: Malformed database";
+  std::string h = clamav::health(st);
+  EXPECT_NE(h.rfind("ok: ", 0), 0u) << h;  // an error for the dependency monitor
+  EXPECT_NE(h.find("Malformed database"), std::string::npos) << h;
+  EXPECT_NE(h.find("engine 2"), std::string::npos) << h;
+}
