@@ -4,6 +4,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -20,6 +21,7 @@
 #include "config/load.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "filters/clamav.h"
 #include "filters/rbl.h"
 #include "filters/relay_control.h"
 #include "filters/rules.h"
@@ -54,6 +56,11 @@ FilterOrError make_filter(const std::string& name, const Snapshot& s) {
     auto f = filters::Rules::build(s.config->filters.rules, s.resources->workers, err);
     return {f, f ? std::string() : "rules: " + err};
   }
+  if (name == "clamav") {
+    auto engines = s.resources->clamav_for(s.config);
+    if (!engines.engines) return {nullptr, engines.error};
+    return {std::make_shared<filters::ClamavFilter>(engines.engines, s.resources->workers, s.config->filters.clamav), {}};
+  }
   return {nullptr, "filter '" + name + "' is not built into this mxfront"};
 }
 }  // namespace
@@ -77,6 +84,7 @@ SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c, std::shar
     }
     s->chains[p.name] = chain;
   }
+  s->resources->commit_clamav(c);  // only now: a refused generation must not touch the engine
   return {s, {}};
 }
 
@@ -118,6 +126,11 @@ std::vector<ops::Dependency> dependencies_of(const Snapshot& s) {
       deps.push_back({"dns", z.zone, [&z, rbl] { return filters::rbl::zone_check(z, *rbl); }});
     }
   }
+  bool scans = false;
+  for (const auto& p : c.profiles)
+    scans = scans || std::find(p.filters.begin(), p.filters.end(), "clamav") != p.filters.end();
+  if (auto engines = s.resources->clamav_engines(); scans && engines)
+    deps.push_back({"clamav", c.filters.clamav.database_dir, [engines] { return filters::clamav::health(engines->status()); }});
   return deps;
 }
 

@@ -131,8 +131,9 @@ tmp = tempfile.mkdtemp(prefix="mxtest-deploy.")
 try:
     sigdir = os.path.join(tmp, "clamav")
     os.makedirs(sigdir)
-    with open(os.path.join(sigdir, "fixture.hdb"), "w") as f:  # one harmless MD5 signature
-        f.write("d41d8cd98f00b204e9800998ecf8427e:0:Fixture.Empty.File\n")
+    with open(os.path.join(sigdir, "fixture.ndb"), "w") as f:  # one harmless body signature
+        # (libclamav refuses a hash signature of size 0, so no "md5 of the empty file")
+        f.write(f"Fixture.Marker:0:*:{b'mxfront-deploy-fixture'.hex()}\n")
     cert, key, secret = (os.path.join(tmp, n) for n in ("cert.pem", "key.pem", "secret"))
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                     "-days", "2", "-subj", "/CN=deploy-check.test"], capture_output=True, check=True, timeout=60)

@@ -1,0 +1,33 @@
+// The ClamAV filter, at Data: scans the raw message from memory on the worker pool with the
+// process-wide engine (clamav_engine.h). Virus: 554 5.7.1 naming the signature. A scan limit
+// reached: clamav.on_limit ("accept" relays and logs, "tempfail" 451 4.3.0, "reject" 554 5.7.1).
+// Scanner error: Verdict::failure (the chain applies on_error). Worker queue full: 451 4.3.0.
+// Not skipped for allowlisted clients.
+#pragma once
+#include <memory>
+
+#include "config/filters.h"
+#include "filters/clamav_engine.h"
+#include "filters/filter.h"
+#include "net/blocking_pool.h"
+
+namespace filters {
+
+class ClamavFilter final : public Filter {
+ public:
+  ClamavFilter(std::shared_ptr<clamav::EngineHolder> engines, std::shared_ptr<net::BlockingPool> workers,
+               config::Clamav settings);
+  std::string_view name() const override { return "clamav"; }
+  bool wants(Phase p) const override { return p == Phase::Data; }
+  boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
+
+  // A scan result as a verdict (pure, for tests).
+  static Verdict verdict(const clamav::ScanResult& r, const std::string& on_limit);
+
+ private:
+  std::shared_ptr<clamav::EngineHolder> engines_;
+  std::shared_ptr<net::BlockingPool> workers_;
+  config::Clamav settings_;
+};
+
+}  // namespace filters
