@@ -29,9 +29,13 @@ from mxharness import Mxfront, QmqpSink  # noqa: E402
 from rbldnsd_harness import TEST_ZONES, Rbldnsd  # noqa: E402
 
 
+LIMITS = {"connections": 10000, "connections_per_ip": 10000}  # one client address drives all the load
+
+
 def chain_config(dns, sigdir, cache_size):
     return {
         "log": {"level": "warn"},
+        "limits": LIMITS,
         "profile.mx": {"filters": ["rules", "rbl", "relay_control", "clamav"], "reject_score": 10, "tag_score": 5},
         "rules": {"client_block": ["192.0.2.0/24"]},
         "rules.rule": [
@@ -48,7 +52,7 @@ def chain_config(dns, sigdir, cache_size):
 
 
 def core_config():
-    return {"log": {"level": "warn"}}
+    return {"log": {"level": "warn"}, "limits": LIMITS}
 
 
 def smtp_source(port, sessions, n, size=4096):

@@ -340,6 +340,11 @@ asio::awaitable<void> Session::judge_message() {
   filters::Verdict v = co_await filters_->run(filters::Phase::Data, std::move(ctx));
   boost::system::error_code ignored;
   raw().cancel(ignored);  // stops the watch
+  // Logged before the answer: the engine forgets the transaction once it is answered.
+  if (v.action != filters::Action::Continue && v.action != filters::Action::Accept)
+    core::log().info("message id={}.{} client={} from=<{}> to={} size={} refused=\"{}\" reason=\"{}\"", sid_,
+                     proto_.messages() + 1, ip_, proto_.transaction().sender.str(), join_recipients(proto_.transaction()),
+                     body->size(), v.reply ? v.reply->text : std::string(filters::action_name(v.action)), v.reason);
   switch (v.action) {
     case filters::Action::Continue:
     case filters::Action::Accept: {
@@ -352,9 +357,6 @@ asio::awaitable<void> Session::judge_message() {
     case filters::Action::Disconnect: proto_.disconnect(v.reply.value_or(R::shutting_down())); break;
   }
   core::count(v.action == filters::Action::TempFail ? core::Counter::MessagesTempFailed : core::Counter::MessagesRejected);
-  core::log().info("message id={}.{} client={} from=<{}> to={} size={} refused=\"{}\" reason=\"{}\"", sid_,
-                   proto_.messages() + 1, ip_, proto_.transaction().sender.str(), join_recipients(proto_.transaction()),
-                   body->size(), v.reply ? v.reply->text : std::string(filters::action_name(v.action)), v.reason);
 }
 
 // An authenticated user may only send as its own addresses (or with the null sender).
