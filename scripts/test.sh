@@ -50,10 +50,10 @@ build_tsan() {
     ninja -C build-tsan
 }
 run_tsan() { (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-                ctest --output-on-failure -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory|clamav)$'); }
+                ctest --output-on-failure -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory|clamav|rbl|mx_chain|admin)$'); }
 build_fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_FUZZ=ON >/dev/null &&
-    ninja -C build-fuzz protocol_fuzz address_fuzz netstring_fuzz config_fuzz proxy_fuzz auth_fuzz dns_fuzz
+    ninja -C build-fuzz protocol_fuzz address_fuzz netstring_fuzz config_fuzz proxy_fuzz auth_fuzz dns_fuzz mime_fuzz
 }
 run_fuzz() { (cd build-fuzz && ctest --output-on-failure -R '^fuzz_'); }
 
