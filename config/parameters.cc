@@ -135,18 +135,6 @@ std::string set_admin_address(Config& c, Listener&, const toml::node& n) {
   return {};
 }
 
-template <typename Get>
-Setter seconds_as_double(Get get, double min, double max) {
-  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
-    std::optional<double> v;
-    if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
-    else if (auto d = n.value_exact<double>()) v = *d;
-    if (!v) return "expected a number";
-    if (*v < min || *v > max) return fmt::format("must be between {} and {}", min, max);
-    get(c) = *v;
-    return {};
-  };
-}
 
 std::string set_tls_version(Config& c, Listener&, const toml::node& n) {
   auto s = n.value_exact<std::string>();
@@ -369,13 +357,13 @@ const std::vector<Parameter>& parameters() {
       {"admin", "address", "string", "\"\" (off)", "HTTP listener for /livez, /readyz, /health and /metrics, \"ip:port\"; keep it on a private address.",
        set_admin_address},
       {"admin", "stall_after", "seconds", "5", "An I/O thread whose event loop has not answered for this long fails /livez.",
-       seconds_as_double([](Config& c) -> double& { return c.admin.stall_after; }, 0.5, 600)},
+       number_param([](Config& c) -> double& { return c.admin.stall_after; }, 0.5, 600)},
       {"admin", "fd_ratio", "number", "0.9", "Open file descriptors above this share of RLIMIT_NOFILE fail /readyz.",
-       seconds_as_double([](Config& c) -> double& { return c.admin.fd_ratio; }, 0.1, 1)},
+       number_param([](Config& c) -> double& { return c.admin.fd_ratio; }, 0.1, 1)},
       {"admin", "worker_wedged_after", "seconds", "30", "Filter jobs waiting while none finished for this long fail /readyz.",
-       seconds_as_double([](Config& c) -> double& { return c.admin.worker_wedged_after; }, 1, 3600)},
+       number_param([](Config& c) -> double& { return c.admin.worker_wedged_after; }, 1, 3600)},
       {"admin", "check_interval", "seconds", "10", "Interval of the background checks of shared dependencies (mailbox and directory servers, DNS lists, virus engine) shown in /health and /metrics; they never fail /readyz.",
-       seconds_as_double([](Config& c) -> double& { return c.admin.check_interval; }, 0.1, 3600)},
+       number_param([](Config& c) -> double& { return c.admin.check_interval; }, 0.1, 3600)},
       {"admin", "check_rise", "integer", "2", "Consecutive successful checks that mark a dependency up.",
        size_param([](Config& c) -> size_t& { return c.admin.check_rise; }, 1, 100)},
       {"admin", "check_fall", "integer", "3", "Consecutive failed checks that mark a dependency down.",

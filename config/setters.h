@@ -102,4 +102,17 @@ Setter millis_param(Get get, double min, double max) {
 }
 
 
+// A number (integer or decimal) within [min, max], stored as a double.
+inline Setter number_param(std::function<double&(Config&)> get, double min, double max) {
+  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
+    std::optional<double> v;
+    if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
+    else if (auto d = n.value_exact<double>()) v = *d;
+    if (!v) return "expected a number";
+    if (*v < min || *v > max) return fmt::format("must be between {} and {}", min, max);
+    get(c) = *v;
+    return {};
+  };
+}
+
 }  // namespace config::setters
