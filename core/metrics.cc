@@ -58,6 +58,80 @@ std::vector<std::pair<std::string, std::vector<uint64_t>>> filter_counters_snaps
   return out;
 }
 
+namespace {
+constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                            0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+}  // namespace
+
+struct Histogram {
+  std::string name, labels;
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets{};  // non-cumulative; last = +Inf
+  std::atomic<uint64_t> sum_us{0}, count{0};
+};
+
+struct LabeledCounter {
+  std::string name, labels;
+  std::atomic<uint64_t> n{0};
+};
+
+namespace {
+std::mutex g_hist_mu;
+std::deque<Histogram> g_hists;
+std::deque<LabeledCounter> g_labeled;
+}  // namespace
+
+Histogram* histogram(std::string_view name, std::string_view labels) {
+  std::lock_guard lock(g_hist_mu);
+  for (auto& h : g_hists)
+    if (h.name == name && h.labels == labels) return &h;
+  g_hists.emplace_back();
+  g_hists.back().name = std::string(name);
+  g_hists.back().labels = std::string(labels);
+  return &g_hists.back();
+}
+
+void observe(Histogram* h, double seconds) {
+  size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  h->buckets[i].fetch_add(1, std::memory_order_relaxed);
+  h->sum_us.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+  h->count.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::vector<HistogramSnapshot> histograms_snapshot() {
+  std::lock_guard lock(g_hist_mu);
+  std::vector<HistogramSnapshot> out;
+  for (const auto& h : g_hists) {
+    HistogramSnapshot s{h.name, h.labels, std::vector<double>(kBounds.begin(), kBounds.end()), {}, 0, 0};
+    uint64_t acc = 0;
+    for (const auto& b : h.buckets) s.cumulative.push_back(acc += b.load(std::memory_order_relaxed));
+    s.sum = static_cast<double>(h.sum_us.load(std::memory_order_relaxed)) / 1e6;
+    s.count = h.count.load(std::memory_order_relaxed);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+LabeledCounter* labeled_counter(std::string_view name, std::string_view labels) {
+  std::lock_guard lock(g_hist_mu);
+  for (auto& c : g_labeled)
+    if (c.name == name && c.labels == labels) return &c;
+  g_labeled.emplace_back();
+  g_labeled.back().name = std::string(name);
+  g_labeled.back().labels = std::string(labels);
+  return &g_labeled.back();
+}
+
+void count(LabeledCounter* c, uint64_t n) { c->n.fetch_add(n, std::memory_order_relaxed); }
+
+std::vector<std::pair<std::string, uint64_t>> labeled_counters_snapshot(std::string_view name) {
+  std::lock_guard lock(g_hist_mu);
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const auto& c : g_labeled)
+    if (c.name == name) out.emplace_back(c.labels, c.n.load(std::memory_order_relaxed));
+  return out;
+}
+
 void count(Counter c, uint64_t n) { g_counters[static_cast<size_t>(c)].fetch_add(n, std::memory_order_relaxed); }
 uint64_t value(Counter c) { return g_counters[static_cast<size_t>(c)].load(std::memory_order_relaxed); }
 const char* name(Counter c) { return kNames[static_cast<size_t>(c)]; }

@@ -39,6 +39,26 @@ const char* name(FilterOutcome o);
 // A copy of every filter's counters, for exporters: (filter name, value per outcome).
 std::vector<std::pair<std::string, std::vector<uint64_t>>> filter_counters_snapshot();
 
+// Latency histograms with fixed buckets (seconds), keyed by metric name and label set
+// ("filter=\"rbl\"", "server=\"10.0.0.10:628\""); registered on first use, never freed.
+struct Histogram;
+Histogram* histogram(std::string_view name, std::string_view labels);
+void observe(Histogram* h, double seconds);
+struct HistogramSnapshot {
+  std::string name, labels;
+  std::vector<double> bounds;        // upper bounds; +Inf is implicit
+  std::vector<uint64_t> cumulative;  // per bound, then +Inf last
+  double sum = 0;
+  uint64_t count = 0;
+};
+std::vector<HistogramSnapshot> histograms_snapshot();
+
+// Counters with a label set, e.g. qmqp_answers{server="..",answer="K"}; registered on first use.
+struct LabeledCounter;
+LabeledCounter* labeled_counter(std::string_view name, std::string_view labels);
+void count(LabeledCounter* c, uint64_t n = 1);
+std::vector<std::pair<std::string, uint64_t>> labeled_counters_snapshot(std::string_view name);  // (labels, value)
+
 void count(Counter c, uint64_t n = 1);
 uint64_t value(Counter c);
 const char* name(Counter c);

@@ -40,7 +40,8 @@ std::string_view action_name(Action a) {
 
 void Chain::add(std::shared_ptr<Filter> f, config::FilterSettings s) {
   auto* counters = core::filter_counters(f->name());
-  steps_.push_back({std::move(f), s, counters});
+  auto* latency = core::histogram("filter_duration_seconds", fmt::format("filter=\"{}\"", f->name()));
+  steps_.push_back({std::move(f), s, counters, latency});
 }
 
 std::string Score::report() const {
@@ -161,6 +162,7 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
     Verdict v = co_await check_one(step, p, std::move(this_ctx), outcome);
     core::count(step.counters, outcome);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    core::observe(step.latency, ms / 1000);
     bool plain = v.action == Action::Continue && v.score == 0 && !v.failed;
     auto& lg = core::log();
     auto level = plain ? spdlog::level::debug : outcome == FilterOutcome::Timeout || outcome == FilterOutcome::Error

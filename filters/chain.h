@@ -31,6 +31,7 @@ class Chain {
     std::shared_ptr<Filter> filter;
     config::FilterSettings settings;
     core::FilterCounters* counters;
+    core::Histogram* latency;  // filter_duration_seconds{filter=...}
   };
   Chain(double reject_score = 0, double tag_score = 0) : reject_score_(reject_score), tag_score_(tag_score) {}
   void add(std::shared_ptr<Filter> f, config::FilterSettings s);

@@ -1,6 +1,8 @@
 // Judgements and renderings of a Probe; pure functions (unit-tested).
 #include "ops/probe.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/metrics.h"
@@ -101,6 +103,20 @@ std::string metrics_text(const Probe& p) {
   gauge("worker_threads", "Filter worker threads.", static_cast<double>(p.worker_threads));
   gauge("worker_queue_depth", "Filter jobs waiting for a worker.", static_cast<double>(p.worker_queue));
   gauge("draining", "1 while draining after SIGTERM.", p.draining ? 1 : 0);
+  out += "# HELP mxfront_qmqp_answers_total Mailbox server answers by server and answer.\n"
+         "# TYPE mxfront_qmqp_answers_total counter\n";
+  for (const auto& [labels, n] : core::labeled_counters_snapshot("qmqp_answers_total"))
+    out += fmt::format("mxfront_qmqp_answers_total{{{}}} {}\n", labels, n);
+  std::string last;
+  auto hists = core::histograms_snapshot();
+  std::stable_sort(hists.begin(), hists.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  for (const auto& h : hists) {
+    if (h.name != last) out += fmt::format("# TYPE mxfront_{} histogram\n", last = h.name);
+    for (size_t i = 0; i < h.bounds.size(); ++i)
+      out += fmt::format("mxfront_{}_bucket{{{},le=\"{:g}\"}} {}\n", h.name, h.labels, h.bounds[i], h.cumulative[i]);
+    out += fmt::format("mxfront_{}_bucket{{{},le=\"+Inf\"}} {}\n", h.name, h.labels, h.cumulative.back());
+    out += fmt::format("mxfront_{0}_sum{{{1}}} {2:.6f}\nmxfront_{0}_count{{{1}}} {3}\n", h.name, h.labels, h.sum, h.count);
+  }
   out += "# HELP mxfront_dependency_up Shared dependency health from background checks (1 up, 0 down).\n"
          "# TYPE mxfront_dependency_up gauge\n";
   for (const auto& d : p.dependencies)

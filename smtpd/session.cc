@@ -500,6 +500,11 @@ asio::awaitable<void> Session::relay(const std::string& body, const std::string&
 
   qmqp::Outcome o = co_await qmqp::relay(cfg_.qmqp, env, header, body);
   Reply r = qmqp::to_reply(o);
+  static constexpr const char* kAnswer[] = {"K", "Z", "D", "unavailable", "protocol_error"};
+  std::string server_label = fmt::format("server=\"{}\"", o.server);
+  core::count(core::labeled_counter(
+      "qmqp_answers_total", fmt::format("{},answer=\"{}\"", server_label, kAnswer[static_cast<int>(o.status)])));
+  core::observe(core::histogram("qmqp_duration_seconds", server_label), secs_since(t0));
   core::log().info("message id={} client={} helo={} from=<{}> to={} size={} reply=\"{} {} {}\" server={} duration={:.3f}",
                    id, ip_, proto_.helo_name(), env.sender, join_recipients(t), body.size(), r.code,
                    r.enhanced, r.text, o.server, secs_since(t0));

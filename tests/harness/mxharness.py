@@ -24,6 +24,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -1009,6 +1011,15 @@ def transaction(sender, recipients, body: bytes, helo="client.test"):
     if not body.endswith(b"\r\n"):
         out += b"\r\n"
     return out + b".\r\nQUIT\r\n"
+
+
+def http_get(port, path, timeout=5.0, host="127.0.0.1"):
+    """(status, body) of GET http://host:port/path (mxfront's admin endpoints)."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
 
 
 def unique_marker(tag="m"):

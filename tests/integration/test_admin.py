@@ -18,16 +18,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, unique_marker  # noqa: E402
-
-
-def get(port, path, timeout=5.0):
-    """(status, body) of GET http://127.0.0.1:port/path."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+from mxharness import Mxfront, http_get as get, PostfixQmqp, SmtpConn, free_port, unique_marker  # noqa: E402
 
 
 class AdminTest(unittest.TestCase):
@@ -70,6 +61,9 @@ class AdminTest(unittest.TestCase):
         self.assertIn("\nmxfront_messages_relayed_total 1\n", metrics)
         self.assertIn('mxfront_filter_verdicts_total{filter="relay_control",outcome="accept"} 1\n', metrics)
         self.assertIn('mxfront_build_info{version="', metrics)
+        self.assertIn(f'mxfront_qmqp_answers_total{{server="{self.pf.address}",answer="K"}} 1\n', metrics)
+        self.assertIn(f'mxfront_qmqp_duration_seconds_count{{server="{self.pf.address}"}} 1\n', metrics)
+        self.assertIn('mxfront_filter_duration_seconds_count{filter="relay_control"} 1\n', metrics)
 
     def test_health_answers_while_smtp_is_saturated_and_over_its_connection_limit(self):
         mx = self.start_mx(limits={"connections": 40, "connections_per_ip": 40})

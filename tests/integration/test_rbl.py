@@ -9,11 +9,9 @@ import re
 import sys
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, unique_marker  # noqa: E402
+from mxharness import Mxfront, http_get, PostfixQmqp, SmtpConn, free_port, unique_marker  # noqa: E402
 from rbldnsd_harness import BlackHoleDns, Rbldnsd  # noqa: E402
 
 PF = None  # one Postfix for the module
@@ -26,28 +24,16 @@ def setUpModule():
     PF.start()
 
 
-class RblMxfront(Mxfront):
-    """Mxfront whose config may carry arrays of tables (`tables={"rbl.zone": [{...}, ...]}`)."""
-
-    def __init__(self, qmqp_servers, config=None, tables=None):
-        super().__init__(qmqp_servers, config)
-        self.tables = tables or {}
-
-    def build_config(self):
-        cfg = super().build_config()
-        cfg.update(self.tables)
-        return cfg
-
-
 def rbl_mxfront(servers, zones, allow=(), reject_score=5, tag_score=2, ipv6=False):
     listeners = [{"address": "127.0.0.1:0", "profile": "mx"}]
     if ipv6:
         listeners.append({"address": "[::1]:0", "profile": "mx"})
-    return RblMxfront([PF.address], config={
+    return Mxfront([PF.address], config={
         "listener": listeners,
         "rbl": {"servers": servers, "query_timeout": 0.3, "tries": 1, "allow": list(allow)},
         "profile.mx": {"filters": ["rbl", "relay_control"], "reject_score": reject_score, "tag_score": tag_score},
-    }, tables={"rbl.zone": zones})
+        "rbl.zone": zones,
+    })
 
 
 def transaction(mx, source, sender="s@example.net", rcpt="bob@example.org", marker=None):
@@ -258,15 +244,6 @@ class RblFailOpenTest(unittest.TestCase):
         self.assertGreaterEqual(self.stats(mx), 1)
 
 
-def http_get(port, path, timeout=5.0):
-    """(status, body) of GET http://127.0.0.1:port/path."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 class RblHealthTest(unittest.TestCase):
     """The lists as dependencies: each zone's RFC 5782 test point (2.0.0.127.<zone>) is checked in
     the background through the zone's servers; shown in /health and /metrics, never in /readyz."""
@@ -286,12 +263,13 @@ class RblHealthTest(unittest.TestCase):
         zones = [{"zone": "bl.test", "kind": "ip", "action": "reject"},
                  {"zone": "zen.test", "kind": "ip", "action": "score", "weight": 3},
                  {"zone": "hole.test", "kind": "ip", "action": "reject", "servers": [self.hole.address]}]
-        mx = RblMxfront([PF.address], config={
+        mx = Mxfront([PF.address], config={
             "listener": [{"address": "127.0.0.1:0", "profile": "mx"}],
             "rbl": {"servers": [self.dns.address], "query_timeout": 0.3, "tries": 1},
             "profile.mx": {"filters": ["rbl", "relay_control"], "reject_score": 5},
             "admin": {"address": f"127.0.0.1:{admin}", "check_interval": 0.2, "check_fall": 2, "check_rise": 1},
-        }, tables={"rbl.zone": zones})
+            "rbl.zone": zones,
+        })
         self.addCleanup(mx.kill)
         mx.start()
 

@@ -89,5 +89,20 @@ TEST(Probe, MetricsAreInPrometheusTextFormat) {
   EXPECT_NE(m.find("mxfront_open_fds 100\n"), std::string::npos);
 }
 
+TEST(Probe, HistogramsAndLabeledCountersAreExported) {
+  auto* h = core::histogram("filter_duration_seconds", "filter=\"probe_h\"");
+  core::observe(h, 0.0007);
+  core::observe(h, 3.0);
+  core::count(core::labeled_counter("qmqp_answers_total", "server=\"s:628\",answer=\"K\""), 2);
+  std::string m = metrics_text(healthy());
+  EXPECT_NE(m.find("# TYPE mxfront_filter_duration_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(m.find("mxfront_filter_duration_seconds_bucket{filter=\"probe_h\",le=\"0.0005\"} 0\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("mxfront_filter_duration_seconds_bucket{filter=\"probe_h\",le=\"0.001\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.find("mxfront_filter_duration_seconds_bucket{filter=\"probe_h\",le=\"2.5\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.find("mxfront_filter_duration_seconds_bucket{filter=\"probe_h\",le=\"+Inf\"} 2\n"), std::string::npos);
+  EXPECT_NE(m.find("mxfront_filter_duration_seconds_count{filter=\"probe_h\"} 2\n"), std::string::npos);
+  EXPECT_NE(m.find("mxfront_qmqp_answers_total{server=\"s:628\",answer=\"K\"} 2\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ops
