@@ -237,6 +237,47 @@ class ClamavTest(unittest.TestCase):
                     self.assertEqual(len(delivered), 1 if want == 250 else 0, self.diag(mx))
                     self.assertTrue(mx.wait_log(r"Heuristics\.Limits\.Exceeded", 2), self.diag(mx))
 
+    def test_decompression_bombs_are_never_unpacked_in_full(self):
+        """A 200 MB file of zeros deflated into a ~200 KB zip, and ten of those nested in a zip
+        (2 GB expanded): never unpacked in full — peak memory stays far below the expanded size —
+        each is answered, and the next message is served. libclamav 1.4 skips an archive member
+        over max_file_size without raising Heuristics.Limits.Exceeded (clamscan does the same), so
+        the answer is 250 (relayed, member unscanned) or 554 on a limit, never a hang or a crash."""
+        import io
+        import zipfile
+
+        def bomb(members, size):
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+                chunk = b"\0" * (1 << 20)
+                for i in range(members):
+                    with z.open(f"zeros{i}.bin", "w", force_zip64=True) as f:
+                        for _ in range(size >> 20):
+                            f.write(chunk)
+            return buf.getvalue()
+        inner = bomb(1, 200 << 20)
+        nested = io.BytesIO()
+        with zipfile.ZipFile(nested, "w") as z:
+            for i in range(10):
+                z.writestr(f"layer{i}.zip", inner)
+        cfg = clamav_config(self.db.dir, max_file_size=10 << 20, max_scan_size=50 << 20, on_limit="reject")
+        with Mxfront([self.pf.address], cfg) as mx:
+            for name, data in (("bomb.zip", inner), ("nested.zip", nested.getvalue())):
+                marker = unique_marker("bomb")
+                msg = mail_with_attachments(marker, [(name, data, "application/zip")])
+                self.assertLess(len(msg), 5 << 20)
+                code, text = send(mx.port, msg)
+                self.assertIn(code, (250, 554), text + self.diag(mx))
+                if code == 554:
+                    self.assertIn("limits", text)
+                    self.assert_nothing_delivered(marker, wait=0.3)
+            rss_kb = int(re.search(r"VmHWM:\s+(\d+)", open(f"/proc/{mx.pid}/status").read()).group(1))
+            self.assertLess(rss_kb, 1 << 20, "peak memory stays well under the 2 GB the bombs expand to")
+            marker = unique_marker("after-bomb")
+            self.assertEqual(send(mx.port, mail_with_attachments(marker, [("a.txt", b"hello", "text/plain")]))[0], 250)
+            mx.check_alive()
+            print(f"\n  bombs answered; mxfront peak RSS {rss_kb // 1024} MB")
+
     def test_bad_database_dir_is_a_config_error_at_check_and_start(self):
         empty = SignatureDb()
         self.addCleanup(empty.cleanup)
