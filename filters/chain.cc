@@ -92,10 +92,13 @@ void ChainRun::add_score(const Verdict& v, Phase p) {
   tags.insert(tags.end(), v.tags.begin(), v.tags.end());
 }
 
-asio::awaitable<Verdict> ChainRun::check_one(const Chain::Step& step, Phase p, std::shared_ptr<const Context> ctx,
-                                             FilterOutcome& outcome) {
+// The check gets its own copy of the phase's context (one per check, never shared with the next
+// filter): an abandoned check keeps reading it, with its own state and cancel flag.
+asio::awaitable<Verdict> ChainRun::check_one(const Chain::Step& step, Phase p, const Context& phase_ctx,
+                                             std::shared_ptr<void> state, FilterOutcome& outcome) {
   auto w = std::make_shared<Waiter>(ex_);
-  auto c = std::make_shared<Context>(*ctx);
+  auto c = std::make_shared<Context>(phase_ctx);
+  c->state = std::move(state);
   c->cancel = w->cancel;
   current_ = w;
   auto work = step.filter->check(p, std::move(c));
@@ -143,23 +146,17 @@ asio::awaitable<Verdict> ChainRun::check_one(const Chain::Step& step, Phase p, s
 }
 
 asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
-  auto ctx = std::make_shared<const Context>(std::move(base));
   const auto& steps = chain_->steps();
   for (size_t i = 0; i < steps.size() && !cancelled_; ++i) {
     const Chain::Step& step = steps[i];
     if (!step.filter->wants(p)) continue;
     if (allowlisted_ && step.filter->skipped_when_allowlisted()) continue;
     auto t0 = std::chrono::steady_clock::now();
-    std::shared_ptr<Context> mine;
-    if (states_[i]) {  // only copy the context when the filter has per-connection state
-      mine = std::make_shared<Context>(*ctx);
-      mine->state = states_[i];
-    }
     FilterOutcome outcome = FilterOutcome::Continue;
     // Named, not a temporary inside the co_await: GCC 12 releases such a temporary twice (see
     // net/blocking_pool.h); it showed as a use-after-free once a filter had per-connection state.
-    std::shared_ptr<const Context> this_ctx = mine ? std::shared_ptr<const Context>(mine) : ctx;
-    Verdict v = co_await check_one(step, p, std::move(this_ctx), outcome);
+    std::shared_ptr<void> state = states_[i];
+    Verdict v = co_await check_one(step, p, base, std::move(state), outcome);
     core::count(step.counters, outcome);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     core::observe(step.latency, ms / 1000);
@@ -169,7 +166,7 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
                                                     ? spdlog::level::warn
                                                     : spdlog::level::info;
     lg.log(level, "filter id={} client={} filter={} phase={} verdict={}{} score={:g} duration_ms={:.2f} reason=\"{}\"",
-           ctx->session_id, ctx->client_ip, step.filter->name(), phase_name(p), action_name(v.action),
+           base.session_id, base.client_ip, step.filter->name(), phase_name(p), action_name(v.action),
            outcome == FilterOutcome::Timeout ? " (timeout)" : outcome == FilterOutcome::Error ? " (error)" : "", v.score, ms,
            v.reason);
     add_score(v, p);
@@ -186,9 +183,10 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
   double limit = chain_->reject_score();
   if (p != Phase::Connect && p != Phase::Helo && limit > 0 && score_.total() >= limit) {
     std::string reasons = fmt::format("score {:g} >= {:g}: {}", score_.total(), limit, score_.report());
-    core::log().info("filter id={} client={} filter=score phase={} verdict=reject reason=\"{}\"", ctx->session_id,
-                     ctx->client_ip, phase_name(p), reasons);
-    core::count(core::filter_counters("score"), FilterOutcome::Reject);
+    core::log().info("filter id={} client={} filter=score phase={} verdict=reject reason=\"{}\"", base.session_id,
+                     base.client_ip, phase_name(p), reasons);
+    static core::FilterCounters* const score_counters = core::filter_counters("score");
+    core::count(score_counters, FilterOutcome::Reject);
     co_return Verdict{Action::Reject, R::spam_rejected(reasons), reasons};
   }
   co_return Verdict{};

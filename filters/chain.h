@@ -72,8 +72,8 @@ class ChainRun {
 
  private:
   struct Waiter;
-  boost::asio::awaitable<Verdict> check_one(const Chain::Step& step, Phase p, std::shared_ptr<const Context> ctx,
-                                            core::FilterOutcome& outcome);
+  boost::asio::awaitable<Verdict> check_one(const Chain::Step& step, Phase p, const Context& phase_ctx,
+                                            std::shared_ptr<void> state, core::FilterOutcome& outcome);
   void add_score(const Verdict& v, Phase p);
 
   std::shared_ptr<const Chain> chain_;

@@ -13,6 +13,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <unordered_map>
 #include <sys/socket.h>
 
 #include "core/ids.h"
@@ -58,6 +59,26 @@ std::string join_recipients(const Transaction& t) {
     out += r.str();
   }
   return out;
+}
+
+// Per mailbox server: answers by kind and relay latency. The metric registry is looked up once
+// per server and I/O thread, not per message (the set of servers is the config's, so bounded).
+struct RelayMetrics {
+  std::array<core::LabeledCounter*, 5> answers;  // indexed by qmqp::Status
+  core::Histogram* latency;
+};
+
+const RelayMetrics& relay_metrics(const std::string& server) {
+  thread_local std::unordered_map<std::string, RelayMetrics> cache;
+  auto it = cache.find(server);
+  if (it != cache.end()) return it->second;
+  static constexpr const char* kAnswer[] = {"K", "Z", "D", "unavailable", "protocol_error"};
+  std::string label = fmt::format("server=\"{}\"", server);
+  RelayMetrics m{};
+  for (size_t i = 0; i < m.answers.size(); ++i)
+    m.answers[i] = core::labeled_counter("qmqp_answers_total", fmt::format("{},answer=\"{}\"", label, kAnswer[i]));
+  m.latency = core::histogram("qmqp_duration_seconds", label);
+  return cache.emplace(server, m).first->second;
 }
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -500,11 +521,9 @@ asio::awaitable<void> Session::relay(const std::string& body, const std::string&
 
   qmqp::Outcome o = co_await qmqp::relay(cfg_.qmqp, env, header, body);
   Reply r = qmqp::to_reply(o);
-  static constexpr const char* kAnswer[] = {"K", "Z", "D", "unavailable", "protocol_error"};
-  std::string server_label = fmt::format("server=\"{}\"", o.server);
-  core::count(core::labeled_counter(
-      "qmqp_answers_total", fmt::format("{},answer=\"{}\"", server_label, kAnswer[static_cast<int>(o.status)])));
-  core::observe(core::histogram("qmqp_duration_seconds", server_label), secs_since(t0));
+  const RelayMetrics& m = relay_metrics(o.server);
+  core::count(m.answers[static_cast<size_t>(o.status)]);
+  core::observe(m.latency, secs_since(t0));
   core::log().info("message id={} client={} helo={} from=<{}> to={} size={} reply=\"{} {} {}\" server={} duration={:.3f}",
                    id, ip_, proto_.helo_name(), env.sender, join_recipients(t), body.size(), r.code,
                    r.enhanced, r.text, o.server, secs_since(t0));

@@ -40,6 +40,16 @@ class HarnessError(RuntimeError):
 # ----------------------------------------------------------------------------------------------
 # ports
 # ----------------------------------------------------------------------------------------------
+def remove_dir(path, who):
+    """Removes a harness's temp dir (kept, and said so, with KEEP=1); returns None for `self.dir = ...`."""
+    if path:
+        if KEEP:
+            print(f"[{who}] kept {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port that is free on `host` right now (bind to port 0 and release it)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -463,12 +473,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             except (ProcessLookupError, PermissionError):
                 pass
             self.proc = None
-        if self.dir:
-            if KEEP:
-                print(f"[mxharness] kept {self.dir}")
-            else:
-                shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+        self.dir = remove_dir(self.dir, "mxharness")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1043,14 +1048,17 @@ def split_after_received(data: bytes):
 
 class PostfixMxfrontCase(unittest.TestCase):
     """Base class: one real Postfix qmqpd and one mxfront relaying to it, shared by the test class
-    (started in setUpClass, stopped by class clean-ups even when a test fails)."""
+    (started in setUpClass, stopped by class clean-ups even when a test fails). A subclass sets
+    `mx_config` (Mxfront config overrides) for its own filters or limits."""
+
+    mx_config = None
 
     @classmethod
     def setUpClass(cls):
         cls.pf = PostfixQmqp()
         cls.addClassCleanup(cls.pf.stop)
         cls.pf.start()
-        cls.mx = Mxfront([cls.pf.address])
+        cls.mx = Mxfront([cls.pf.address], config=cls.mx_config)
         cls.addClassCleanup(cls.mx.kill)
         cls.mx.start()
 

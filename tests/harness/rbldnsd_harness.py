@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 
-from mxharness import KEEP, HarnessError, _stop_process
+from mxharness import HarnessError, _stop_process, remove_dir
 
 # The test lists. Addresses are in 127.0.0.0/8 so that clients can connect FROM them.
 TEST_ZONES = {
@@ -201,12 +201,7 @@ class Rbldnsd:
 
     def stop(self):
         self._kill()
-        if self.dir:
-            if KEEP:
-                print(f"[rbldnsd_harness] kept {self.dir}")
-            else:
-                shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+        self.dir = remove_dir(self.dir, "rbldnsd_harness")
 
 
 class BlackHoleDns:

@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, smtp_raw, transaction, unique_marker  # noqa: E402
+from mxharness import PostfixMxfrontCase, smtp_raw, transaction, unique_marker  # noqa: E402
 
 BLOCKED = "127.0.0.3"          # client_block, a single address
 BLOCKED_NET = "127.0.1.9"      # client_block, inside 127.0.1.0/24
@@ -37,28 +37,14 @@ def message(marker, subject="hello", body="nothing special\r\n", extra_headers="
             f"Message-ID: <{marker}@example.net>\r\n{extra_headers}\r\n{body}")
 
 
-class RulesTest(unittest.TestCase):
+class RulesTest(PostfixMxfrontCase):
 
-    @classmethod
-    def setUpClass(cls):
-        cls.pf = PostfixQmqp()
-        cls.addClassCleanup(cls.pf.stop)
-        cls.pf.start()
-        cls.mx = Mxfront([cls.pf.address], config={
-            "rules": {"client_block": [BLOCKED, "127.0.1.0/24"], "client_allow": ["127.0.0.4/30"],
-                      "body_limit": 4 << 20},  # the whole pathological message is searched
-            "rules.rule": RULES,
-            "profile.mx": {"filters": ["rules", "relay_control"], "reject_score": 5, "tag_score": 2},
-        })
-        cls.addClassCleanup(cls.mx.kill)
-        cls.mx.start()
-
-    def tearDown(self):
-        self.mx.check_alive()
-
-    def diag(self):
-        return (f"\n--- mxfront log ---\n{self.mx.log()[-3000:]}"
-                f"\n--- postfix maillog ---\n{self.pf.log()[-2000:]}")
+    mx_config = {
+        "rules": {"client_block": [BLOCKED, "127.0.1.0/24"], "client_allow": ["127.0.0.4/30"],
+                  "body_limit": 4 << 20},  # the whole pathological message is searched
+        "rules.rule": RULES,
+        "profile.mx": {"filters": ["rules", "relay_control"], "reject_score": 5, "tag_score": 2},
+    }
 
     def smtp(self, source=OTHER, helo="client.test", timeout=30):
         return smtplib.SMTP("127.0.0.1", self.mx.port, local_hostname=helo, timeout=timeout,

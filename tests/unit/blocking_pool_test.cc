@@ -1,6 +1,7 @@
 // Unit tests for net::BlockingPool: where jobs run and where the awaiting coroutine resumes, load
 // shedding at the queue limit, parallelism, thread names, and shutdown with jobs still queued.
 #include "net/blocking_pool.h"
+#include "io_thread.h"
 
 #include <gtest/gtest.h>
 #include <pthread.h>
@@ -20,36 +21,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-// An I/O thread: an io_context run by its own thread until the object is destroyed.
-class IoThread {
- public:
-  IoThread() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
-  ~IoThread() {
-    guard_.reset();
-    thread_.join();
-  }
-  asio::io_context& io() { return io_; }
-  std::thread::id id() const { return thread_.get_id(); }
-
-  // Runs the coroutine lambda `make` on this I/O thread; the future holds its result. The lambda
-  // itself goes to co_spawn, which keeps it (and so its captures) alive while the coroutine runs.
-  template <class T, class Make>
-  std::future<T> spawn(Make make) {
-    auto p = std::make_shared<std::promise<T>>();
-    auto f = p->get_future();
-    asio::co_spawn(io_, std::move(make), [p](std::exception_ptr e, T v) {
-      if (e) p->set_exception(e);
-      else p->set_value(std::move(v));
-    });
-    return f;
-  }
-
- private:
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
+using testing_support::IoThread;
 
 // A gate a job can wait on, opened by the test.
 struct Gate {

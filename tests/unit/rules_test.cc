@@ -11,27 +11,14 @@
 #include <thread>
 
 #include "filters/mime_text.h"
+#include "io_thread.h"
 
 namespace filters {
 namespace {
 
 namespace asio = boost::asio;
 
-// An I/O thread: an io_context run by its own thread until the object is destroyed.
-class IoThread {
- public:
-  IoThread() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
-  ~IoThread() {
-    guard_.reset();
-    thread_.join();
-  }
-  asio::io_context& io() { return io_; }
-
- private:
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
+using testing_support::IoThread;
 
 config::Rule rule(std::string name, std::string kind, std::string pattern, double score = 0,
                   std::string action = "score", std::string header = "") {
