@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
     usage();
     return 2;
   }
+  smtpd::block_control_signals();  // before any thread: only the main loop takes them
   config::LoadResult r = config::load(argv[2]);
   if (!r.config) {
     std::fprintf(stderr, "%s\n", r.error.c_str());

@@ -49,6 +49,13 @@ struct Shared {
   std::atomic<size_t> transactions{0};  // sessions inside a mail transaction
 };
 
+// SIGTERM, SIGINT and SIGHUP are blocked in the calling thread (and so in every thread it starts
+// later); Server::run() unblocks them in the main thread only, once its handlers are installed.
+// Call it first thing, before any thread exists: a control signal then always lands on the main
+// thread's event loop, never on a pool or library thread (under ThreadSanitizer a signal taken by
+// a thread blocked in an uninstrumented call could wait indefinitely).
+void block_control_signals();
+
 class Server {
  public:
   explicit Server(std::shared_ptr<const Snapshot> s);
