@@ -1,6 +1,6 @@
 // Rows of the parameter table for the filter chain: [workers], [spam], each filter's timeout and
 // on_error, and the sections of rbl ([rbl], [[rbl.zone]]), rules ([rules], [[rules.rule]]) and
-// clamav ([clamav]). One row per key; parameters() appends them to the core rows.
+// clamav ([clamav]) and ocr ([ocr]). One row per key; parameters() appends them to the core rows.
 #include <arpa/inet.h>
 
 #include <re2/re2.h>
@@ -17,6 +17,7 @@ const std::vector<KnownFilter>& known_filters() {
       {"rules", {Seconds(10), OnError::TempFail}},
       {"rbl", {Seconds(10), OnError::Continue}},  // a dead RBL must not stop mail
       {"clamav", {Seconds(120), OnError::TempFail}},
+      {"ocr", {Seconds(30), OnError::Continue}},  // a heavy, optional opinion: failing it must not stop mail
   };
   return k;
 }
@@ -238,6 +239,51 @@ std::vector<Parameter> filter_parameters() {
        seconds_param([](Config& c) -> Seconds& { return c.filters.clamav.max_scan_time; }, 0.1, 3600)},
       {"clamav", "on_limit", "string", "accept", "A message exceeding a scan limit: \"accept\" (relayed, logged), \"tempfail\" (451 4.3.0) or \"reject\" (554 5.7.1).",
        one_of([](Config& c) -> std::string& { return c.filters.clamav.on_limit; }, {"accept", "tempfail", "reject"})},
+
+      {"ocr", "words_file", "string", "(required for ocr)", "Word list matched against the text read from images: one word or phrase per line, optionally \"= weight\"; '#' comments. Re-read on reload.",
+       string_param([](Config& c) -> std::string& { return c.filters.ocr.words_file; })},
+      {"ocr", "language", "string", "eng", "Tesseract language(s), e.g. \"eng+deu\" (needs tesseract-ocr-LANG).",
+       string_param([](Config& c) -> std::string& { return c.filters.ocr.language; })},
+      {"ocr", "datapath", "string", "\"\" (Tesseract's default)", "Directory holding LANG.traineddata.",
+       string_param([](Config& c) -> std::string& { return c.filters.ocr.datapath; })},
+      {"ocr", "page_seg_mode", "string", "auto", "Tesseract page segmentation: \"auto\", \"single_block\" or \"sparse_text\".",
+       one_of([](Config& c) -> std::string& { return c.filters.ocr.page_seg_mode; }, {"auto", "single_block", "sparse_text"})},
+      {"ocr", "match_threshold", "number", "0.25", "Fuzzy match: largest normalised edit distance (0 = exact) between a list entry and the text read.",
+       number_param([](Config& c) -> double& { return c.filters.ocr.match_threshold; }, 0, 0.5)},
+      {"ocr", "score_base", "number", "3", "Score of the first hit.",
+       number_param([](Config& c) -> double& { return c.filters.ocr.score_base; }, 0, 1000)},
+      {"ocr", "score_per_hit", "number", "1", "Score of each further unit of hit weight.",
+       number_param([](Config& c) -> double& { return c.filters.ocr.score_per_hit; }, 0, 1000)},
+      {"ocr", "score_max", "number", "10", "Cap of the OCR score.",
+       number_param([](Config& c) -> double& { return c.filters.ocr.score_max; }, 0, 1000)},
+      {"ocr", "reject_score", "number", "0", "OCR score at or above which the message is refused at once (554 5.7.1); 0 = only the profile's scores decide.",
+       number_param([](Config& c) -> double& { return c.filters.ocr.reject_score; }, 0, 1000)},
+      {"ocr", "mismatch_score", "number", "0.5", "Score of an image whose declared Content-Type disagrees with its content.",
+       number_param([](Config& c) -> double& { return c.filters.ocr.mismatch_score; }, 0, 1000)},
+      {"ocr", "max_images", "integer", "8", "Images read per message; more are skipped and counted.",
+       size_param([](Config& c) -> size_t& { return c.filters.ocr.max_images; }, 1, 1000)},
+      {"ocr", "max_pixels", "integer", "16000000", "Largest image (width x height, or a GIF's screen) decoded; larger ones are skipped (decompression bombs).",
+       size_param([](Config& c) -> size_t& { return c.filters.ocr.max_pixels; }, 1024, 1000000000)},
+      {"ocr", "min_width", "integer", "24", "Narrower images are not read (tracking pixels, spacers).",
+       size_param([](Config& c) -> size_t& { return c.filters.ocr.min_width; }, 1, 100000)},
+      {"ocr", "min_height", "integer", "12", "Lower images are not read.",
+       size_param([](Config& c) -> size_t& { return c.filters.ocr.min_height; }, 1, 100000)},
+      {"ocr", "max_decoded_bytes", "integer", "67108864", "Pixel octets decoded per message, all images and frames.",
+       size_param([](Config& c) -> size_t& { return c.filters.ocr.max_decoded_bytes; }, 65536, kBig)},
+      {"ocr", "max_frames", "integer", "64", "Frames of an animated GIF decoded.",
+       size_param([](Config& c) -> size_t& { return c.filters.ocr.max_frames; }, 1, 10000)},
+      {"ocr", "upscale_below", "integer", "150", "Images whose shorter side is below this many pixels are scaled 2x before OCR (0 = never).",
+       size_param([](Config& c) -> size_t& { return c.filters.ocr.upscale_below; }, 0, 100000)},
+      {"ocr", "image_timeout", "seconds", "3", "OCR time of one image; past it the image's text so far is used.",
+       seconds_param([](Config& c) -> Seconds& { return c.filters.ocr.image_timeout; }, 0.01, 600)},
+      {"ocr", "budget", "seconds", "10", "OCR time of one message; past it the filter judges what it read and counts the rest as skipped (keep it below ocr.timeout).",
+       seconds_param([](Config& c) -> Seconds& { return c.filters.ocr.budget; }, 0.01, 3600)},
+      {"ocr", "cache_size", "integer", "10000", "OCR results kept in memory by image hash (0 = no cache).",
+       size_param([](Config& c) -> size_t& { return c.filters.ocr.cache_size; }, 0, 10000000)},
+      {"ocr", "cache_ttl", "seconds", "86400", "How long a cached OCR result is used.",
+       seconds_param([](Config& c) -> Seconds& { return c.filters.ocr.cache_ttl; }, 1, 31536000)},
+      {"ocr", "cache_perceptual", "boolean", "false", "Also key the cache by size + perceptual hash (dHash), so re-encoded copies of a picture hit; a rare collision reuses another picture's text.",
+       bool_param([](Config& c) -> bool& { return c.filters.ocr.cache_perceptual; })},
   };
   for (const auto& k : known_filters()) {
     rows.push_back({k.name, "timeout", "seconds", "", "", filter_timeout(k.name)});

@@ -1,5 +1,5 @@
 // The filter-chain part of the configuration: per-filter timeout and failure mode, the shared CPU
-// worker pool, spam-score headers, and the settings of each filter (rbl, rules, clamav).
+// worker pool, spam-score headers, and the settings of each filter (rbl, rules, clamav, ocr).
 // Plain structs; keys, defaults and docs are rows in filter_parameters.cc.
 #pragma once
 #include <chrono>
@@ -93,6 +93,33 @@ struct Clamav {
   std::string on_limit = "accept";
 };
 
+// OCR of image spam (filters/ocr): image parts found by content, decoded under guards, read by
+// Tesseract on the worker pool within a time budget, matched against a word list.
+struct Ocr {
+  std::string words_file;              // one entry per line, "phrase [= weight]"; required when ocr is in a chain
+  std::string language = "eng";        // Tesseract language(s), "eng+deu"
+  std::string datapath;                // tessdata directory; empty = Tesseract's default
+  std::string page_seg_mode = "auto";  // "auto" | "single_block" | "sparse_text"
+  double match_threshold = 0.25;       // normalised edit distance accepted as a hit
+  double score_base = 3.0;             // score of the first hit
+  double score_per_hit = 1.0;          // each further unit of weight
+  double score_max = 10.0;             // cap of the OCR score
+  double reject_score = 0;             // OCR score at or above this: 554 5.7.1 at once (0 = never)
+  double mismatch_score = 0.5;         // declared image type differs from the content
+  size_t max_images = 8;               // images read per message; more are skipped and counted
+  size_t max_pixels = 16000000;        // per image (or GIF screen)
+  size_t min_width = 24;               // smaller images (tracking pixels) are skipped
+  size_t min_height = 12;
+  size_t max_decoded_bytes = 67108864; // pixel octets decoded per message
+  size_t max_frames = 64;              // GIF frames decoded
+  size_t upscale_below = 150;          // 2x scale-up when the shorter side is below this (0 = never)
+  Seconds image_timeout{3};            // OCR time of one image
+  Seconds budget{10};                  // OCR time of one message; past it the filter answers with what it read
+  size_t cache_size = 10000;           // OCR results kept, by image hash
+  Seconds cache_ttl{86400};
+  bool cache_perceptual = false;       // also key the cache by a perceptual hash (size + dHash: re-encoded copies hit)
+};
+
 // Everything the filters read, grouped so config.h stays readable.
 struct FilterConfig {
   std::map<std::string, FilterSettings> settings;  // by filter name; defaults filled by the loader
@@ -101,6 +128,7 @@ struct FilterConfig {
   Rbl rbl;
   Rules rules;
   Clamav clamav;
+  Ocr ocr;
 
   const FilterSettings& of(const std::string& filter) const;
 };

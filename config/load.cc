@@ -61,6 +61,8 @@ struct Loader {
       for (const auto& f : p.filters) {
         if (f == "clamav" && c.filters.clamav.database_dir.empty())
           return fail(where(root, "clamav"), fmt::format("profile {} uses clamav: clamav.database_dir is required", p.name));
+        if (f == "ocr" && c.filters.ocr.words_file.empty())
+          return fail(where(root, "ocr"), fmt::format("profile {} uses ocr: ocr.words_file is required", p.name));
         if (f == "rbl" && c.filters.rbl.zones.empty())
           return fail(where(root, "rbl"), fmt::format("profile {} uses rbl: at least one [[rbl.zone]] is required", p.name));
       }

@@ -149,6 +149,9 @@ Reply rule_rejected(std::string_view rule) { return {554, "5.7.1", fmt::format("
 Reply virus_found(std::string_view signature) {
   return {554, "5.7.1", fmt::format("Message refused: virus found: {}", printable(signature))};
 }
+Reply image_spam(std::string_view words) {
+  return {554, "5.7.1", fmt::format("Message refused: image text matches spam words ({})", printable(words))};
+}
 Reply scan_limit_rejected() { return {554, "5.7.1", "Message refused: it exceeds the virus scanner's limits"}; }
 }  // namespace replies
 

@@ -88,6 +88,7 @@ Reply rbl_listed(std::string_view ip, std::string_view zone, std::string_view tx
 Reply rhsbl_listed(std::string_view domain, std::string_view zone, std::string_view txt);  // 554 5.7.1
 Reply rule_rejected(std::string_view rule);                     // 554 5.7.1
 Reply virus_found(std::string_view signature);                  // 554 5.7.1
+Reply image_spam(std::string_view words);                       // 554 5.7.1 (ocr.reject_score)
 Reply scan_limit_rejected();                                    // 554 5.7.1 (clamav.on_limit reject)
 }  // namespace replies
 

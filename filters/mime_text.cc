@@ -1,8 +1,9 @@
-// GMime-based extraction of header values and text parts for the rules filter.
+// GMime-based extraction of header values and text parts (rules) and binary parts (ocr).
 #include "filters/mime_text.h"
 
 #include <gmime/gmime.h>
 
+#include <cctype>
 #include <memory>
 #include <mutex>
 
@@ -66,6 +67,58 @@ bool collect(GMimeObject* obj, std::string& out, size_t limit, int depth) {
   return !text || append_limited(out, text.get(), limit);
 }
 
+struct PartWalk {
+  std::vector<Part>& out;
+  size_t max_parts;
+  size_t bytes_left;
+};
+
+std::string lower(const char* s) {
+  std::string r = s ? s : "";
+  for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+
+// The decoded content of a leaf part, or false when it does not fit in what is left.
+bool decoded_content(GMimePart* part, std::string& data, size_t room) {
+  GMimeDataWrapper* content = g_mime_part_get_content(part);
+  if (!content) return true;
+  GPtr<GMimeStream> mem(g_mime_stream_mem_new());
+  if (g_mime_data_wrapper_write_to_stream(content, mem.get()) < 0) return true;  // undecodable: empty
+  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem.get()));
+  if (!bytes) return true;
+  if (bytes->len > room) return false;
+  data.assign(reinterpret_cast<const char*>(bytes->data), bytes->len);
+  return true;
+}
+
+// Depth-first walk collecting non-text leaf parts; false once a bound is reached.
+bool collect_parts(GMimeObject* obj, PartWalk& w, int depth) {
+  if (!obj || depth > kMaxDepth) return true;
+  if (GMIME_IS_MULTIPART(obj)) {
+    auto* mp = GMIME_MULTIPART(obj);
+    int n = g_mime_multipart_get_count(mp);
+    for (int i = 0; i < n; ++i)
+      if (!collect_parts(g_mime_multipart_get_part(mp, i), w, depth + 1)) return false;
+    return true;
+  }
+  if (GMIME_IS_MESSAGE_PART(obj)) {
+    GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+    return !inner || collect_parts(g_mime_message_get_mime_part(inner), w, depth + 1);
+  }
+  if (!GMIME_IS_PART(obj) || GMIME_IS_TEXT_PART(obj)) return true;
+  if (w.out.size() >= w.max_parts) return false;
+  Part p;
+  std::unique_ptr<char, GFree> type(g_mime_content_type_get_mime_type(g_mime_object_get_content_type(obj)));
+  if (g_mime_object_get_header(obj, "Content-Type")) p.content_type = lower(type.get());
+  const char* name = g_mime_part_get_filename(GMIME_PART(obj));
+  p.filename = name ? name : "";
+  if (!decoded_content(GMIME_PART(obj), p.data, w.bytes_left)) return false;
+  w.bytes_left -= p.data.size();
+  w.out.push_back(std::move(p));
+  return true;
+}
+
 }  // namespace
 
 void ensure_init() {
@@ -102,6 +155,21 @@ std::string body_text(std::string_view message, size_t limit) {
   GPtr<GMimeMessage> msg = parse(message);
   if (!msg) return out;
   collect(g_mime_message_get_mime_part(msg.get()), out, limit, 0);
+  return out;
+}
+
+}  // namespace filters::mime
+
+namespace filters::mime {
+
+std::vector<Part> binary_parts(std::string_view message, size_t max_parts, size_t max_bytes) {
+  ensure_init();
+  std::vector<Part> out;
+  if (max_parts == 0) return out;
+  GPtr<GMimeMessage> msg = parse(message);
+  if (!msg) return out;
+  PartWalk w{out, max_parts, max_bytes};
+  collect_parts(g_mime_message_get_mime_part(msg.get()), w, 0);
   return out;
 }
 

@@ -8,6 +8,8 @@ namespace filters {
 Resources::Resources(const config::Config& c) {
   unsigned n = c.filters.workers.threads ? c.filters.workers.threads : std::max(1u, std::thread::hardware_concurrency());
   workers = std::make_shared<net::BlockingPool>("filter", n, c.filters.workers.queue);
+  ocr_cache = std::make_shared<ocr::ResultCache>(
+      c.filters.ocr.cache_size, std::chrono::duration_cast<ocr::ResultCache::Clock::duration>(c.filters.ocr.cache_ttl));
 }
 
 Resources::ClamavOrError Resources::clamav_for(const std::shared_ptr<const config::Config>& c) {

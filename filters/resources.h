@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "filters/clamav_engine.h"
+#include "filters/ocr/cache.h"
 #include "net/blocking_pool.h"
 #include "net/dns_cache.h"
 
@@ -20,6 +21,9 @@ struct Resources {
   // The rbl filter's DNS answers, kept across reloads (its bounds are applied per insertion, from
   // the current config). The DNS channels themselves live with each I/O thread's io_context.
   std::shared_ptr<net::DnsCache> dns_cache = std::make_shared<net::DnsCache>();
+  // The ocr filter's results by image hash, kept across reloads (a generation that uses ocr sets
+  // its bounds when its filter is built).
+  std::shared_ptr<ocr::ResultCache> ocr_cache;
 
   // The ClamAV engine for config generation `c` (which uses clamav), in two steps so that a
   // refused reload changes nothing:

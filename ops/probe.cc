@@ -107,6 +107,10 @@ std::string metrics_text(const Probe& p) {
          "# TYPE mxfront_qmqp_answers_total counter\n";
   for (const auto& [labels, n] : core::labeled_counters_snapshot("qmqp_answers_total"))
     out += fmt::format("mxfront_qmqp_answers_total{{{}}} {}\n", labels, n);
+  out += "# HELP mxfront_ocr_images_total Image parts seen by the ocr filter, by outcome.\n"
+         "# TYPE mxfront_ocr_images_total counter\n";
+  for (const auto& [labels, n] : core::labeled_counters_snapshot("ocr_images_total"))
+    out += fmt::format("mxfront_ocr_images_total{{{}}} {}\n", labels, n);
   std::string last;
   auto hists = core::histograms_snapshot();
   std::stable_sort(hists.begin(), hists.end(), [](const auto& a, const auto& b) { return a.name < b.name; });

@@ -2,6 +2,8 @@
 // handles SIGTERM/SIGINT (drain, then exit 0) and SIGHUP (validated reload).
 #include "smtpd/server.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -22,6 +24,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "filters/clamav.h"
+#include "filters/ocr/engine.h"
+#include "filters/ocr/ocr_filter.h"
 #include "filters/rbl.h"
 #include "filters/relay_control.h"
 #include "filters/rules.h"
@@ -42,6 +46,15 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
+sigset_t control_signals() {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGTERM);
+  sigaddset(&s, SIGINT);
+  sigaddset(&s, SIGHUP);
+  return s;
+}
+
 // The filter registry: name -> instance. Names are validated by the config loader; a filter
 // that cannot be built (a bad signature directory, say) makes the whole generation invalid.
 struct FilterOrError {
@@ -60,6 +73,13 @@ FilterOrError make_filter(const std::string& name, const Snapshot& s) {
     auto engines = s.resources->clamav_for(s.config);
     if (!engines.engines) return {nullptr, engines.error};
     return {std::make_shared<filters::ClamavFilter>(engines.engines, s.resources->workers, s.config->filters.clamav), {}};
+  }
+  if (name == "ocr") {
+    std::string err;
+    const config::Ocr& o = s.config->filters.ocr;
+    auto f = filters::OcrFilter::build(o, s.resources->workers, s.resources->ocr_cache, err);
+    if (f) s.resources->ocr_cache->configure(o.cache_size, std::chrono::duration_cast<std::chrono::steady_clock::duration>(o.cache_ttl));
+    return {f, err};
   }
   return {nullptr, "filter '" + name + "' is not built into this mxfront"};
 }
@@ -131,6 +151,18 @@ std::vector<ops::Dependency> dependencies_of(const Snapshot& s) {
     scans = scans || std::find(p.filters.begin(), p.filters.end(), "clamav") != p.filters.end();
   if (auto engines = s.resources->clamav_engines(); scans && engines)
     deps.push_back({"clamav", c.filters.clamav.database_dir, [engines] { return filters::clamav::health(engines->status()); }});
+  bool reads_images = false;
+  for (const auto& p : c.profiles)
+    reads_images = reads_images || std::find(p.filters.begin(), p.filters.end(), "ocr") != p.filters.end();
+  if (reads_images) {
+    filters::ocr::EngineSettings e{c.filters.ocr.language, c.filters.ocr.datapath, c.filters.ocr.page_seg_mode};
+    deps.push_back({"ocr", c.filters.ocr.language, [e] {
+                      std::string err = filters::ocr::check_language(e);
+                      if (!err.empty()) return err;
+                      return fmt::format("ok: tesseract {}, language {} in {}, {} engines", filters::ocr::tesseract_version(),
+                                         e.language, filters::ocr::tessdata_dir(e), filters::ocr::engines_created());
+                    }});
+  }
   return deps;
 }
 
@@ -361,6 +393,8 @@ struct Server::Impl {
 
   asio::awaitable<void> signals() {
     asio::signal_set sigs(main, SIGTERM, SIGINT, SIGHUP);
+    sigset_t control = control_signals();
+    pthread_sigmask(SIG_UNBLOCK, &control, nullptr);  // this (the main) thread takes them from now on
     for (;;) {
       int sig = co_await sigs.async_wait(asio::use_awaitable);
       if (sig == SIGHUP) {
@@ -376,6 +410,11 @@ struct Server::Impl {
 
 Server::Server(std::shared_ptr<const Snapshot> s) : impl_(std::make_unique<Impl>(std::move(s))) {}
 Server::~Server() = default;
+
+void block_control_signals() {
+  sigset_t control = control_signals();
+  pthread_sigmask(SIG_BLOCK, &control, nullptr);
+}
 
 namespace {
 void raise_fd_limit() {

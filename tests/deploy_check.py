@@ -141,7 +141,8 @@ try:
         f.write("x\n")
     fixtures = {"/var/lib/clamav": sigdir, "/etc/mxfront/tls/fullchain.pem": cert,
                 "/etc/mxfront/tls/privkey.pem": key, "/etc/mxfront/ldap.secret": secret,
-                "/etc/mxfront/users": os.path.join(REPO, "config", "users.example")}
+                "/etc/mxfront/users": os.path.join(REPO, "config", "users.example"),
+                "/etc/mxfront/ocr_words.txt": os.path.join(REPO, "config", "ocr_words.example.txt")}
     shipped = {"docker/mxfront.compose.toml": mx_toml,
                "docker/submission.compose.toml": open(os.path.join(docker, "submission.compose.toml")).read(),
                "deploy/k8s ConfigMap": cm["data"]["mxfront.toml"] if cm else "",
