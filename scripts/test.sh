@@ -3,7 +3,7 @@
 #   1. unit + integration tests (ctest, real Postfix/swaks/smtp-source/smtplib on loopback)
 #   2. the same tests again with everything built under AddressSanitizer + UndefinedBehaviorSanitizer
 #      (+ LeakSanitizer): any report aborts the process and fails its test
-#   3. the concurrency-heavy tests (unit tests; relay, fault, TLS/AUTH, directory and clamav integration) under
+#   3. the concurrency-heavy tests (unit tests; relay, fault, TLS/AUTH, directory, clamav, ocr integration) under
 #      ThreadSanitizer
 #   4. a short libFuzzer run of each fuzz target (clang)
 # Exits non-zero if anything fails; ends with one "N passed, N failed" line.
@@ -50,10 +50,10 @@ build_tsan() {
     ninja -C build-tsan
 }
 run_tsan() { (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-                ctest --output-on-failure -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory|clamav|rbl|mx_chain|admin)$'); }
+                ctest --output-on-failure -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory|clamav|rbl|mx_chain|admin|ocr)$'); }
 build_fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_FUZZ=ON >/dev/null &&
-    ninja -C build-fuzz protocol_fuzz address_fuzz netstring_fuzz config_fuzz proxy_fuzz auth_fuzz dns_fuzz mime_fuzz
+    ninja -C build-fuzz protocol_fuzz address_fuzz netstring_fuzz config_fuzz proxy_fuzz auth_fuzz dns_fuzz mime_fuzz image_fuzz
 }
 run_fuzz() { (cd build-fuzz && ctest --output-on-failure -R '^fuzz_'); }
 
