@@ -6,6 +6,8 @@
 #include <syslog.h>
 
 #include <memory>
+#include <mutex>
+#include <vector>
 
 namespace core {
 namespace {
@@ -23,8 +25,21 @@ std::shared_ptr<spdlog::logger>& instance() {
 }
 }  // namespace
 
+// log() hands out a reference, so a logger must outlive every caller that may still hold one: a
+// reload only changes the level of the running logger (atomic in spdlog); a new logger is made
+// only when the syslog setting changes, and the one it replaces is kept for the life of the
+// process (one per change; freeing it raced with I/O threads logging, ASan caught it in the soak).
 void init_logging(std::string_view level, bool syslog) {
-  auto l = make(syslog);
+  static std::mutex mu;
+  static bool with_syslog = false;
+  static std::vector<std::shared_ptr<spdlog::logger>> retired;
+  std::lock_guard lock(mu);
+  auto l = std::atomic_load(&instance());
+  if (syslog != with_syslog) {
+    retired.push_back(l);
+    l = make(syslog);
+    with_syslog = syslog;
+  }
   l->set_level(spdlog::level::from_str(std::string(level)));
   std::atomic_store(&instance(), l);
 }

@@ -32,7 +32,7 @@ this run is parsed for Message-ID, X-Soak-Attempt and Postfix queue id.
 Then the surviving mxfront's fd count must return to its baseline (taken after warm-up) within
 10 s and none of its sockets may be in CLOSE_WAIT; RSS is reported.
 
-Exit code 0 only if every check holds. Usage: soak.py [--duration 60] [--clients 6] [--seed N]
+Exit code 0 only if every check holds. Usage: soak.py [--duration 60] [--clients 6] [--seed N] [--chain]
 """
 import argparse
 import json
@@ -120,10 +120,11 @@ class RestartablePostfix(PostfixQmqp):
 class Instance:
     """One mxfront process on a fixed port; keeps its log after it is killed."""
 
-    def __init__(self, gen, port, servers, workdir):
+    def __init__(self, gen, port, servers, workdir, chain=None):
         self.gen = gen
         self.port = port
         self.workdir = workdir
+        self.chain = chain
         cfg = {
             "server": {"io_threads": 2, "shutdown_timeout": 5},
             "listener": [{"address": f"{HOST}:{port}", "profile": "mx"}],
@@ -131,6 +132,7 @@ class Instance:
                            session_timeout=120),
             "qmqp": {"connect_timeout": 1, "answer_timeout": 3},
         }
+        cfg.update(chain or {})
         self.mx = Mxfront(servers, cfg)
         self.log_copy = None
 
@@ -227,11 +229,38 @@ class Soak:
             self.counter += 1
             return f"soak-{self.run_id}-{tag}-{self.counter}"
 
+    def chain_config(self):
+        """--chain: the MX filter chain in front (rules, relay_control, clamav with a test signature
+        DB, ocr with a word list); every fifth message carries a picture (a clean text image)."""
+        if not self.args.chain:
+            return None
+        from clamav_harness import SignatureDb
+        from ocr_harness import OcrImages, write_words_file
+        self.sigdb = SignatureDb()
+        self.ocr_images = OcrImages()
+        self.pictures = [self.ocr_images.text_png(f"SOAK REPORT PAGE {i}", 400, 100, 36) for i in range(3)]
+        words = write_words_file(self.workdir, ["cheap viagra", "buy now"])
+        return {
+            "profile.mx": {"filters": ["rules", "relay_control", "clamav", "ocr"], "reject_score": 50, "tag_score": 40},
+            "rules.rule": [{"name": "NEVER", "kind": "body", "pattern": "(?i)never-in-a-soak-message", "action": "reject"}],
+            "clamav": {"database_dir": self.sigdb.dir},
+            "ocr": {"words_file": str(words)},
+        }
+
     def message(self, msgid, rcpt, attempt, size):
         head = (f"From: <soak@example.net>\r\nTo: <{rcpt}>\r\nMessage-ID: <{msgid}@soak.test>\r\n"
-                f"X-Soak-Attempt: {attempt}\r\nSubject: soak {msgid}\r\n\r\n")
+                f"X-Soak-Attempt: {attempt}\r\nSubject: soak {msgid}\r\n")
         line = "soak-body " + "x" * 64 + "\r\n"
-        return (head + line * max(1, size // len(line))).encode()
+        body = line * max(1, size // len(line))
+        n = int(msgid.rsplit("-", 1)[1]) if msgid.rsplit("-", 1)[1].isdigit() else 0
+        if not self.args.chain or n % 5:
+            return (head + "\r\n" + body).encode()
+        import base64
+        pic = base64.encodebytes(self.pictures[n % len(self.pictures)]).decode().replace("\n", "\r\n")
+        return (head + 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="soakB"\r\n\r\n'
+                "--soakB\r\nContent-Type: text/plain\r\n\r\n" + body +
+                "--soakB\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n" + pic +
+                "--soakB--\r\n").encode()
 
     def record_attempt(self, msgid, kind, rcpt, attempt):
         with self.lock:
@@ -541,7 +570,7 @@ class Soak:
         old.sigkill()
         self.gate.clear()
         try:
-            new = Instance(old.gen + 1, old.port, [p.address for p in self.pfs[:2]], self.workdir)
+            new = Instance(old.gen + 1, old.port, [p.address for p in self.pfs[:2]], self.workdir, old.chain)
             deadline = time.monotonic() + 10
             while True:  # the port may be busy for a moment
                 try:
@@ -750,7 +779,7 @@ class Soak:
         A, B, Z, D = self.pfs
         log(f"postfix A {A.address}, B {B.address}, Z {Z.address}, D {D.address}")
         from mxharness import free_port
-        self.inst = Instance(1, free_port(), [A.address, B.address], self.workdir).start()
+        self.inst = Instance(1, free_port(), [A.address, B.address], self.workdir, self.chain_config()).start()
         self.instances.append(self.inst)
         self.baseline = self.inst.mx.warm_up()
         self.rss_before = self.inst.rss_kb()
@@ -817,7 +846,12 @@ class Soak:
               and L["duplicates_unexplained"] == 0 and L["unknown_msgids_delivered"] == 0
               and alive and fds is not None and fds <= self.baseline and cw == 0
               and not self.problems and L["accepted_250"] > 0)
-        result = dict(L, run_id=self.run_id, seed=self.seed, duration=round(run_secs, 1),
+        # --chain: the filters really judged the load (the ocr filter logs every message with an image)
+        ocr_read = sum(len(re.findall(r"ocr id=\S+ images=1 read=1 ", i.log())) for i in self.instances)
+        if a.chain and ocr_read == 0:
+            self.problems.append("--chain: the ocr filter read no picture")
+        ok = ok and not self.problems
+        result = dict(L, run_id=self.run_id, chain=bool(a.chain), ocr_images_read=ocr_read, seed=self.seed, duration=round(run_secs, 1),
                       clients=a.clients, retries=a.retries, duplicate_reasons=reasons,
                       faults={k: v[0] for k, v in kinds.items()},
                       faults_failed={k: v[1] for k, v in kinds.items() if v[1]},
@@ -851,6 +885,8 @@ class Soak:
             f"  250 copies by queue id         {r['k_copies_matched']} found, {r['k_copies_missing']} missing",
             f"  duplicates            {r['duplicates']} (unexplained {r['duplicates_unexplained']})",
         ]
+        if r["chain"]:
+            lines.append(f"  filter chain          rules, relay_control, clamav, ocr: {r['ocr_images_read']} pictures read by ocr")
         for why, n in sorted(r["duplicate_reasons"].items(), key=lambda x: -x[1]):
             lines.append(f"      {n:4d} x {why}")
         lines.append("  faults injected       " + ", ".join(f"{k}={v}" for k, v in sorted(r["faults"].items())))
@@ -878,6 +914,9 @@ class Soak:
     def cleanup(self):
         self.stop.set()
         self.gate.set()
+        for res in ("sigdb", "ocr_images"):
+            if getattr(self, res, None):
+                getattr(self, res).cleanup()
         for inst in self.instances:
             try:
                 inst.cleanup()
@@ -906,6 +945,7 @@ def main():
     p.add_argument("--clients", type=int, default=6, help="load client threads (default 6)")
     p.add_argument("--seed", type=int, default=None, help="random seed (fault order, sizes)")
     p.add_argument("--retries", type=int, default=4, help="retries of a message told 4xx/nothing")
+    p.add_argument("--chain", action="store_true", help="the MX filter chain in front (rules, clamav, ocr)")
     args = p.parse_args()
     if args.duration < 20:
         p.error("--duration must be at least 20 s (every fault kind needs room)")
