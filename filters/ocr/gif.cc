@@ -345,11 +345,13 @@ Decoded refuse(Status s, std::string why, const GifFileType* gif) {
 
 // The logical screen against the guards, before the canvas is allocated.
 Decoded screen_guard(const GifFileType& gif, const Guards& g) {
-  const uint64_t w = static_cast<uint64_t>(std::max(gif.SWidth, 0)), h = static_cast<uint64_t>(std::max(gif.SHeight, 0));
+  const uint64_t w = static_cast<uint64_t>(std::max(gif.SWidth, 0));
+  const uint64_t h = static_cast<uint64_t>(std::max(gif.SHeight, 0));
   const std::string dims = std::to_string(w) + "x" + std::to_string(h);
   if (w * h > g.max_pixels) return refuse(Status::TooLarge, "screen " + dims + " is more than max_pixels", &gif);
   if (w < g.min_width || h < g.min_height) return refuse(Status::TooSmall, "screen " + dims, &gif);
-  if (4 * w * h > g.max_decoded_bytes) return refuse(Status::TooLarge, "canvas " + dims + " past max_decoded_bytes", &gif);
+  if (4 * w * h > g.max_decoded_bytes)
+    return refuse(Status::TooLarge, "canvas " + dims + " past max_decoded_bytes", &gif);
   return refuse(Status::Ok, "", &gif);
 }
 

@@ -298,9 +298,14 @@ std::string_view status_name(Status s) {
 
 void PixDeleter::operator()(Pix* p) const { pixDestroy(&p); }
 
+// Some Leptonica 1.82 readers print through lept_stderr() whatever the severity (pixReadMemBmp's
+// "removing opaque cmap"), so its stderr handler is replaced as well.
 void quiet_leptonica() {
   static std::once_flag once;
-  std::call_once(once, [] { setMsgSeverity(L_SEVERITY_NONE); });
+  std::call_once(once, [] {
+    setMsgSeverity(L_SEVERITY_NONE);
+    leptSetStderrHandler([](const char*) {});
+  });
 }
 
 Decoded decode(std::string_view bytes, const Guards& g) {

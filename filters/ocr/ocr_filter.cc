@@ -52,8 +52,10 @@ image::Guards guards(const config::Ocr& s, uint64_t bytes_left) {
   return g;
 }
 
+// "" when the picture gives no usable perceptual hash (dhash 0 also means "could not convert").
 std::string perceptual_key(const Pix* p, unsigned w, unsigned h) {
-  return fmt::format("p:{}x{}:{:016x}", w, h, image::dhash(p));
+  uint64_t d = image::dhash(p);
+  return d ? fmt::format("p:{}x{}:{:016x}", w, h, d) : std::string();
 }
 
 // The text of one view: from the cache, or read now. False when it was not read in full (budget,
