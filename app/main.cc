@@ -1,8 +1,11 @@
 // mxfront entry point: command line, config loading, start-up. The only file that knows every module.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include <unistd.h>
 
 #include "config/load.h"
 #include "config/parameters.h"
@@ -20,7 +23,22 @@ void usage() {
 }
 }  // namespace
 
+namespace {
+// Debian's libtesseract is built with OpenMP and asks for teams of 4 threads in its LSTM code; the
+// worker pool is the parallelism, and measured (bench/ocr.py) the teams cost 8x the CPU per image.
+// Only OMP_THREAD_LIMIT caps them, and libgomp reads it when it is loaded, before main(): so when it
+// is unset, set it to 1 and exec this program again (same pid, same arguments). An operator's own
+// value is kept.
+void limit_openmp_threads(char** argv) {
+  if (std::getenv("OMP_THREAD_LIMIT")) return;
+  setenv("OMP_THREAD_LIMIT", "1", 1);
+  execv("/proc/self/exe", argv);
+  // exec failed (no /proc): run on; OCR then only costs more CPU.
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  limit_openmp_threads(argv);
   std::signal(SIGPIPE, SIG_IGN);  // a peer that vanished is an error code, never a dead process
   if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
     std::printf("mxfront %s (%s)\n", core::kVersion, core::kGitRev);

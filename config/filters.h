@@ -113,6 +113,8 @@ struct Ocr {
   size_t max_decoded_bytes = 67108864; // pixel octets decoded per message
   size_t max_frames = 64;              // GIF frames decoded
   size_t upscale_below = 150;          // 2x scale-up when the shorter side is below this (0 = never)
+  size_t pdf_max_pages = 3;            // PDF attachments: pages read (text layer; text-less pages OCR'd); 0 = PDFs ignored
+  size_t pdf_dpi = 100;                // resolution of the pictures of text-less PDF pages
   Seconds image_timeout{3};            // OCR time of one image
   Seconds budget{10};                  // OCR time of one message; past it the filter answers with what it read
   size_t cache_size = 10000;           // OCR results kept, by image hash

@@ -10,7 +10,7 @@ BUILD_PKGS=(
   libboost1.74-dev libssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libldap-dev libcrypt-dev libsystemd-dev
   libc-ares-dev libre2-dev libgmime-3.0-dev libclamav-dev
-  libtesseract-dev libleptonica-dev libgif-dev
+  libtesseract-dev libleptonica-dev libgif-dev libpoppler-cpp-dev
 )
 
 PKGS=(
@@ -20,9 +20,9 @@ PKGS=(
   libgtest-dev libgmock-dev libldap-dev libcrypt-dev
   # filters: async DNS (RBL), linear-time regexes (rules), MIME (rules, OCR), virus scanning
   libc-ares-dev libre2-dev libgmime-3.0-dev libclamav-dev clamav clamav-testfiles
-  # OCR of image spam: Tesseract + Leptonica, giflib for animated GIF frames; the tests render
+  # OCR of image spam: Tesseract + Leptonica, giflib for animated GIF frames, poppler for PDFs; the tests render
   # their images with ImageMagick and the DejaVu fonts
-  libtesseract-dev libleptonica-dev libgif-dev tesseract-ocr tesseract-ocr-eng imagemagick fonts-dejavu-core
+  libtesseract-dev libleptonica-dev libgif-dev libpoppler-cpp-dev tesseract-ocr tesseract-ocr-eng imagemagick fonts-dejavu-core
   # fuzzing and sanitizers
   clang libclang-rt-14-dev
   # real components and clients for the demo, integration tests and benchmarks

@@ -5,7 +5,6 @@
 #include <leptonica/allheaders.h>
 #include <tesseract/baseapi.h>
 #include <tesseract/ocrclass.h>
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -21,13 +20,6 @@ tesseract::PageSegMode psm_of(const std::string& s) {
   if (s == "single_block") return tesseract::PSM_SINGLE_BLOCK;
   if (s == "sparse_text") return tesseract::PSM_SPARSE_TEXT;
   return tesseract::PSM_AUTO;
-}
-
-// Debian's libtesseract is built with OpenMP: left alone, every pool thread would start a team of
-// one thread per core. The pool is the parallelism, so each engine thread asks for one thread.
-void one_openmp_thread() {
-  using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) set(1);
 }
 
 struct ThreadEngine {
@@ -49,7 +41,6 @@ tesseract::TessBaseAPI* engine_for(const EngineSettings& s, std::string& error) 
   e.api.reset();
   e.language = s.language;
   e.datapath = s.datapath;
-  one_openmp_thread();
   auto api = std::make_unique<tesseract::TessBaseAPI>();
   // Quiet: the library prints "Empty page!!" and DPI warnings to stderr otherwise.
   api->SetVariable("debug_file", "/dev/null");

@@ -1,6 +1,8 @@
 // Tesseract for the OCR filter: one engine per calling thread, created on first use (Init takes
 // ~150 ms) and kept for the thread's life, re-created only when the language or data path change.
 // Contract: call recognize() from worker-pool threads only (it runs tens of milliseconds of CPU);
+// the process must run with OMP_THREAD_LIMIT=1 (app/main.cc sees to it), or Debian's OpenMP build
+// of Tesseract starts 4 threads per recognition and costs 8x the CPU (bench/README.md, OCR);
 // thread-safe because no engine is shared; a recognition stops at its deadline or when `cancel`
 // becomes true, returning the text read so far.
 #pragma once

@@ -15,6 +15,7 @@
 #include "filters/mime_text.h"
 #include "filters/ocr/engine.h"
 #include "filters/ocr/image.h"
+#include "filters/ocr/pdf.h"
 
 namespace filters {
 namespace R = core::replies;
@@ -114,6 +115,48 @@ std::shared_ptr<OcrFilter> OcrFilter::build(const config::Ocr& settings, std::sh
   return std::make_shared<OcrFilter>(settings, std::move(*words.list), std::move(workers), std::move(cache));
 }
 
+namespace {
+
+// A PDF attachment: its text layer joins the text; its text-less pages are read like images.
+void read_pdf(std::string_view data, const config::Ocr& s, ocr::ResultCache* cache, Clock::time_point deadline,
+              const std::atomic<bool>* cancel, uint64_t& bytes_left, OcrFilter::Report& r) {
+  if (Clock::now() >= deadline) {
+    r.budget_spent = true;
+    ++r.skipped;
+    count_image("over_budget");
+    return;
+  }
+  pdf::Guards g;
+  g.max_pages = static_cast<unsigned>(s.pdf_max_pages);
+  g.render_dpi = static_cast<unsigned>(s.pdf_dpi);
+  g.max_pixels = std::min<uint64_t>(s.max_pixels, bytes_left);
+  pdf::Extracted e = pdf::extract(data, g);
+  if (e.status != pdf::Extracted::Status::Ok) {
+    ++r.skipped;
+    count_image(e.status == pdf::Extracted::Status::Locked ? "pdf_locked" : "pdf_corrupt");
+    return;
+  }
+  ++r.pdfs;
+  count_image("pdf");
+  r.text += e.text;
+  for (const auto& page : e.renders) {
+    ++r.images;
+    bytes_left -= std::min<uint64_t>(bytes_left, static_cast<uint64_t>(pixGetWidth(page.get())) * pixGetHeight(page.get()));
+    if (r.read >= s.max_images) {
+      ++r.skipped;
+      count_image("over_limit");
+      continue;
+    }
+    ViewOutcome v = read_view(page.get(), s, cache, deadline, cancel, r.text);
+    ++r.read;
+    if (v.from_cache) ++r.cached;
+    if (!v.complete && Clock::now() >= deadline) r.budget_spent = true;
+    count_image(v.from_cache ? "cached" : v.complete ? "read" : "cut_short");
+  }
+}
+
+}  // namespace
+
 OcrFilter::Report OcrFilter::analyse(std::string_view message, const config::Ocr& s, const ocr::WordList& words,
                                      ocr::ResultCache* cache, const std::atomic<bool>* cancel) {
   Report r;
@@ -124,6 +167,10 @@ OcrFilter::Report OcrFilter::analyse(std::string_view message, const config::Ocr
     image::Format found = image::sniff(part.data);
     image::Format declared = image::declared_format(part.content_type);
     if (found == image::Format::Unknown) {
+      if (s.pdf_max_pages > 0 && pdf::is_pdf(part.data)) {
+        read_pdf(part.data, s, cache, deadline, cancel, bytes_left, r);
+        continue;
+      }
       if (declared != image::Format::Unknown) r.mismatch = true;  // says image, is not one
       continue;
     }
@@ -215,11 +262,11 @@ boost::asio::awaitable<Verdict> OcrFilter::check(Phase, std::shared_ptr<const Co
   };
   std::optional<Report> r = co_await workers_->run(std::move(job));
   if (!r) co_return Verdict{Action::TempFail, R::filter_busy(), "ocr: worker queue full"};
-  if (r->images > 0) {
+  if (r->images > 0 || r->pdfs > 0) {
     std::string words;
     for (const auto& h : r->hits) words += fmt::format("{}{}~\"{}\"", words.empty() ? "" : " ", h.phrase, h.seen);
-    core::log().info("ocr id={} images={} read={} cached={} skipped={} mismatch={} budget_spent={} score={:g} words=[{}] ms={:.0f}",
-                     ctx->session_id, r->images, r->read, r->cached, r->skipped, r->mismatch, r->budget_spent, r->score,
+    core::log().info("ocr id={} images={} read={} cached={} skipped={} pdfs={} mismatch={} budget_spent={} score={:g} words=[{}] ms={:.0f}",
+                     ctx->session_id, r->images, r->read, r->cached, r->skipped, r->pdfs, r->mismatch, r->budget_spent, r->score,
                      words, r->ms);
   }
   co_return verdict(*r, *settings_);

@@ -1,7 +1,8 @@
 // The OCR filter, at Data: on the worker pool it walks the message's binary parts (GMime), finds
 // images by content, decodes them under guards (image.h), reads them with Tesseract (engine.h)
 // within a per-image cap and a per-message budget, reusing cached results by image hash
-// (cache.h), and matches the text against the word list (words.h).
+// (cache.h), and matches the text against the word list (words.h). PDF attachments (pdf.h) give
+// their text layer, and their text-less pages are read like images.
 // Verdict: hits -> score (capped) with tag OCR_WORDS=score:word,word fed to the chain, or
 // 554 5.7.1 at once at ocr.reject_score; a declared type that lies about the content adds
 // ocr.mismatch_score. Budget spent before anything matched: Verdict::failure (on_error, default
@@ -25,7 +26,8 @@ class OcrFilter final : public Filter {
   struct Report {
     std::vector<ocr::Hit> hits;
     double score = 0;          // from the hits (before the mismatch score)
-    size_t images = 0;         // parts whose content is an image
+    size_t images = 0;         // parts whose content is an image (PDF pages rendered included)
+    size_t pdfs = 0;           // PDF attachments read
     size_t read = 0;           // images whose text was obtained (OCR or cache)
     size_t cached = 0;         // of which every view came from the cache
     size_t skipped = 0;        // guards, max_images, budget

@@ -147,6 +147,26 @@ class OcrImages:
     def tiny_gif(self) -> bytes:
         return self._cached("tiny", "gif", (), lambda p: convert("-size", "1x1", "xc:none", p))
 
+    def text_pdf(self, text) -> bytes:
+        """A one-page PDF whose words are in its text layer (Helvetica, written by hand)."""
+        return self._cached("textpdf", "pdf", (text,), lambda p: p.write_bytes(
+            pdf_bytes(f"BT /F1 28 Tf 60 700 Td ({text}) Tj ET".encode(), fonts=True)))
+
+    def image_pdf(self, text) -> bytes:
+        """A one-page PDF with no text layer: the words are only in an embedded grey picture
+        (ImageMagick's policy forbids writing PDF, so the picture is embedded by hand)."""
+        def render(p):
+            png = self.path("pdfimg-" + str(abs(hash(text))) + ".png")
+            png.write_bytes(self.text_png(text))
+            raw = self.path("pdfimg.gray")
+            convert(png, "-colorspace", "Gray", "-depth", "8", f"gray:{raw}")
+            w, h = 640, 110
+            pixels = zlib.compress(raw.read_bytes())
+            assert len(raw.read_bytes()) == w * h, "unexpected picture size"
+            content = b"q 480 0 0 82.5 60 600 cm /Im1 Do Q"  # 640x110 px at 96 dpi
+            p.write_bytes(pdf_bytes(content, image=(w, h, pixels)))
+        return self._cached("imagepdf", "pdf", (text,), render)
+
     def cleanup(self):
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -159,6 +179,36 @@ class OcrImages:
         self.cleanup()
 
 
+def pdf_bytes(content: bytes, fonts=False, image=None) -> bytes:
+    """A minimal one-page PDF (US Letter) drawing `content`; with `fonts` a Helvetica /F1, with
+    `image` = (width, height, zlib-compressed 8-bit grey pixels) an XObject /Im1."""
+    resources = b"<< "
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>", None,
+               b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"]
+    if fonts:
+        objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+        resources += b"/Font << /F1 %d 0 R >> " % len(objects)
+    if image:
+        w, h, data = image
+        objects.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+                       b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n" % (w, h, len(data))
+                       + data + b"\nendstream")
+        resources += b"/XObject << /Im1 %d 0 R >> " % len(objects)
+    objects[2] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources "
+                  + resources + b">> >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 def sniff_type(data: bytes) -> str:
     """The true Content-Type by magic bytes (what an honest sender would declare)."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -167,6 +217,8 @@ def sniff_type(data: bytes) -> str:
         return "image/jpeg"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif"
+    if data.startswith(b"%PDF-"):
+        return "application/pdf"
     return "application/octet-stream"
 
 

@@ -2,7 +2,8 @@
 in-process) -> REAL Postfix qmqpd -> Maildir, with images rendered by ImageMagick (ocr_harness.py).
 
 Covers the issue's "done means": image-only spam whose words are in a picture (PNG, JPEG with colour
-text, a noisy rotated copy) or spread across animated GIF frames is refused during the SMTP session;
+text, a noisy rotated copy) or spread across animated GIF frames, or in a PDF (its text layer, or a page that is only a picture), is
+refused during the SMTP session;
 clean images and photos pass; a weaker hit is tagged (X-Spam-Report names the words); a declared type
 that lies is scored; bombs, corrupt images, tracking pixels and too many images are skipped and
 counted; the message budget bounds the time spent; the same image sent 50 times is read once (the
@@ -115,6 +116,20 @@ class OcrTest(PostfixMxfrontCase):
     def test_image_declared_as_octet_stream_is_still_read(self):
         self.assert_refused([("x.bin", self.images.text_png(SPAM_TEXT))], "an image declared as octet-stream",
                             declared_types=["application/octet-stream"])
+
+    # -- PDF attachments: the text layer, and pictures of text-less pages -------------------------
+    def test_pdf_with_spam_in_its_text_layer_is_refused(self):
+        self.assert_refused([("offer.pdf", self.images.text_pdf(SPAM_TEXT))], "a PDF whose text layer is spam")
+        self.assertTrue(self.mx.wait_log(r"ocr id=\S+ images=0 read=0 .* pdfs=1 .*words=\[cheap viagra", 5), self.diag())
+
+    def test_image_only_pdf_is_rendered_and_read(self):
+        self.assert_refused([("scan.pdf", self.images.image_pdf(SPAM_TEXT))], "an image-only PDF")
+        self.assertTrue(self.mx.wait_log(r"ocr id=\S+ images=1 read=1 .* pdfs=1 .*words=\[cheap viagra", 5), self.diag())
+
+    def test_clean_pdf_passes(self):
+        data = self.assert_relayed([("minutes.pdf", self.images.text_pdf("MINUTES OF THE BOARD MEETING"))],
+                                   "a clean PDF")
+        self.assertNotIn(b"X-Spam-", data)
 
     # -- weaker hits are tagged, clean images pass ---------------------------------------------
     def test_one_word_is_tagged_with_the_word_in_the_report(self):
