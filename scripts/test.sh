@@ -44,6 +44,7 @@ build_asan() {
     ninja -C build-asan
 }
 run_asan() { (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+                LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp \
                 ctest --output-on-failure -j"$JOBS" -E '^fuzz_'); }  # the soak too: it found a use-after-free
 build_tsan() {
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_TSAN=ON >/dev/null &&

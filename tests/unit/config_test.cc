@@ -94,7 +94,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Bad{"UnknownProfile", kMinimal + "[profile.smtp]\nrecipients = 1\n", "t.toml:7: unknown profile 'smtp'"},
         Bad{"UnknownProfileKey", kMinimal + "[profile.mx]\nauth = true\n", "t.toml:8: unknown key 'auth' in [profile.mx]"},
-        Bad{"UnknownFilter", kMinimal + "[profile.mx]\nfilters = [\"spamassassin\"]\n", "unknown filter 'spamassassin' (known: relay_control, rules, rbl, clamav)"},
+        Bad{"UnknownFilter", kMinimal + "[profile.mx]\nfilters = [\"spamassassin\"]\n", "unknown filter 'spamassassin' (known: relay_control, rules, rbl, clamav, ocr)"},
         Bad{"SubmissionWithoutTls", kMinimal + "[[listener]]\naddress = \"127.0.0.1:587\"\nprofile = \"submission\"\n",
             "needs [tls] cert_file and key_file"},
         Bad{"CertWithoutKey", kMinimal + "[tls]\ncert_file = \"/nonexistent.pem\"\n", "tls needs both cert_file and key_file"},
