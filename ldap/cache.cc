@@ -1,14 +1,14 @@
-// Bounded LRU with per-kind TTLs (cache.h).
+// Recipient cache: which answers are kept and for how long (cache.h); the LRU is core::ExpiringLru.
 #include "ldap/cache.h"
 
 namespace ldap {
 
 RecipientCache::RecipientCache(size_t capacity, std::chrono::duration<double> positive_ttl,
                                std::chrono::duration<double> negative_ttl, Now now)
-    : capacity_(capacity),
-      positive_ttl_(std::chrono::duration_cast<Clock::duration>(positive_ttl)),
+    : positive_ttl_(std::chrono::duration_cast<Clock::duration>(positive_ttl)),
       negative_ttl_(std::chrono::duration_cast<Clock::duration>(negative_ttl)),
-      now_(std::move(now)) {}
+      now_(std::move(now)),
+      map_(capacity) {}
 
 std::optional<RecipientCache::Clock::duration> RecipientCache::ttl_for(Lookup status) const {
   Clock::duration ttl{};
@@ -22,62 +22,8 @@ std::optional<RecipientCache::Clock::duration> RecipientCache::ttl_for(Lookup st
   return ttl;
 }
 
-std::optional<RecipientResult> RecipientCache::get(const std::string& key) {
-  if (capacity_ == 0) return std::nullopt;
-  const auto now = now_();
-  std::lock_guard lock(mu_);
-  auto it = index_.find(key);
-  if (it == index_.end()) {
-    ++stats_.misses;
-    return std::nullopt;
-  }
-  if (it->second->expires <= now) {
-    lru_.erase(it->second);
-    index_.erase(it);
-    ++stats_.expired;
-    ++stats_.misses;
-    return std::nullopt;
-  }
-  lru_.splice(lru_.begin(), lru_, it->second);
-  ++stats_.hits;
-  return it->second->value;
-}
-
 void RecipientCache::put(const std::string& key, const RecipientResult& value) {
-  if (capacity_ == 0) return;
-  auto ttl = ttl_for(value.status);
-  if (!ttl) return;
-  const auto expires = now_() + *ttl;
-  std::lock_guard lock(mu_);
-  ++stats_.stored;
-  auto it = index_.find(key);
-  if (it != index_.end()) {
-    it->second->value = value;
-    it->second->expires = expires;
-    lru_.splice(lru_.begin(), lru_, it->second);
-    return;
-  }
-  lru_.push_front(Entry{key, value, expires});
-  index_.emplace(key, lru_.begin());
-  evict_to_capacity();
-}
-
-void RecipientCache::evict_to_capacity() {
-  while (lru_.size() > capacity_) {
-    index_.erase(lru_.back().key);
-    lru_.pop_back();
-    ++stats_.evicted;
-  }
-}
-
-size_t RecipientCache::size() const {
-  std::lock_guard lock(mu_);
-  return lru_.size();
-}
-
-RecipientCache::Stats RecipientCache::stats() const {
-  std::lock_guard lock(mu_);
-  return stats_;
+  if (auto ttl = ttl_for(value.status)) map_.put(key, value, now_() + *ttl);
 }
 
 }  // namespace ldap

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -1016,6 +1017,16 @@ def transaction(sender, recipients, body: bytes, helo="client.test"):
     if not body.endswith(b"\r\n"):
         out += b"\r\n"
     return out + b".\r\nQUIT\r\n"
+
+
+def smtp_send(port, sender, recipients, msg: bytes, timeout=30.0, helo="client.test", host="127.0.0.1"):
+    """One message in its own smtplib session: (code, text) of the first refusal, (250, "") when accepted."""
+    with smtplib.SMTP(host, port, local_hostname=helo, timeout=timeout) as c:
+        try:
+            c.sendmail(sender, list(recipients), msg)
+            return 250, ""
+        except smtplib.SMTPResponseException as e:
+            return e.smtp_code, e.smtp_error.decode(errors="replace")
 
 
 def http_get(port, path, timeout=5.0, host="127.0.0.1"):

@@ -20,7 +20,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from clamav_harness import (CLAMEXE_SIG, EICAR_SIG, TESTFILES, SignatureDb, eicar_mail,  # noqa: E402
                             mail_with_attachments, small_pdf, small_zip)
-from mxharness import (Mxfront, PostfixQmqp, SmtpConn, free_port, split_after_received,  # noqa: E402
+from mxharness import (Mxfront, PostfixQmqp, SmtpConn, free_port, smtp_send, split_after_received,  # noqa: E402
                        to_toml, unique_marker)
 
 SENDER = "s@example.net"
@@ -35,12 +35,7 @@ def clamav_config(db_dir, **clamav):
 
 def send(port, msg: bytes, rcpt=RCPT, timeout=30):
     """One message in its own session: (code, text) of the reply to the end of data (250 on success)."""
-    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=timeout) as c:
-        try:
-            c.sendmail(SENDER, [rcpt], msg)
-            return 250, ""
-        except smtplib.SMTPResponseException as e:
-            return e.smtp_code, e.smtp_error.decode(errors="replace")
+    return smtp_send(port, SENDER, [rcpt], msg, timeout=timeout)
 
 
 class ClamavTest(unittest.TestCase):

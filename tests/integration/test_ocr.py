@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from mxharness import (Mxfront, PostfixMxfrontCase, PostfixQmqp, free_port, http_get, remove_dir,  # noqa: E402
-                       unique_marker)
+                       smtp_send, unique_marker)
 from ocr_harness import OcrImages, image_mail, write_words_file  # noqa: E402
 from tls_harness import TestPki, users_file  # noqa: E402
 
@@ -37,14 +37,9 @@ def ocr_settings(words_file, **extra):
     return s
 
 
-def send(port, msg: bytes, timeout=60):
-    """One message in its own session: (code, text) of the reply to the end of data (250 on success)."""
-    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=timeout) as c:
-        try:
-            c.sendmail(SENDER, [RCPT], msg)
-            return 250, ""
-        except smtplib.SMTPResponseException as e:
-            return e.smtp_code, e.smtp_error.decode(errors="replace")
+def send(port, msg: bytes):
+    """One message in its own session: (code, text) of the reply (250 on success)."""
+    return smtp_send(port, SENDER, [RCPT], msg, timeout=60)
 
 
 def image_counts(admin_port):

@@ -26,7 +26,7 @@ TEST(ResultCache, HitAndMiss) {
   auto s = c.stats();
   EXPECT_EQ(s.hits, 1u);
   EXPECT_EQ(s.misses, 2u);
-  EXPECT_EQ(s.insertions, 1u);
+  EXPECT_EQ(s.stored, 1u);
   EXPECT_EQ(c.size(), 1u);
 }
 
@@ -44,7 +44,7 @@ TEST(ResultCache, EntriesExpireAfterTheTtl) {
   EXPECT_EQ(c.size(), 0u);
   EXPECT_EQ(c.get("a", t0), std::nullopt);  // even when asked with an older clock
   auto s = c.stats();
-  EXPECT_EQ(s.expirations, 1u);
+  EXPECT_EQ(s.expired, 1u);
   EXPECT_EQ(s.hits, 1u);
   EXPECT_EQ(s.misses, 2u);
 }
@@ -69,7 +69,7 @@ TEST(ResultCache, EvictsTheLeastRecentlyUsed) {
   EXPECT_TRUE(c.get("c", t0));
   EXPECT_TRUE(c.get("d", t0));
   EXPECT_TRUE(c.get("e", t0));
-  EXPECT_EQ(c.stats().evictions, 2u);
+  EXPECT_EQ(c.stats().evicted, 2u);
 }
 
 TEST(ResultCache, GetMakesAnEntryMostRecentlyUsed) {
@@ -96,8 +96,8 @@ TEST(ResultCache, PutReplacesTextAndExpiryAndRefreshes) {
   EXPECT_EQ(c.get("a", t0 + 80s), "new");  // expiry moved to t0 + 90s
   EXPECT_FALSE(c.get("a", t0 + 90s));
   auto s = c.stats();
-  EXPECT_EQ(s.insertions, 4u);
-  EXPECT_EQ(s.evictions, 1u);
+  EXPECT_EQ(s.stored, 4u);
+  EXPECT_EQ(s.evicted, 1u);
 }
 
 TEST(ResultCache, CapacityZeroCachesNothing) {
@@ -106,8 +106,8 @@ TEST(ResultCache, CapacityZeroCachesNothing) {
   EXPECT_EQ(c.size(), 0u);
   EXPECT_FALSE(c.get("a", t0));
   auto s = c.stats();
-  EXPECT_EQ(s.insertions, 0u);
-  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.stored, 0u);
+  EXPECT_EQ(s.evicted, 0u);
   EXPECT_EQ(s.misses, 1u);
 }
 
@@ -127,7 +127,7 @@ TEST(ResultCache, ConfigureShrinkEvictsTheLeastRecentlyUsedAtOnce) {
   EXPECT_TRUE(c.get("a", t0));  // order a, e, d, c, b
   c.configure(2, 60s);
   EXPECT_EQ(c.size(), 2u);
-  EXPECT_EQ(c.stats().evictions, 3u);
+  EXPECT_EQ(c.stats().evicted, 3u);
   EXPECT_TRUE(c.get("a", t0));
   EXPECT_TRUE(c.get("e", t0));
   EXPECT_FALSE(c.get("d", t0));
@@ -185,7 +185,7 @@ TEST(ResultCache, ConcurrentGetAndPutFromFourThreads) {
   EXPECT_EQ(s.hits + s.misses, gets.load());
   EXPECT_EQ(s.hits, found.load());
   EXPECT_GT(s.hits, 0u);
-  EXPECT_GT(s.evictions, 0u);
+  EXPECT_GT(s.evicted, 0u);
 }
 
 }  // namespace
