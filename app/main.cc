@@ -1,4 +1,6 @@
-// mxfront entry point: command line, config loading, start-up. The only file that knows every module.
+// mxfront entry point: command line, config loading, start-up. With app/generation (what a config
+// generation is built from) and app/operations (admin endpoints, health checks, systemd), the only
+// code that knows every module.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -7,10 +9,13 @@
 
 #include <unistd.h>
 
+#include "app/generation.h"
+#include "app/operations.h"
 #include "config/load.h"
-#include "config/parameters.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/version.h"
+#include "filters/registry.h"
 #include "smtpd/server.h"
 
 namespace {
@@ -45,7 +50,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc == 2 && std::strcmp(argv[1], "--config-doc") == 0) {
-    std::fputs(config::markdown_table().c_str(), stdout);
+    std::fputs(config::markdown_table(filters::config_schema()).c_str(), stdout);
     return 0;
   }
   if (argc != 3 || (std::strcmp(argv[1], "--config") != 0 && std::strcmp(argv[1], "--check-config") != 0)) {
@@ -53,13 +58,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   smtpd::block_control_signals();  // before any thread: only the main loop takes them
-  config::LoadResult r = config::load(argv[2]);
+  const config::Schema& schema = filters::config_schema();
+  config::LoadResult r = config::load(argv[2], schema);
   if (!r.config) {
     std::fprintf(stderr, "%s\n", r.error.c_str());
     return 1;
   }
   if (std::strcmp(argv[1], "--check-config") == 0) {
-    smtpd::SnapshotOrError snap = smtpd::make_snapshot(r.config);  // TLS context and directory too
+    smtpd::SnapshotOrError snap = app::build_generation(r.config);  // TLS context, directory and filters too
     if (!snap.snap) {
       std::fprintf(stderr, "%s: %s\n", argv[2], snap.error.c_str());
       return 1;
@@ -70,11 +76,25 @@ int main(int argc, char** argv) {
   core::init_logging(r.config->log_level, r.config->log_syslog);
   core::log().info("mxfront {} ({}) config {} sha256 {}", core::kVersion, core::kGitRev, r.config->source,
                    r.config->hash.substr(0, 12));
-  smtpd::SnapshotOrError snap = smtpd::make_snapshot(r.config);
+  smtpd::SnapshotOrError snap = app::build_generation(r.config);
   if (!snap.snap) {
     core::log().error("{}: {}", r.config->source, snap.error);
     return 1;
   }
-  smtpd::Server server(snap.snap);
-  return server.run();
+  for (const auto& d : filters::registry())
+    for (const auto& family : d.metrics) core::describe(family);
+  // A reload reads the file again and builds the next generation on the running one's resources.
+  auto rebuild = [&schema](const smtpd::Snapshot& current) -> smtpd::SnapshotOrError {
+    config::LoadResult next = config::load(current.config->source, schema);
+    if (!next.config) return {nullptr, next.error};
+    smtpd::SnapshotOrError built = app::build_generation(next.config, current.resources);
+    if (built.snap) core::init_logging(next.config->log_level, next.config->log_syslog);
+    return built;
+  };
+  app::Operations operations;
+  smtpd::Server server(snap.snap, operations.hooks(rebuild));
+  operations.attach(server);
+  int rc = server.run();
+  operations.stop();
+  return rc;
 }

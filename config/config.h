@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/filters.h"
+#include "config/sections.h"
 #include "ldap/options.h"
 #include "net/cidr.h"
 #include "qmqp/types.h"
@@ -95,7 +96,8 @@ struct Config {
   std::vector<std::string> local_domains;  // lower-case
   qmqp::ClientConfig qmqp;
   ldap::Options directory;
-  FilterConfig filters;                    // chain settings and each filter's own section
+  FilterConfig filters;                    // chain settings shared by the filters
+  Sections sections;                       // each filter's own section, typed by the filter (filters/NAME/settings.h)
   Admin admin;
 
   const Profile& profile(const std::string& name) const;

@@ -19,6 +19,7 @@ namespace {
 
 struct Loader {
   std::string source;
+  const Schema& schema;
   std::string error;
 
   bool fail(const toml::source_region& where, const std::string& what) {
@@ -26,17 +27,8 @@ struct Loader {
     return false;
   }
 
-  const Parameter* find(std::string_view section, std::string_view key) {
-    for (const auto& p : parameters())
-      if (p.section == section && p.key == key) return &p;
-    return nullptr;
-  }
-
-  static const ArraySection* find_array(std::string_view section) {
-    for (const auto& a : array_sections())
-      if (a.section == section) return &a;
-    return nullptr;
-  }
+  const Parameter* find(std::string_view section, std::string_view key) { return schema.find(section, key); }
+  const ArraySection* find_array(std::string_view section) { return schema.find_array(section); }
 
   // [[rbl.zone]] and the like: each element starts from defaults, is filled by its rows, then
   // must carry the required keys and pass the section's own check.
@@ -55,16 +47,14 @@ struct Loader {
     return true;
   }
 
-  // Each filter named in a profile needs its own section's essentials.
+  // Each filter named in a profile needs its own section's essentials (its schema says which).
   bool check_filters(const toml::table& root, const Config& c) {
     for (const auto& p : c.profiles)
       for (const auto& f : p.filters) {
-        if (f == "clamav" && c.filters.clamav.database_dir.empty())
-          return fail(where(root, "clamav"), fmt::format("profile {} uses clamav: clamav.database_dir is required", p.name));
-        if (f == "ocr" && c.filters.ocr.words_file.empty())
-          return fail(where(root, "ocr"), fmt::format("profile {} uses ocr: ocr.words_file is required", p.name));
-        if (f == "rbl" && c.filters.rbl.zones.empty())
-          return fail(where(root, "rbl"), fmt::format("profile {} uses rbl: at least one [[rbl.zone]] is required", p.name));
+        const FilterSchema* fs = schema.filter(f);
+        if (!fs || !fs->required) continue;  // names were checked when the profile was read
+        if (std::string missing = fs->required(c); !missing.empty())
+          return fail(where(root, fs->name), fmt::format("profile {} uses {}: {}", p.name, f, missing));
       }
     for (const auto& p : c.profiles)
       if (p.reject_score > 0 && p.tag_score >= p.reject_score)
@@ -72,10 +62,15 @@ struct Loader {
     return true;
   }
 
-  bool known_section(std::string_view section) {
-    for (const auto& p : parameters())
-      if (p.section == section) return true;
-    return false;
+  bool known_section(std::string_view section) { return schema.known_section(section); }
+
+  // profile.NAME.filters: every name must be a filter of the schema.
+  bool check_filter_names(const Profile& p, const toml::node& where) {
+    for (const auto& f : p.filters)
+      if (!schema.filter(f))
+        return fail(where.source(), fmt::format("profile.{}.filters: unknown filter '{}' (known: {})", p.name, f,
+                                                schema.filter_names()));
+    return true;
   }
 
   bool apply_table(std::string_view section, const toml::table& t, Config& c, Listener& l) {
@@ -109,6 +104,7 @@ struct Loader {
         if (!row) return fail(k.source(), fmt::format("unknown key '{}' in [profile.{}]", k.str(), name.str()));
         std::string e = row->apply_profile(*prof, val);
         if (!e.empty()) return fail(val.source(), fmt::format("profile.{}.{}: {}", name.str(), k.str(), e));
+        if (k.str() == "filters" && !check_filter_names(*prof, val)) return false;
       }
     }
     return true;
@@ -159,7 +155,7 @@ struct Loader {
   bool run(const toml::table& root, Config& c) {
     Listener unused;
     c.profiles = default_profiles();
-    for (const auto& k : known_filters()) c.filters.settings[k.name] = k.defaults;
+    for (const auto& f : schema.filters) c.filters.settings[std::string(f.name)] = f.defaults;
     for (const auto& [k, v] : root) {
       std::string_view section = k.str();
       if (section == "profile") {
@@ -226,12 +222,12 @@ std::string default_hostname() {
 
 }  // namespace
 
-LoadResult load_string(const std::string& text, const std::string& source_name) {
+LoadResult load_string(const std::string& text, const std::string& source_name, const Schema& schema) {
   auto c = std::make_shared<Config>();
   c->source = source_name;
   c->hash = sha256_hex(text);
   c->hostname = default_hostname();
-  Loader loader{source_name, {}};
+  Loader loader{source_name, schema, {}};
   toml::table root;
   try {
     root = toml::parse(text, source_name);
@@ -242,12 +238,12 @@ LoadResult load_string(const std::string& text, const std::string& source_name) 
   return {c, {}};
 }
 
-LoadResult load(const std::string& path) {
+LoadResult load(const std::string& path, const Schema& schema) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return {nullptr, fmt::format("{}:0: cannot read file", path)};
   std::stringstream ss;
   ss << in.rdbuf();
-  return load_string(ss.str(), path);
+  return load_string(ss.str(), path, schema);
 }
 
 }  // namespace config

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "config/parameters.h"
 
 namespace config {
 
@@ -13,7 +14,9 @@ struct LoadResult {
   std::string error;
 };
 
-LoadResult load(const std::string& path);
-LoadResult load_string(const std::string& text, const std::string& source_name);
+// `schema` is every key the file may hold: config::core_schema(), or the program's whole schema
+// with its filters (filters::config_schema()).
+LoadResult load(const std::string& path, const Schema& schema);
+LoadResult load_string(const std::string& text, const std::string& source_name, const Schema& schema);
 
 }  // namespace config

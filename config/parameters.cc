@@ -146,21 +146,14 @@ std::string set_tls_version(Config& c, Listener&, const toml::node& n) {
 using ProfileSetter = std::function<std::string(Profile&, const toml::node&)>;
 Setter none() { return {}; }
 
+// The names are checked against the schema's filters by the loader, which knows them.
 ProfileSetter profile_filters() {
   return [](Profile& p, const toml::node& n) -> std::string {
     std::string err;
     auto v = string_list(n, err);
     if (!err.empty()) return err;
-    for (const auto& f : v) {
-      bool known = false;
-      std::string names;
-      for (const auto& k : known_filters()) {
-        known = known || f == k.name;
-        names += names.empty() ? k.name : std::string(", ") + k.name;
-      }
-      if (!known) return fmt::format("unknown filter '{}' (known: {})", f, names);
+    for (const auto& f : v)
       if (std::count(v.begin(), v.end(), f) > 1) return fmt::format("filter '{}' is listed twice", f);
-    }
     p.filters = std::move(v);
     return {};
   };
@@ -243,8 +236,8 @@ bool parse_host_port(std::string_view s, std::string& host, uint16_t& port, bool
   return true;
 }
 
-const std::vector<Parameter>& parameters() {
-  static const std::vector<Parameter> table = [] {
+namespace {
+std::vector<Parameter> core_rows() {
     std::vector<Parameter> rows = {
       {"server", "hostname", "string", "gethostname()", "Name in the 220 greeting, EHLO reply and Received header.", set_hostname},
       {"server", "io_threads", "integer", "0", "I/O threads, each with its own event loop; 0 = one per CPU core.",
@@ -368,11 +361,100 @@ const std::vector<Parameter>& parameters() {
        size_param([](Config& c) -> size_t& { return c.admin.check_rise; }, 1, 100)},
       {"admin", "check_fall", "integer", "3", "Consecutive failed checks that mark a dependency down.",
        size_param([](Config& c) -> size_t& { return c.admin.check_fall; }, 1, 100)},
+      {"workers", "threads", "integer", "0", "Threads for CPU-heavy checks (virus scans, body rules); 0 = one per CPU core.",
+       size_param([](Config& c) -> unsigned& { return c.filters.workers.threads; }, 0, 256)},
+      {"workers", "queue", "integer", "256", "Checks waiting for a worker thread; past it the command gets 451 4.3.0 (load shedding).",
+       size_param([](Config& c) -> size_t& { return c.filters.workers.queue; }, 0, 1000000)},
+      {"spam", "score_header", "string", "X-Spam-Score", "Header carrying the message's score when it reached the profile's tag_score.",
+       string_param([](Config& c) -> std::string& { return c.filters.headers.score; })},
+      {"spam", "status_header", "string", "X-Spam-Status", "Header carrying \"Yes, score=S tag=T reject=R\".",
+       string_param([](Config& c) -> std::string& { return c.filters.headers.status; })},
+      {"spam", "report_header", "string", "X-Spam-Report", "Header listing the tags that scored (\"RBL_ZEN=3 RULE_CASINO=2\").",
+       string_param([](Config& c) -> std::string& { return c.filters.headers.report; })},
     };
-    for (auto& r : filter_parameters()) rows.push_back(std::move(r));
     return rows;
-  }();
-  return table;
+}
+
+// NAME.timeout and NAME.on_error of one filter, documented with its defaults.
+Setter filter_timeout(std::string name) {
+  return [name](Config& c, Listener&, const toml::node& n) -> std::string {
+    std::optional<double> v;
+    if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
+    else if (auto d = n.value_exact<double>()) v = *d;
+    if (!v || *v < 0.001 || *v > 3600) return "expected a number of seconds between 0.001 and 3600";
+    c.filters.settings[name].timeout = Seconds(*v);
+    return {};
+  };
+}
+
+Setter filter_on_error(std::string name) {
+  return [name](Config& c, Listener&, const toml::node& n) -> std::string {
+    auto s = n.value_exact<std::string>();
+    if (!s || (*s != "tempfail" && *s != "continue")) return "expected \"tempfail\" or \"continue\"";
+    c.filters.settings[name].on_error = *s == "tempfail" ? OnError::TempFail : OnError::Continue;
+    return {};
+  };
+}
+
+std::vector<Parameter> failure_rows(const FilterSchema& f) {
+  return {
+      {f.name, "timeout", "seconds", fmt::format("{:g}", f.defaults.timeout.count()),
+       fmt::format("Filter {}: a check still running after this is abandoned and on_error applies.", f.name),
+       filter_timeout(std::string(f.name))},
+      {f.name, "on_error", "string", f.defaults.on_error == OnError::TempFail ? "tempfail" : "continue",
+       fmt::format("Filter {}: on error or timeout, \"tempfail\" (451 4.3.0) or \"continue\" (as if the filter had not run).", f.name),
+       filter_on_error(std::string(f.name))},
+  };
+}
+
+}  // namespace
+
+Schema make_schema(std::vector<FilterSchema> filters) {
+  Schema s;
+  s.rows = core_rows();
+  for (const auto& f : filters) {
+    for (const auto& r : f.rows) s.rows.push_back(r);
+    for (const auto& a : f.arrays) s.arrays.push_back(a);
+  }
+  for (const auto& f : filters)
+    for (auto& r : failure_rows(f)) s.rows.push_back(std::move(r));
+  s.filters = std::move(filters);
+  return s;
+}
+
+const Schema& core_schema() {
+  static const Schema s = make_schema({});
+  return s;
+}
+
+const Parameter* Schema::find(std::string_view section, std::string_view key) const {
+  for (const auto& p : rows)
+    if (p.section == section && p.key == key) return &p;
+  return nullptr;
+}
+
+const ArraySection* Schema::find_array(std::string_view section) const {
+  for (const auto& a : arrays)
+    if (a.section == section) return &a;
+  return nullptr;
+}
+
+bool Schema::known_section(std::string_view section) const {
+  for (const auto& p : rows)
+    if (p.section == section) return true;
+  return false;
+}
+
+const FilterSchema* Schema::filter(std::string_view name) const {
+  for (const auto& f : filters)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+std::string Schema::filter_names() const {
+  std::string names;
+  for (const auto& f : filters) names += names.empty() ? std::string(f.name) : ", " + std::string(f.name);
+  return names;
 }
 
 std::vector<Profile> default_profiles() {
@@ -387,11 +469,10 @@ std::vector<Profile> default_profiles() {
   return {mx, sub, subs};
 }
 
-std::string markdown_table() {
+std::string markdown_table(const Schema& schema) {
   std::string out = "| key | type | default | meaning |\n|---|---|---|---|\n";
-  for (const auto& p : parameters()) {
-    bool array = std::any_of(array_sections().begin(), array_sections().end(),
-                             [&](const ArraySection& a) { return a.section == p.section; });
+  for (const auto& p : schema.rows) {
+    bool array = schema.find_array(p.section) != nullptr;
     std::string key = p.section == "listener" || array ? fmt::format("[[{}]] {}", p.section, p.key)
                       : p.section == "profile" ? fmt::format("profile.NAME.{}", p.key)
                                                : fmt::format("{}.{}", p.section, p.key);
@@ -403,6 +484,12 @@ std::string markdown_table() {
 }  // namespace config
 
 namespace config {
+const FilterSettings& FilterConfig::of(const std::string& filter) const {
+  static const FilterSettings fallback;
+  auto it = settings.find(filter);
+  return it == settings.end() ? fallback : it->second;
+}
+
 const Profile& Config::profile(const std::string& name) const {
   for (const auto& p : profiles)
     if (p.name == name) return p;

@@ -115,4 +115,51 @@ inline Setter number_param(std::function<double&(Config&)> get, double min, doub
   };
 }
 
+// A getter for `member` of the section `name` that a filter owns (Config::sections, type S).
+template <class S, class T>
+auto field(std::string_view name, T S::*member) {
+  return [name, member](Config& c) -> T& { return c.sections.edit<S>(name).*member; };
+}
+
+// A getter for `member` of the last element of an array section ([[rbl.zone]]) kept in `list`.
+template <class S, class E, class T>
+auto last_field(std::string_view name, std::vector<E> S::*list, T E::*member) {
+  return [name, list, member](Config& c) -> T& { return (c.sections.edit<S>(name).*list).back().*member; };
+}
+
+// One of a closed set of names, stored as its enum value.
+template <class Get, class E>
+Setter enum_param(Get get, std::vector<std::pair<std::string, E>> names) {
+  return [get, names](Config& c, Listener&, const toml::node& n) -> std::string {
+    auto s = n.value_exact<std::string>();
+    if (s)
+      for (const auto& [name, value] : names)
+        if (*s == name) {
+          get(c) = value;
+          return {};
+        }
+    std::string list;
+    for (const auto& [name, value] : names) list += (list.empty() ? "\"" : ", \"") + name + "\"";
+    return "expected one of " + list;
+  };
+}
+
+// A list of addresses / CIDR ranges.
+template <class Get>
+Setter cidr_list(Get get) {
+  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+    std::string err;
+    auto list = string_list(n, err);
+    if (!err.empty()) return err;
+    std::vector<net::Cidr> out;
+    for (const auto& s : list) {
+      auto r = net::Cidr::parse(s);
+      if (!r) return fmt::format("'{}' is not an address or CIDR range", s);
+      out.push_back(*r);
+    }
+    get(c) = std::move(out);
+    return {};
+  };
+}
+
 }  // namespace config::setters

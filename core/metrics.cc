@@ -1,6 +1,8 @@
 // Counter storage and names.
 #include "core/metrics.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <array>
@@ -78,7 +80,24 @@ namespace {
 std::mutex g_hist_mu;
 std::deque<Histogram> g_hists;
 std::deque<LabeledCounter> g_labeled;
+std::vector<CounterFamily> g_families;
 }  // namespace
+
+void describe(const CounterFamily& f) {
+  std::lock_guard lock(g_hist_mu);
+  for (const auto& known : g_families)
+    if (known.name == f.name) return;
+  g_families.push_back(f);
+}
+
+std::vector<CounterFamily> counter_families() {
+  std::lock_guard lock(g_hist_mu);
+  std::vector<CounterFamily> out = g_families;
+  for (const auto& c : g_labeled)
+    if (std::none_of(out.begin(), out.end(), [&](const CounterFamily& f) { return f.name == c.name; }))
+      out.push_back({c.name, ""});
+  return out;
+}
 
 Histogram* histogram(std::string_view name, std::string_view labels) {
   std::lock_guard lock(g_hist_mu);

@@ -58,6 +58,14 @@ struct LabeledCounter;
 LabeledCounter* labeled_counter(std::string_view name, std::string_view labels);
 void count(LabeledCounter* c, uint64_t n = 1);
 std::vector<std::pair<std::string, uint64_t>> labeled_counters_snapshot(std::string_view name);  // (labels, value)
+// A family of labeled counters with its HELP text; /metrics shows every described family (even
+// before its first count). Described by whoever owns the family (a filter's descriptor, the relay).
+struct CounterFamily {
+  std::string name;  // without the mxfront_ prefix: "ocr_images_total"
+  std::string help;
+};
+void describe(const CounterFamily& f);  // idempotent
+std::vector<CounterFamily> counter_families();  // described ones, then any other in use (help "")
 
 void count(Counter c, uint64_t n = 1);
 uint64_t value(Counter c);

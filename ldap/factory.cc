@@ -22,3 +22,4 @@ DirectoryOrError make_directory(const Options& opts, std::shared_ptr<net::Blocki
 }
 
 }  // namespace ldap
+

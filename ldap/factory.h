@@ -24,3 +24,9 @@ struct DirectoryOrError {
 DirectoryOrError make_directory(const Options& opts, std::shared_ptr<net::BlockingPool> pool);
 
 }  // namespace ldap
+
+namespace ldap {
+// The host and port an LDAP URI connects to (ldap_url_parse; default ports 389/636), for health
+// checks. False for ldapi:// (a local socket) and for a URI libldap does not accept.
+bool uri_endpoint(const std::string& uri, std::string& host, uint16_t& port);
+}  // namespace ldap

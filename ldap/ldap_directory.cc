@@ -23,6 +23,7 @@
 #include "core/text.h"
 #include "ldap/cache.h"
 #include "ldap/escape.h"
+#include "ldap/factory.h"
 
 namespace ldap {
 namespace {
@@ -497,4 +498,19 @@ LdapDirectoryOrError make_ldap_directory(const Options& opts, std::shared_ptr<ne
   return {dir, {}};
 }
 
+}  // namespace ldap
+
+namespace ldap {
+bool uri_endpoint(const std::string& uri, std::string& host, uint16_t& port) {
+  LDAPURLDesc* lud = nullptr;
+  if (ldap_url_parse(uri.c_str(), &lud) != LDAP_URL_SUCCESS || !lud) return false;
+  std::string scheme = lud->lud_scheme ? lud->lud_scheme : "ldap";
+  bool ok = scheme != "ldapi";
+  if (ok) {
+    host = lud->lud_host && *lud->lud_host ? lud->lud_host : "127.0.0.1";
+    port = static_cast<uint16_t>(lud->lud_port ? lud->lud_port : scheme == "ldaps" ? 636 : 389);
+  }
+  ldap_free_urldesc(lud);
+  return ok;
+}
 }  // namespace ldap

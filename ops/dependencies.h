@@ -15,13 +15,11 @@
 #include <thread>
 #include <vector>
 
+#include "core/dependency.h"
+
 namespace ops {
 
-struct Dependency {
-  std::string kind;                        // "qmqp", "ldap", "dns", "clamav", ...
-  std::string name;                        // "10.0.0.10:628"
-  std::function<std::string()> check;      // "" = healthy, else what is wrong; must be bounded
-};
+using core::Dependency;  // the check, described by its owner (core/dependency.h)
 
 struct DependencyStatus {
   std::string kind, name;

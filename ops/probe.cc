@@ -103,14 +103,12 @@ std::string metrics_text(const Probe& p) {
   gauge("worker_threads", "Filter worker threads.", static_cast<double>(p.worker_threads));
   gauge("worker_queue_depth", "Filter jobs waiting for a worker.", static_cast<double>(p.worker_queue));
   gauge("draining", "1 while draining after SIGTERM.", p.draining ? 1 : 0);
-  out += "# HELP mxfront_qmqp_answers_total Mailbox server answers by server and answer.\n"
-         "# TYPE mxfront_qmqp_answers_total counter\n";
-  for (const auto& [labels, n] : core::labeled_counters_snapshot("qmqp_answers_total"))
-    out += fmt::format("mxfront_qmqp_answers_total{{{}}} {}\n", labels, n);
-  out += "# HELP mxfront_ocr_images_total Image parts seen by the ocr filter, by outcome.\n"
-         "# TYPE mxfront_ocr_images_total counter\n";
-  for (const auto& [labels, n] : core::labeled_counters_snapshot("ocr_images_total"))
-    out += fmt::format("mxfront_ocr_images_total{{{}}} {}\n", labels, n);
+  for (const auto& f : core::counter_families()) {
+    if (!f.help.empty()) out += fmt::format("# HELP mxfront_{} {}\n", f.name, f.help);
+    out += fmt::format("# TYPE mxfront_{} counter\n", f.name);
+    for (const auto& [labels, n] : core::labeled_counters_snapshot(f.name))
+      out += fmt::format("mxfront_{}{{{}}} {}\n", f.name, labels, n);
+  }
   std::string last;
   auto hists = core::histograms_snapshot();
   std::stable_sort(hists.begin(), hists.end(), [](const auto& a, const auto& b) { return a.name < b.name; });

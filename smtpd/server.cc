@@ -1,5 +1,5 @@
 // Server: builds the I/O threads and acceptors, spreads accepted sockets over the threads,
-// handles SIGTERM/SIGINT (drain, then exit 0) and SIGHUP (validated reload).
+// handles SIGTERM/SIGINT (drain, then exit 0) and SIGHUP (a reload through Hooks::rebuild).
 #include "smtpd/server.h"
 
 #include <pthread.h>
@@ -20,26 +20,12 @@
 #include <thread>
 #include <vector>
 
-#include "config/load.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "filters/clamav.h"
-#include "filters/ocr/engine.h"
-#include "filters/ocr/ocr_filter.h"
-#include "filters/rbl.h"
-#include "filters/relay_control.h"
-#include "filters/rules.h"
-#include "ldap/factory.h"
-#include "ops/admin_server.h"
-#include "ops/dependencies.h"
-#include "ops/service_manager.h"
 #include "smtpd/session.h"
-#include "smtpd/tls.h"
 
-#include <dirent.h>
 #include <future>
 #include <mutex>
-#include <set>
 
 namespace smtpd {
 namespace asio = boost::asio;
@@ -55,121 +41,13 @@ sigset_t control_signals() {
   return s;
 }
 
-// The filter registry: name -> instance. Names are validated by the config loader; a filter
-// that cannot be built (a bad signature directory, say) makes the whole generation invalid.
-struct FilterOrError {
-  std::shared_ptr<filters::Filter> filter;
-  std::string error;
-};
-FilterOrError make_filter(const std::string& name, const Snapshot& s) {
-  if (name == "relay_control") return {std::make_shared<filters::RelayControl>(s.config->local_domains, s.directory), {}};
-  if (name == "rbl") return {std::make_shared<filters::Rbl>(s.config->filters.rbl, s.resources->dns_cache), {}};
-  if (name == "rules") {
-    std::string err;
-    auto f = filters::Rules::build(s.config->filters.rules, s.resources->workers, err);
-    return {f, f ? std::string() : "rules: " + err};
-  }
-  if (name == "clamav") {
-    auto engines = s.resources->clamav_for(s.config);
-    if (!engines.engines) return {nullptr, engines.error};
-    return {std::make_shared<filters::ClamavFilter>(engines.engines, s.resources->workers, s.config->filters.clamav), {}};
-  }
-  if (name == "ocr") {
-    std::string err;
-    const config::Ocr& o = s.config->filters.ocr;
-    auto f = filters::OcrFilter::build(o, s.resources->workers, s.resources->ocr_cache, err);
-    if (f) s.resources->ocr_cache->configure(o.cache_size, std::chrono::duration_cast<std::chrono::steady_clock::duration>(o.cache_ttl));
-    return {f, err};
-  }
-  return {nullptr, "filter '" + name + "' is not built into this mxfront"};
-}
 }  // namespace
 
-SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c, std::shared_ptr<filters::Resources> res) {
-  auto s = std::make_shared<Snapshot>();
-  s->config = c;
-  s->resources = res ? std::move(res) : std::make_shared<filters::Resources>(*c);
-  TlsContextOrError tls = make_tls_context(c->tls);
-  if (!tls.error.empty()) return {nullptr, tls.error};
-  s->tls = tls.ctx;
-  ldap::DirectoryOrError dir = ldap::make_directory(c->directory, nullptr);
-  if (!dir.error.empty()) return {nullptr, "directory: " + dir.error};
-  s->directory = dir.dir;
-  for (const auto& p : c->profiles) {
-    auto chain = std::make_shared<filters::Chain>(p.reject_score, p.tag_score);
-    for (const auto& name : p.filters) {
-      FilterOrError f = make_filter(name, *s);
-      if (!f.filter) return {nullptr, f.error};
-      chain->add(f.filter, c->filters.of(name));
-    }
-    s->chains[p.name] = chain;
-  }
-  s->resources->commit_clamav(c);  // only now: a refused generation must not touch the engine
-  return {s, {}};
-}
-
-// The shared dependencies of a config generation, each with its bounded background check.
-std::vector<ops::Dependency> dependencies_of(const Snapshot& s) {
-  using std::chrono::milliseconds;
-  std::vector<ops::Dependency> deps;
-  const config::Config& c = *s.config;
-  for (const auto& srv : c.qmqp.servers) {
-    auto timeout = std::min(milliseconds(2000), c.qmqp.connect_timeout);
-    deps.push_back({"qmqp", fmt::format("{}:{}", srv.host, srv.port),
-                    [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); }});
-  }
-  if (c.directory.type == "ldap")
-    for (const auto& uri : c.directory.uris) {
-      // ldap://host[:port] or ldaps://host[:port]: the directory server answers TCP connections.
-      bool tls = uri.rfind("ldaps://", 0) == 0;
-      std::string rest = uri.substr(uri.find("://") + 3);
-      rest = rest.substr(0, rest.find('/'));
-      std::string host = rest;
-      uint16_t port = tls ? 636 : 389;
-      if (size_t colon = rest.rfind(':'); colon != std::string::npos && rest.find(']') == std::string::npos) {
-        host = rest.substr(0, colon);
-        port = static_cast<uint16_t>(std::atoi(rest.substr(colon + 1).c_str()));
-      }
-      if (uri.rfind("ldapi://", 0) == 0) continue;
-      deps.push_back({"ldap", uri, [host, port] { return ops::tcp_connect_check(host, port, milliseconds(2000)); }});
-    }
-  // DNS lists, when a profile's chain uses rbl: each zone's RFC 5782 test point, through the
-  // zone's servers, on the monitor's thread (filters::rbl::zone_check is blocking and bounded).
-  bool rbl_used = std::any_of(c.profiles.begin(), c.profiles.end(), [](const config::Profile& p) {
-    return std::find(p.filters.begin(), p.filters.end(), "rbl") != p.filters.end();
-  });
-  if (rbl_used) {
-    std::set<std::string> seen;
-    auto rbl = std::make_shared<const config::Rbl>(c.filters.rbl);
-    for (const auto& z : rbl->zones) {
-      if (!seen.insert(z.zone).second) continue;  // one dependency per zone name
-      deps.push_back({"dns", z.zone, [&z, rbl] { return filters::rbl::zone_check(z, *rbl); }});
-    }
-  }
-  bool scans = false;
-  for (const auto& p : c.profiles)
-    scans = scans || std::find(p.filters.begin(), p.filters.end(), "clamav") != p.filters.end();
-  if (auto engines = s.resources->clamav_engines(); scans && engines)
-    deps.push_back({"clamav", c.filters.clamav.database_dir, [engines] { return filters::clamav::health(engines->status()); }});
-  bool reads_images = false;
-  for (const auto& p : c.profiles)
-    reads_images = reads_images || std::find(p.filters.begin(), p.filters.end(), "ocr") != p.filters.end();
-  if (reads_images) {
-    filters::ocr::EngineSettings e{c.filters.ocr.language, c.filters.ocr.datapath, c.filters.ocr.page_seg_mode};
-    deps.push_back({"ocr", c.filters.ocr.language, [e] {
-                      std::string err = filters::ocr::check_language(e);
-                      if (!err.empty()) return err;
-                      return fmt::format("ok: tesseract {}, language {} in {}, {} engines", filters::ocr::tesseract_version(),
-                                         e.language, filters::ocr::tessdata_dir(e), filters::ocr::engines_created());
-                    }});
-  }
-  return deps;
-}
-
 struct Server::Impl {
-  explicit Impl(std::shared_ptr<const Snapshot> s) : snapshot(std::move(s)), shared(*snapshot->config) {}
+  Impl(std::shared_ptr<const Snapshot> s, Hooks h) : snapshot(std::move(s)), hooks(std::move(h)), shared(*snapshot->config) {}
 
   std::shared_ptr<const Snapshot> snapshot;  // read and swapped with std::atomic_load/store
+  Hooks hooks;
   Shared shared;
   asio::io_context main{1};
   std::vector<std::unique_ptr<asio::io_context>> workers;
@@ -183,13 +61,8 @@ struct Server::Impl {
   Clock::time_point started = Clock::now();
   std::vector<std::unique_ptr<std::atomic<int64_t>>> heartbeats;  // Clock ticks
   std::atomic<bool> listening{false};
-  std::mutex reload_mu;
+  mutable std::mutex reload_mu;
   std::string last_reload_error;
-  std::unique_ptr<ops::AdminServer> admin;
-  std::unique_ptr<ops::DependencyMonitor> monitor;
-  // Worker-pool progress as seen by the admin thread (for "wedged").
-  uint64_t seen_completed = 0;
-  Clock::time_point progress_at = Clock::now();
 
   asio::awaitable<void> heartbeat(std::atomic<int64_t>& stamp) {
     asio::steady_timer t(co_await asio::this_coro::executor);
@@ -202,73 +75,28 @@ struct Server::Impl {
     }
   }
 
-  static size_t count_open_fds() {
-    size_t n = 0;
-    if (DIR* d = opendir("/proc/self/fd")) {
-      while (readdir(d)) ++n;
-      closedir(d);
-      n = n >= 3 ? n - 3 : 0;  // ".", ".." and the DIR's own fd
-    }
-    return n;
-  }
-
-  // Runs on the admin thread: reads only atomics and an atomically loaded snapshot.
-  ops::Probe probe() {
-    ops::Probe p;
+  State state() const {
+    State st;
     auto now = Clock::now();
     for (const auto& h : heartbeats)
-      p.loop_lag.push_back(std::chrono::duration<double>(now - Clock::time_point(Clock::duration(h->load()))).count());
-    p.uptime = std::chrono::duration<double>(now - started).count();
-    p.draining = shared.draining.load();
-    p.listening = listening.load() && !p.draining;
-    p.open_fds = count_open_fds();
-    rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) p.fd_limit = rl.rlim_cur;
-    p.sessions = shared.sessions.load();
-    p.transactions = shared.transactions.load();
-    p.inflight_bytes = shared.budget.used();
-    auto snap = current();
-    p.config_hash = snap->config->hash;
-    p.config_source = snap->config->source;
-    for (size_t i = 0; i < snap->config->profiles.size() && i < shared.sessions_by_profile.size(); ++i)
-      p.sessions_by_profile.emplace_back(snap->config->profiles[i].name, shared.sessions_by_profile[i].load());
-    if (auto& pool = snap->resources->workers) {
-      p.worker_threads = pool->threads();
-      p.worker_queue = pool->pending();
-      p.worker_queue_limit = pool->queue_limit();
-      uint64_t done = pool->stats().completed;
-      if (done != seen_completed || p.worker_queue == 0) {
-        seen_completed = done;
-        progress_at = now;
-      }
-      p.worker_idle_for = std::chrono::duration<double>(now - progress_at).count();
-    }
-    if (monitor) p.dependencies = monitor->statuses();
+      st.loop_lag.push_back(std::chrono::duration<double>(now - Clock::time_point(Clock::duration(h->load()))).count());
+    st.uptime = std::chrono::duration<double>(now - started).count();
+    st.draining = shared.draining.load();
+    st.listening = listening.load() && !st.draining;
+    st.sessions = shared.sessions.load();
+    st.transactions = shared.transactions.load();
+    st.inflight_bytes = shared.budget.used();
+    st.snapshot = current();
+    const auto& profiles = st.snapshot->config->profiles;
+    for (size_t i = 0; i < profiles.size() && i < shared.sessions_by_profile.size(); ++i)
+      st.sessions_by_profile.emplace_back(profiles[i].name, shared.sessions_by_profile[i].load());
     std::lock_guard lock(reload_mu);
-    p.last_reload_error = last_reload_error;
-    return p;
+    st.last_reload_error = last_reload_error;
+    return st;
   }
 
-  bool start_admin() {
-    const auto& a = current()->config->admin;
-    if (a.host.empty()) return true;
-    ops::Thresholds t{a.stall_after, a.fd_ratio, a.worker_wedged_after};
-    monitor = std::make_unique<ops::DependencyMonitor>(
-        std::chrono::milliseconds(static_cast<int64_t>(a.check_interval * 1000)), a.check_rise, a.check_fall);
-    monitor->set(dependencies_of(*current()));
-    monitor->start();
-    admin = std::make_unique<ops::AdminServer>(a.host, a.port, t, [this] { return probe(); }, [this] { return reload_from_admin(); });
-    std::string err;
-    if (!admin->start(err)) {
-      core::log().error("cannot listen on admin address {}:{}: {}", a.host, a.port, err);
-      return false;
-    }
-    core::log().info("admin http on {}:{} (/livez /readyz /health /metrics)", a.host, a.port);
-    return true;
-  }
-
-  // POST /reload: the reload runs on the main thread, like SIGHUP; the admin thread waits for it.
-  std::string reload_from_admin() {
+  // From any thread: the reload runs on the main thread, like SIGHUP; this thread waits for it.
+  std::string reload_and_wait() {
     auto done = std::make_shared<std::promise<std::string>>();
     auto answer = done->get_future();
     asio::post(main, [this, done] {
@@ -329,9 +157,9 @@ struct Server::Impl {
   }
 
   void reload() {
-    ops::ServiceManager::reloading();
+    if (hooks.reloading) hooks.reloading();
     reload_config();
-    ops::ServiceManager::ready("serving, config " + current()->config->hash.substr(0, 12));
+    if (hooks.ready) hooks.ready("serving, config " + current()->config->hash.substr(0, 12));
   }
 
   // systemd's watchdog is fed only while every I/O event loop answers.
@@ -342,7 +170,7 @@ struct Server::Impl {
       bool all_alive = true;
       auto now = Clock::now();
       for (const auto& h : heartbeats) all_alive = all_alive && now - Clock::time_point(Clock::duration(h->load())) < stall;
-      if (all_alive) ops::ServiceManager::watchdog_ping();
+      if (all_alive && hooks.watchdog_ping) hooks.watchdog_ping();
       t.expires_after(every);
       co_await t.async_wait(asio::use_awaitable);
     }
@@ -350,30 +178,24 @@ struct Server::Impl {
 
   void reload_config() {
     auto cur = current();
-    config::LoadResult r = config::load(cur->config->source);
-    if (!r.config) {
-      core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), r.error);
-      set_reload_error(r.error);
+    if (!hooks.rebuild) return set_reload_error("");
+    SnapshotOrError next = hooks.rebuild(*cur);
+    if (!next.snap) {
+      core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), next.error);
+      set_reload_error(next.error);
       return;
     }
-    SnapshotOrError snap = make_snapshot(r.config, cur->resources);
-    if (!snap.snap) {
-      core::log().error("reload refused, keeping config {}: {}", cur->config->hash.substr(0, 12), snap.error);
-      set_reload_error(snap.error);
-      return;
-    }
-    std::atomic_store(&snapshot, snap.snap);
+    std::atomic_store(&snapshot, next.snap);
     set_reload_error("");
-    if (monitor) monitor->set(dependencies_of(*snap.snap));
-    core::init_logging(r.config->log_level, r.config->log_syslog);
+    if (hooks.swapped) hooks.swapped(*next.snap);
     core::log().info("stats {}", core::counters_line());
-    core::log().info("reloaded config {} (listeners and connection limits apply at restart)", r.config->hash.substr(0, 12));
+    core::log().info("reloaded config {} (listeners and connection limits apply at restart)", next.snap->config->hash.substr(0, 12));
   }
 
   asio::awaitable<void> drain() {
     shared.draining = true;  // /readyz fails from now on, so the balancer stops sending
     listening = false;
-    ops::ServiceManager::stopping();
+    if (hooks.stopping) hooks.stopping();
     for (auto& a : acceptors) {
       boost::system::error_code ec;
       a->close(ec);
@@ -408,8 +230,10 @@ struct Server::Impl {
   }
 };
 
-Server::Server(std::shared_ptr<const Snapshot> s) : impl_(std::make_unique<Impl>(std::move(s))) {}
+Server::Server(std::shared_ptr<const Snapshot> s, Hooks hooks) : impl_(std::make_unique<Impl>(std::move(s), std::move(hooks))) {}
 Server::~Server() = default;
+std::string Server::reload() { return impl_->reload_and_wait(); }
+State Server::state() const { return impl_->state(); }
 
 void block_control_signals() {
   sigset_t control = control_signals();
@@ -442,19 +266,17 @@ int Server::run() {
     asio::co_spawn(*s.workers[i], s.heartbeat(*s.heartbeats.back()), asio::detached);
   }
   s.listening = true;
-  if (!s.start_admin()) return 1;
+  if (s.hooks.listening && !s.hooks.listening()) return 1;
   for (unsigned i = 0; i < n; ++i) s.threads.emplace_back([ctx = s.workers[i].get()] { ctx->run(); });
   for (size_t i = 0; i < s.acceptors.size(); ++i)
     asio::co_spawn(s.main, s.accept_loop(*s.acceptors[i], cfg->listeners[i]), asio::detached);
   asio::co_spawn(s.main, s.signals(), asio::detached);
-  if (auto every = ops::ServiceManager::watchdog_interval()) asio::co_spawn(s.main, s.feed_watchdog(*every), asio::detached);
+  if (auto every = s.hooks.watchdog_interval) asio::co_spawn(s.main, s.feed_watchdog(*every), asio::detached);
   core::log().info("mxfront started: {} I/O threads, config {}", n, cfg->hash.substr(0, 12));
-  ops::ServiceManager::ready("serving, config " + cfg->hash.substr(0, 12));
+  if (s.hooks.ready) s.hooks.ready("serving, config " + cfg->hash.substr(0, 12));
   s.main.run();
   for (auto& w : s.workers) w->stop();
   for (auto& t : s.threads) t.join();
-  if (s.admin) s.admin->stop();
-  if (s.monitor) s.monitor->stop();
   core::log().info("stats {}", core::counters_line());
   core::log().info("mxfront stopped");
   return s.exit_code;

@@ -1,52 +1,45 @@
 // smtpd::Server — listeners, I/O threads (one io_context each), signals, drain and reload.
 // The main thread owns the acceptors and signals and hands each accepted socket to the next
-// I/O thread; a Session then lives entirely on that thread.
+// I/O thread; a Session then lives entirely on that thread. What a reload builds, what the service
+// manager hears and what the admin endpoints show is the program's wiring (app/), given as Hooks.
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
-#include <array>
-#include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
-#include "config/config.h"
-#include <boost/asio/ssl/context.hpp>
-#include <map>
-
-#include "filters/chain.h"
-#include "filters/resources.h"
-#include "ldap/directory.h"
-#include "smtpd/limits.h"
+#include "smtpd/snapshot.h"
 
 namespace smtpd {
 
-// Everything a session needs from one config generation; swapped as a whole on reload.
-struct Snapshot {
-  std::shared_ptr<const config::Config> config;
-  std::map<std::string, std::shared_ptr<const filters::Chain>> chains;  // by profile name
-  std::shared_ptr<boost::asio::ssl::context> tls;                      // null: no TLS configured
-  std::shared_ptr<ldap::Directory> directory;                          // null: type "none"
-  std::shared_ptr<filters::Resources> resources;                       // shared by all generations
+// What the server asks of the program around it. Every hook is optional.
+struct Hooks {
+  // Builds the next generation (SIGHUP, Server::reload()); an error keeps the running one.
+  std::function<SnapshotOrError(const Snapshot& current)> rebuild;
+  // After a new generation went live.
+  std::function<void(const Snapshot& now)> swapped;
+  // Once the listeners are bound, before serving: false aborts start-up (exit 1).
+  std::function<bool()> listening;
+  // Service-manager notifications (systemd): status texts and the watchdog.
+  std::function<void(const std::string& status)> ready;
+  std::function<void()> reloading, stopping, watchdog_ping;
+  std::optional<std::chrono::microseconds> watchdog_interval;
 };
-struct SnapshotOrError {
-  std::shared_ptr<const Snapshot> snap;
-  std::string error;
-};
-// Builds the filter chains, the TLS context and the directory of a config generation. The first
-// generation creates the shared filter resources (resources == nullptr); reloads pass them on.
-SnapshotOrError make_snapshot(std::shared_ptr<const config::Config> c,
-                              std::shared_ptr<filters::Resources> resources = nullptr);
 
-// Process-wide state shared by sessions on all threads.
-struct Shared {
-  explicit Shared(const config::Config& c)
-      : limiter(c.limits.connections, c.limits.connections_per_ip), budget(c.limits.inflight_bytes) {}
-  ConnectionLimiter limiter;
-  MemoryBudget budget;
-  std::atomic<bool> draining{false};
-  std::atomic<size_t> sessions{0};      // live sessions
-  std::array<std::atomic<size_t>, 3> sessions_by_profile{};  // indexed like config::Config::profiles
-  std::atomic<size_t> transactions{0};  // sessions inside a mail transaction
+// What the server reports about itself, for health checks and metrics; read from any thread.
+struct State {
+  std::vector<double> loop_lag;  // seconds since each I/O thread's last heartbeat
+  double uptime = 0;
+  bool draining = false, listening = false;
+  size_t sessions = 0, transactions = 0, inflight_bytes = 0;
+  std::vector<std::pair<std::string, size_t>> sessions_by_profile;
+  std::shared_ptr<const Snapshot> snapshot;
+  std::string last_reload_error;
 };
 
 // SIGTERM, SIGINT and SIGHUP are blocked in the calling thread (and so in every thread it starts
@@ -58,10 +51,13 @@ void block_control_signals();
 
 class Server {
  public:
-  explicit Server(std::shared_ptr<const Snapshot> s);
+  Server(std::shared_ptr<const Snapshot> s, Hooks hooks);
   ~Server();
   // Runs until SIGTERM/SIGINT and the drain are done. Returns the process exit code.
   int run();
+  // Thread-safe: the reload runs on the main thread, like SIGHUP; returns "" or why it was refused.
+  std::string reload();
+  State state() const;  // thread-safe
 
  private:
   struct Impl;

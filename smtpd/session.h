@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "smtpd/server.h"
+#include "smtpd/snapshot.h"
 
 namespace smtpd {
 

@@ -41,9 +41,9 @@ void count_image(std::string_view outcome) {
   core::count(c);
 }
 
-ocr::EngineSettings engine_settings(const config::Ocr& s) { return {s.language, s.datapath, s.page_seg_mode}; }
+ocr::EngineSettings engine_settings(const ocr::Settings& s) { return {s.language, s.datapath, s.page_seg_mode}; }
 
-image::Guards guards(const config::Ocr& s, uint64_t bytes_left) {
+image::Guards guards(const ocr::Settings& s, uint64_t bytes_left) {
   image::Guards g;
   g.max_pixels = s.max_pixels;
   g.min_width = static_cast<unsigned>(s.min_width);
@@ -65,7 +65,7 @@ struct ViewOutcome {
   bool from_cache = false;
   bool complete = true;
 };
-ViewOutcome read_view(const Pix* view, const config::Ocr& s, ocr::ResultCache* cache, Clock::time_point deadline,
+ViewOutcome read_view(const Pix* view, const ocr::Settings& s, ocr::ResultCache* cache, Clock::time_point deadline,
                       const std::atomic<bool>* cancel, std::string& text) {
   std::string key = image::pixel_hash(view);
   std::string pkey;
@@ -94,14 +94,14 @@ ViewOutcome read_view(const Pix* view, const config::Ocr& s, ocr::ResultCache* c
 
 }  // namespace
 
-OcrFilter::OcrFilter(config::Ocr settings, ocr::WordList words, std::shared_ptr<net::BlockingPool> workers,
+OcrFilter::OcrFilter(ocr::Settings settings, ocr::WordList words, std::shared_ptr<net::BlockingPool> workers,
                      std::shared_ptr<ocr::ResultCache> cache)
-    : settings_(std::make_shared<const config::Ocr>(std::move(settings))),
+    : settings_(std::make_shared<const ocr::Settings>(std::move(settings))),
       words_(std::make_shared<const ocr::WordList>(std::move(words))),
       workers_(std::move(workers)),
       cache_(std::move(cache)) {}
 
-std::shared_ptr<OcrFilter> OcrFilter::build(const config::Ocr& settings, std::shared_ptr<net::BlockingPool> workers,
+std::shared_ptr<OcrFilter> OcrFilter::build(const ocr::Settings& settings, std::shared_ptr<net::BlockingPool> workers,
                                             std::shared_ptr<ocr::ResultCache> cache, std::string& error) {
   ocr::ParseResult words = ocr::load_words(settings.words_file);
   if (!words.list) {
@@ -118,7 +118,7 @@ std::shared_ptr<OcrFilter> OcrFilter::build(const config::Ocr& settings, std::sh
 namespace {
 
 // A PDF attachment: its text layer joins the text; its text-less pages are read like images.
-void read_pdf(std::string_view data, const config::Ocr& s, ocr::ResultCache* cache, Clock::time_point deadline,
+void read_pdf(std::string_view data, const ocr::Settings& s, ocr::ResultCache* cache, Clock::time_point deadline,
               const std::atomic<bool>* cancel, uint64_t& bytes_left, OcrFilter::Report& r) {
   if (Clock::now() >= deadline) {
     r.budget_spent = true;
@@ -157,7 +157,7 @@ void read_pdf(std::string_view data, const config::Ocr& s, ocr::ResultCache* cac
 
 }  // namespace
 
-OcrFilter::Report OcrFilter::analyse(std::string_view message, const config::Ocr& s, const ocr::WordList& words,
+OcrFilter::Report OcrFilter::analyse(std::string_view message, const ocr::Settings& s, const ocr::WordList& words,
                                      ocr::ResultCache* cache, const std::atomic<bool>* cancel) {
   Report r;
   const auto start = Clock::now();
@@ -223,7 +223,7 @@ OcrFilter::Report OcrFilter::analyse(std::string_view message, const config::Ocr
   return r;
 }
 
-Verdict OcrFilter::verdict(const Report& r, const config::Ocr& s) {
+Verdict OcrFilter::verdict(const Report& r, const ocr::Settings& s) {
   if (r.cancelled) return Verdict::failure("ocr: cancelled");
   Verdict v;
   std::string words;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "config/filters.h"
+#include "filters/ocr/settings.h"
 #include "filters/filter.h"
 #include "filters/ocr/cache.h"
 #include "filters/ocr/words.h"
@@ -39,7 +39,7 @@ class OcrFilter final : public Filter {
   };
 
   // Loads the word list and checks the Tesseract language; null with `error` when either fails.
-  static std::shared_ptr<OcrFilter> build(const config::Ocr& settings, std::shared_ptr<net::BlockingPool> workers,
+  static std::shared_ptr<OcrFilter> build(const ocr::Settings& settings, std::shared_ptr<net::BlockingPool> workers,
                                           std::shared_ptr<ocr::ResultCache> cache, std::string& error);
 
   std::string_view name() const override { return "ocr"; }
@@ -47,15 +47,15 @@ class OcrFilter final : public Filter {
   bool skipped_when_allowlisted() const override { return true; }
   boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
 
-  static Report analyse(std::string_view message, const config::Ocr& s, const ocr::WordList& words,
+  static Report analyse(std::string_view message, const ocr::Settings& s, const ocr::WordList& words,
                         ocr::ResultCache* cache, const std::atomic<bool>* cancel);
-  static Verdict verdict(const Report& r, const config::Ocr& s);
+  static Verdict verdict(const Report& r, const ocr::Settings& s);
 
-  OcrFilter(config::Ocr settings, ocr::WordList words, std::shared_ptr<net::BlockingPool> workers,
+  OcrFilter(ocr::Settings settings, ocr::WordList words, std::shared_ptr<net::BlockingPool> workers,
             std::shared_ptr<ocr::ResultCache> cache);
 
  private:
-  std::shared_ptr<const config::Ocr> settings_;
+  std::shared_ptr<const ocr::Settings> settings_;
   std::shared_ptr<const ocr::WordList> words_;
   std::shared_ptr<net::BlockingPool> workers_;
   std::shared_ptr<ocr::ResultCache> cache_;

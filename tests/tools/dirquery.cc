@@ -40,6 +40,7 @@
 #include <fmt/format.h>
 
 #include "config/load.h"
+#include "filters/registry.h"
 #include "core/log.h"
 #include "ldap/factory.h"
 #include "ldap/ldap_directory.h"
@@ -264,7 +265,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   Args a;
   if (std::string err = parse_args(argc, argv, a); !err.empty()) return usage(err);
-  auto loaded = config::load(a.config);
+  auto loaded = config::load(a.config, filters::config_schema());
   if (!loaded.config) {
     std::fprintf(stderr, "dirquery: %s\n", loaded.error.c_str());
     return 2;

@@ -2,7 +2,8 @@
 // EICAR as .hdb md5 and .ndb body signature, clam.exe as .hsb sha256): detection in memory and in
 // MIME mail, clean mail, bad directories, limits, cancel, reload swaps, the pool path, and the engine
 // kept across config generations (Resources).
-#include "filters/clamav.h"
+#include "filters/clamav/clamav.h"
+#include "filters/clamav/descriptor.h"
 #include "filters/resources.h"
 
 #include <gtest/gtest.h>
@@ -94,15 +95,15 @@ struct SigDir {
     write(dir / (file + ".tmp"), name + ":0:*:" + hex(marker) + "\n");
     fs::rename(dir / (file + ".tmp"), dir / file);  // appears whole, as freshclam does it
   }
-  config::Clamav settings() const {
-    config::Clamav c;
+  clamav::Settings settings() const {
+    clamav::Settings c;
     c.database_dir = dir.string();
     c.reload_check = config::Seconds(0.1);
     return c;
   }
 };
 
-std::shared_ptr<clamav::EngineHolder> make_holder(const config::Clamav& c) {
+std::shared_ptr<clamav::EngineHolder> make_holder(const clamav::Settings& c) {
   auto created = clamav::EngineHolder::create(c, {.disable_cache = true});
   EXPECT_TRUE(created.holder) << created.error;
   return created.holder;
@@ -175,7 +176,7 @@ TEST_F(ClamavEngineTest, ACancelledScanStopsAndSaysSo) {
 }
 
 TEST(ClamavEngine, BadDirectoriesAreErrors) {
-  config::Clamav c;
+  clamav::Settings c;
   c.database_dir = "/nonexistent/clamav-db";
   auto r = clamav::EngineHolder::create(c);
   EXPECT_FALSE(r.holder);
@@ -195,7 +196,7 @@ TEST(ClamavEngine, BadDirectoriesAreErrors) {
 
 TEST(ClamavEngine, ExceededLimitIsReportedAsHeuristicNotClean) {
   SigDir db;
-  config::Clamav c = db.settings();
+  clamav::Settings c = db.settings();
   c.max_file_size = 1024;
   c.max_scan_size = 1024;
   auto engines = make_holder(c);
@@ -243,29 +244,29 @@ TEST_F(ClamavEngineTest, FailedReloadKeepsTheOldEngine) {
   EXPECT_FALSE(st.last_error.empty());
   EXPECT_EQ(scan(eicar()).kind, Kind::Virus);
   // A reconfigure to an unusable directory is refused at once.
-  config::Clamav bad = db.settings();
+  clamav::Settings bad = db.settings();
   bad.database_dir = "/nonexistent/x";
   EXPECT_FALSE(engines->reconfigure(bad).empty());
 }
 
 TEST(ClamavVerdict, MapsResultsAndOnLimit) {
-  auto v = ClamavFilter::verdict({Kind::Virus, "Sig.X.UNOFFICIAL"}, "accept");
+  auto v = ClamavFilter::verdict({Kind::Virus, "Sig.X.UNOFFICIAL"}, clamav::OnLimit::Accept);
   EXPECT_EQ(v.action, Action::Reject);
   ASSERT_TRUE(v.reply);
   EXPECT_EQ(v.reply->code, 554);
   EXPECT_EQ(v.reply->enhanced, "5.7.1");
   EXPECT_NE(v.reply->text.find("Sig.X.UNOFFICIAL"), std::string::npos);
-  EXPECT_EQ(ClamavFilter::verdict({Kind::Clean, ""}, "reject").action, Action::Continue);
+  EXPECT_EQ(ClamavFilter::verdict({Kind::Clean, ""}, clamav::OnLimit::Reject).action, Action::Continue);
   ScanResult limit{Kind::LimitExceeded, "Heuristics.Limits.Exceeded.MaxFileSize"};
-  EXPECT_EQ(ClamavFilter::verdict(limit, "accept").action, Action::Continue);
-  EXPECT_FALSE(ClamavFilter::verdict(limit, "accept").failed);
-  auto t = ClamavFilter::verdict(limit, "tempfail");
+  EXPECT_EQ(ClamavFilter::verdict(limit, clamav::OnLimit::Accept).action, Action::Continue);
+  EXPECT_FALSE(ClamavFilter::verdict(limit, clamav::OnLimit::Accept).failed);
+  auto t = ClamavFilter::verdict(limit, clamav::OnLimit::TempFail);
   EXPECT_EQ(t.action, Action::TempFail);
   EXPECT_EQ(t.reply->code, 451);
-  auto r = ClamavFilter::verdict(limit, "reject");
+  auto r = ClamavFilter::verdict(limit, clamav::OnLimit::Reject);
   EXPECT_EQ(r.action, Action::Reject);
   EXPECT_EQ(r.reply->code, 554);
-  EXPECT_TRUE(ClamavFilter::verdict({Kind::Error, "CL_EMEM"}, "accept").failed);
+  EXPECT_TRUE(ClamavFilter::verdict({Kind::Error, "CL_EMEM"}, clamav::OnLimit::Accept).failed);
 }
 
 namespace {
@@ -307,8 +308,9 @@ namespace {
 std::shared_ptr<const config::Config> config_with(const std::string& dir) {
   auto c = std::make_shared<config::Config>();
   c->filters.workers.threads = 1;
-  c->filters.clamav.database_dir = dir;
-  c->filters.clamav.reload_check = config::Seconds(60);  // only explicit reloads in this test
+  auto& s = c->sections.edit<clamav::Settings>("clamav");
+  s.database_dir = dir;
+  s.reload_check = config::Seconds(60);  // only explicit reloads in this test
   return c;
 }
 
@@ -324,23 +326,29 @@ TEST(ClamavResources, EngineSurvivesGenerationsAndOnlyACommittedOneReloadsIt) {
   SigDir db;
   auto c1 = config_with(db.dir.string());
   Resources res(*c1);
-  auto first = res.clamav_for(c1);
-  ASSERT_TRUE(first.engines) << first.error;
-  EXPECT_EQ(res.clamav_for(c1).engines, first.engines);  // a second profile: the same engine
-  res.commit_clamav(c1);                                   // the generation that created it: no reload
+  const Descriptor d = clamav::descriptor();
+  BuildContext b1{c1, res, nullptr};
+  Built first = d.build(b1);
+  ASSERT_TRUE(first.filter) << first.error;
+  auto engines = clamav::shared_engine(res);
+  ASSERT_TRUE(engines);
+  ASSERT_TRUE(d.build(b1).filter);                         // a second profile: the same engine
+  EXPECT_EQ(clamav::shared_engine(res), engines);
+  d.commit(b1);                                            // the generation that created it: no reload
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_EQ(first.engines->status().generation, 1u);
+  EXPECT_EQ(engines->status().generation, 1u);
 
   auto bad = config_with("/nonexistent/clamav-db");        // a reload to a bad directory is refused
-  EXPECT_FALSE(res.clamav_for(bad).engines);
+  EXPECT_FALSE(d.build(BuildContext{bad, res, nullptr}).filter);
   auto c2 = config_with(db.dir.string());                  // SIGHUP: checked, then committed
-  auto second = res.clamav_for(c2);
-  ASSERT_TRUE(second.engines) << second.error;
-  EXPECT_EQ(second.engines, first.engines);                // held across generations
+  BuildContext b2{c2, res, nullptr};
+  Built second = d.build(b2);
+  ASSERT_TRUE(second.filter) << second.error;
+  EXPECT_EQ(clamav::shared_engine(res), engines);          // held across generations
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_EQ(first.engines->status().generation, 1u) << "reloaded before the generation was committed";
-  res.commit_clamav(c2);
-  EXPECT_TRUE(wait_generation(*first.engines, 2));
+  EXPECT_EQ(engines->status().generation, 1u) << "reloaded before the generation was committed";
+  d.commit(b2);
+  EXPECT_TRUE(wait_generation(*engines, 2));
 }
 
 TEST(ClamavHealth, OkWithVersionAndSignaturesOrTheLastReloadError) {

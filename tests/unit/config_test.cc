@@ -1,6 +1,7 @@
 // Config loading: defaults, every kind of error reported as file:line, unknown keys refused.
 #include "config/load.h"
 #include "config/parameters.h"
+#include "filters/registry.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +15,7 @@ const std::string kMinimal =
     "[qmqp]\nservers = [\"127.0.0.1:628\", \"[::1]:629\", \"mailbox.internal:628\"]\n";
 
 TEST(Config, MinimalFileGetsDocumentedDefaults) {
-  auto r = load_string(kMinimal, "t.toml");
+  auto r = load_string(kMinimal, "t.toml", filters::config_schema());
   ASSERT_TRUE(r.config) << r.error;
   const auto& c = *r.config;
   EXPECT_EQ(c.limits.line_length, 512u);
@@ -31,7 +32,7 @@ TEST(Config, MinimalFileGetsDocumentedDefaults) {
 }
 
 TEST(Config, ValuesAreApplied) {
-  auto r = load_string(kMinimal + "[limits]\nrecipients = 3\ncommand_timeout = 1.5\n[server]\nhostname = \"mx.test\"\n", "t.toml");
+  auto r = load_string(kMinimal + "[limits]\nrecipients = 3\ncommand_timeout = 1.5\n[server]\nhostname = \"mx.test\"\n", "t.toml", filters::config_schema());
   ASSERT_TRUE(r.config) << r.error;
   EXPECT_EQ(r.config->limits.recipients, 3u);
   EXPECT_DOUBLE_EQ(r.config->limits.command_timeout.count(), 1.5);
@@ -39,7 +40,7 @@ TEST(Config, ValuesAreApplied) {
 }
 
 TEST(Config, Ipv6Listener) {
-  auto r = load_string(kMinimal + "[[listener]]\naddress = \"[::1]:2526\"\n", "t.toml");
+  auto r = load_string(kMinimal + "[[listener]]\naddress = \"[::1]:2526\"\n", "t.toml", filters::config_schema());
   ASSERT_TRUE(r.config) << r.error;
   EXPECT_EQ(r.config->listeners.at(1).host, "::1");
   EXPECT_EQ(r.config->listeners.at(1).name(), "[::1]:2526");
@@ -52,7 +53,7 @@ struct Bad {
 };
 class BadConfig : public ::testing::TestWithParam<Bad> {};
 TEST_P(BadConfig, IsRefusedWithFileLineAndReason) {
-  auto r = load_string(GetParam().text, "t.toml");
+  auto r = load_string(GetParam().text, "t.toml", filters::config_schema());
   EXPECT_FALSE(r.config);
   EXPECT_NE(r.error.find(GetParam().expect), std::string::npos) << r.error;
   EXPECT_EQ(r.error.rfind("t.toml:", 0), 0u) << r.error;
@@ -77,7 +78,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Config, ProfilesHaveDefaultsAndOverrides) {
-  auto r = load_string(kMinimal + "[profile.mx]\nrecipients = 5\nfilters = []\n", "t.toml");
+  auto r = load_string(kMinimal + "[profile.mx]\nrecipients = 5\nfilters = []\n", "t.toml", filters::config_schema());
   ASSERT_TRUE(r.config) << r.error;
   const auto& mx = r.config->profile("mx");
   EXPECT_EQ(mx.recipients, 5u);
@@ -107,7 +108,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Config, ProxyListener) {
   auto r = load_string(kMinimal + "[[listener]]\naddress = \"127.0.0.1:2526\"\nproxy_protocol = true\n"
-                                  "proxy_trusted = [\"10.0.0.0/8\", \"::1\"]\n", "t.toml");
+                                  "proxy_trusted = [\"10.0.0.0/8\", \"::1\"]\n", "t.toml", filters::config_schema());
   ASSERT_TRUE(r.config) << r.error;
   const auto& l = r.config->listeners.at(1);
   EXPECT_TRUE(l.proxy_protocol);
@@ -126,8 +127,8 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Config, DocTableHasEveryParameterWithItsDefault) {
-  std::string doc = config::markdown_table();
-  for (const auto& p : config::parameters()) {
+  std::string doc = config::markdown_table(filters::config_schema());
+  for (const auto& p : filters::config_schema().rows) {
     EXPECT_NE(doc.find(std::string(p.key)), std::string::npos) << p.key;
     EXPECT_FALSE(p.doc.empty()) << p.key;
   }
@@ -135,7 +136,7 @@ TEST(Config, DocTableHasEveryParameterWithItsDefault) {
 }
 
 TEST(Config, MissingFileIsAnError) {
-  auto r = config::load("/nonexistent/mxfront.toml");
+  auto r = config::load("/nonexistent/mxfront.toml", config::core_schema());
   EXPECT_FALSE(r.config);
   EXPECT_NE(r.error.find("/nonexistent/mxfront.toml:0: cannot read"), std::string::npos);
 }

@@ -12,8 +12,8 @@ namespace {
 using filters::Action;
 using filters::OcrFilter;
 
-config::Ocr settings() {
-  config::Ocr s;
+filters::ocr::Settings settings() {
+  filters::ocr::Settings s;
   s.reject_score = 5;
   s.mismatch_score = 0.5;
   return s;
@@ -110,7 +110,7 @@ TEST(OcrAnalyse, FindsImagesByContentUsesTheCacheAndCountsGuards) {
 }
 
 TEST(OcrAnalyse, MaxImagesAndACancelledJobStopEarly) {
-  config::Ocr s = settings();
+  filters::ocr::Settings s = settings();
   s.max_images = 2;
   std::vector<std::pair<std::string, std::string>> parts;
   for (int i = 0; i < 4; ++i) parts.push_back({"image/png", blank_png(100 + i, 40)});

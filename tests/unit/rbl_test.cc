@@ -1,7 +1,7 @@
 // The rbl filter's pure parts (reverse query names, answer codes, tags, the judgement of an
 // answer), the filter against a DNS server that never answers (cancel, fail open), and the
 // zones' dependency check (RFC 5782 test points) against a DNS server on its own thread.
-#include "filters/rbl.h"
+#include "filters/rbl/rbl.h"
 
 #include <gtest/gtest.h>
 
@@ -22,10 +22,10 @@ using namespace filters::rbl;
 namespace {
 uint32_t ip(uint8_t a, uint8_t b, uint8_t c, uint8_t d) { return uint32_t{a} << 24 | uint32_t{b} << 16 | uint32_t{c} << 8 | d; }
 
-config::RblZone zone(std::string name, std::string kind = "ip", Codes codes = {}) {
-  config::RblZone z;
+Zone zone(std::string name, std::string kind = "ip", Codes codes = {}) {
+  Zone z;
   z.zone = std::move(name);
-  z.kind = std::move(kind);
+  z.kind = kind == "domain" ? ZoneKind::Domain : kind == "allow" ? ZoneKind::Allow : ZoneKind::Ip;
   z.codes = std::move(codes);
   return z;
 }
@@ -142,12 +142,12 @@ struct SilentDnsCase {
   std::shared_ptr<filters::Cancel> cancel = std::make_shared<filters::Cancel>();
 
   explicit SilentDnsCase(double query_timeout) {
-    config::Rbl cfg;
+    Settings cfg;
     cfg.servers = {"127.0.0.1:" + std::to_string(hole.local_endpoint().port())};
-    cfg.query_timeout = config::Seconds(query_timeout);
+    cfg.query_timeout = std::chrono::duration<double>(query_timeout);
     cfg.tries = 1;
     cfg.zones.push_back(zone("bl.test"));
-    cfg.zones.back().action = "reject";
+    cfg.zones.back().action = ZoneAction::Reject;
     filter = std::make_shared<filters::Rbl>(cfg, std::make_shared<net::DnsCache>());
   }
   // connect() then the MailFrom check; returns the verdict and how long the check took.
@@ -294,10 +294,10 @@ class ThreadDns {
 
 const std::string kV6Point = "2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.";
 
-config::Rbl rbl_via(const std::string& server) {
-  config::Rbl cfg;
+Settings rbl_via(const std::string& server) {
+  Settings cfg;
   cfg.servers = {server};
-  cfg.query_timeout = config::Seconds(0.3);
+  cfg.query_timeout = std::chrono::duration<double>(0.3);
   cfg.tries = 1;
   return cfg;
 }
@@ -306,7 +306,7 @@ config::Rbl rbl_via(const std::string& server) {
 
 TEST(RblZoneCheck, TestPointListedIsHealthy) {
   ThreadDns dns(Answers{{"2.0.0.127.bl.test", {ip(127, 0, 0, 2)}}, {"test.dbl.test", {ip(127, 0, 1, 2)}}});
-  config::Rbl cfg = rbl_via(dns.address());  // the zones have no servers of their own: rbl.servers
+  Settings cfg = rbl_via(dns.address());  // the zones have no servers of their own: rbl.servers
   EXPECT_EQ(zone_check(zone("bl.test"), cfg), "");
   EXPECT_EQ(zone_check(zone("bl.test", "allow"), cfg), "");
   EXPECT_EQ(zone_check(zone("dbl.test", "domain"), cfg), "");
@@ -315,7 +315,7 @@ TEST(RblZoneCheck, TestPointListedIsHealthy) {
 
 TEST(RblZoneCheck, EmptyListIsDownWithTheTestPointNamed) {
   ThreadDns dns;
-  config::Rbl cfg = rbl_via(dns.address());
+  Settings cfg = rbl_via(dns.address());
   EXPECT_EQ(zone_check(zone("empty.test"), cfg), "test point 127.0.0.2 not listed (list empty or not serving)");
   EXPECT_EQ(zone_check(zone("empty.test", "domain"), cfg), "test point test not listed (list empty or not serving)");
   // an ip zone also tries the IPv6 test point before saying so; a domain zone has only one
@@ -331,7 +331,7 @@ TEST(RblZoneCheck, ErrorCodesRefusalsAndOddAnswersAreDown) {
   ThreadDns dns(Answers{{"2.0.0.127.blocked.test", {ip(127, 255, 255, 254)}},
                  {"2.0.0.127.hijacked.test", {ip(192, 0, 2, 1)}},
                  {"2.0.0.127.refused.test", {}}});
-  config::Rbl cfg = rbl_via(dns.address());
+  Settings cfg = rbl_via(dns.address());
   EXPECT_EQ(zone_check(zone("blocked.test"), cfg), "test point 127.0.0.2 answered 127.255.255.254: the list refuses our queries (error code)");
   EXPECT_EQ(zone_check(zone("hijacked.test"), cfg), "test point 127.0.0.2 answered 192.0.2.1: not a list answer (wrong zone or servers?)");
   std::string refused = zone_check(zone("refused.test"), cfg);
@@ -343,8 +343,8 @@ TEST(RblZoneCheck, ZoneServersWinAndASilentServerIsABoundedTimeout) {
   ThreadDns live(Answers{{"2.0.0.127.bl.test", {ip(127, 0, 0, 2)}}});
   asio::io_context unused;
   asio::ip::udp::socket hole(unused, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  config::Rbl cfg = rbl_via(live.address());
-  config::RblZone z = zone("bl.test");
+  Settings cfg = rbl_via(live.address());
+  Zone z = zone("bl.test");
   z.servers = {"127.0.0.1:" + std::to_string(hole.local_endpoint().port())};
   auto t0 = std::chrono::steady_clock::now();
   std::string err = zone_check(z, cfg);

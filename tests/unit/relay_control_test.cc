@@ -1,5 +1,5 @@
 // The no-open-relay decision for every classic relay probe shape.
-#include "filters/relay_control.h"
+#include "filters/relay_control/relay_control.h"
 
 #include <gtest/gtest.h>
 

@@ -1,9 +1,11 @@
 // Unit tests for the rules filter (filters::Rules) and its GMime text extraction: every kind of
 // rule, reject vs score, summed scores and tags, body_limit, the worker pool (busy, cancelled),
 // and patterns that would backtrack catastrophically in a backtracking engine (RE2 is linear).
-#include "filters/rules.h"
+#include "filters/rules/rules.h"
 
 #include <gtest/gtest.h>
+
+#include <map>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -20,14 +22,16 @@ namespace asio = boost::asio;
 
 using testing_support::IoThread;
 
-config::Rule rule(std::string name, std::string kind, std::string pattern, double score = 0,
+rules::Rule rule(std::string name, std::string kind, std::string pattern, double score = 0,
                   std::string action = "score", std::string header = "") {
-  config::Rule r;
+  rules::Rule r;
   r.name = std::move(name);
-  r.kind = std::move(kind);
+  static const std::map<std::string, filters::rules::Kind> kinds = {{"helo", filters::rules::Kind::Helo},
+      {"sender", filters::rules::Kind::Sender}, {"header", filters::rules::Kind::Header}, {"body", filters::rules::Kind::Body}};
+  r.kind = kinds.at(kind);
   r.pattern = std::move(pattern);
   r.score = score;
-  r.action = std::move(action);
+  r.action = action == "reject" ? filters::rules::Action::Reject : filters::rules::Action::Score;
   r.header = std::move(header);
   return r;
 }
@@ -41,7 +45,7 @@ net::Cidr cidr(const char* text) {
 // One filter with its own pool and I/O thread; check() runs a phase and waits for its verdict.
 class Fixture {
  public:
-  explicit Fixture(config::Rules cfg, size_t queue = 16)
+  explicit Fixture(rules::Settings cfg, size_t queue = 16)
       : pool_(std::make_shared<net::BlockingPool>("rules-test", 2, queue)) {
     std::string err;
     filter_ = Rules::build(cfg, pool_, err);
@@ -87,8 +91,8 @@ class Fixture {
   std::shared_ptr<Rules> filter_;
 };
 
-config::Rules with_rules(std::vector<config::Rule> rules, size_t body_limit = 1048576) {
-  config::Rules cfg;
+filters::rules::Settings with_rules(std::vector<filters::rules::Rule> rules, size_t body_limit = 1048576) {
+  filters::rules::Settings cfg;
   cfg.rules = std::move(rules);
   cfg.body_limit = body_limit;
   return cfg;
@@ -113,7 +117,7 @@ const std::string kPlain = "From: a@example.net\nTo: b@example.org\nSubject: hel
 
 // ---------------------------------------------------------------------------------------------
 TEST(Rules, ClientBlockRejectsIpv4AndIpv6RangesAtConnect) {
-  config::Rules cfg;
+  rules::Settings cfg;
   cfg.client_block = {cidr("192.0.2.0/24"), cidr("2001:db8::/32"), cidr("198.51.100.7")};
   Fixture f(cfg);
   EXPECT_TRUE(f.filter().wants(Phase::Connect));
@@ -129,7 +133,7 @@ TEST(Rules, ClientBlockRejectsIpv4AndIpv6RangesAtConnect) {
 }
 
 TEST(Rules, ClientAllowAcceptsSoTheChainAllowlistsAndBlockWins) {
-  config::Rules cfg;
+  rules::Settings cfg;
   cfg.client_allow = {cidr("10.0.0.0/8"), cidr("::1"), cidr("fd00::/8")};
   cfg.client_block = {cidr("10.9.9.9")};
   Fixture f(cfg);
@@ -143,7 +147,7 @@ TEST(Rules, ClientAllowAcceptsSoTheChainAllowlistsAndBlockWins) {
 }
 
 TEST(Rules, WantsOnlyThePhasesItHasRulesFor) {
-  Fixture none(config::Rules{});
+  Fixture none(rules::Settings{});
   for (Phase p : {Phase::Connect, Phase::Helo, Phase::MailFrom, Phase::RcptTo, Phase::Data})
     EXPECT_FALSE(none.filter().wants(p));
   Fixture some(with_rules({rule("h", "helo", "x"), rule("b", "body", "y")}));

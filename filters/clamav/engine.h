@@ -22,7 +22,7 @@
 #include <tuple>
 #include <vector>
 
-#include "config/filters.h"
+#include "filters/clamav/settings.h"
 #include "filters/filter.h"
 
 struct cl_engine;
@@ -55,7 +55,7 @@ struct EngineOrError {
   std::string error;
 };
 // Compiles an engine (blocking). cl_init runs once per process on the first call.
-EngineOrError compile(const config::Clamav& c, std::shared_ptr<TmpDir> tmpdir, Options o = {});
+EngineOrError compile(const clamav::Settings& c, std::shared_ptr<TmpDir> tmpdir, Options o = {});
 std::shared_ptr<TmpDir> make_tmpdir();  // mkdtemp under $TMPDIR or /tmp; null on failure
 
 struct ScanResult {
@@ -82,7 +82,7 @@ struct Status {
 };
 
 // A cheap check of new settings (a config reload): the directory exists and holds files. "" = ok.
-std::string check_settings(const config::Clamav& c);
+std::string check_settings(const clamav::Settings& c);
 
 // The engine's state as a dependency check (ops::DependencyMonitor): "ok: libclamav V, N signatures,
 // engine G loaded S s ago", or, when the last reload failed (the older engine still scans), the error.
@@ -96,7 +96,7 @@ class EngineHolder {
  public:
   struct Created;
   // Compiles the first engine, then starts the reload thread. Error text on failure.
-  static Created create(const config::Clamav& c, Options o = {});
+  static Created create(const clamav::Settings& c, Options o = {});
   ~EngineHolder();  // stops and joins the reload thread
   EngineHolder(const EngineHolder&) = delete;
   EngineHolder& operator=(const EngineHolder&) = delete;
@@ -104,16 +104,16 @@ class EngineHolder {
   std::shared_ptr<const Engine> current() const { return std::atomic_load(&engine_); }
   // A config reload: new settings (checked with check_settings()), then a reload in the
   // background. Returns the error, "" when accepted.
-  std::string reconfigure(const config::Clamav& c);
+  std::string reconfigure(const clamav::Settings& c);
   void request_reload();  // wakes the reload thread (SIGHUP)
   // Compiles and swaps now, on the calling thread (the reload thread; tests). True on success.
   bool reload_now(const std::string& why);
   Status status() const;
 
  private:
-  EngineHolder(const config::Clamav& c, Options o, std::shared_ptr<TmpDir> t);
+  EngineHolder(const clamav::Settings& c, Options o, std::shared_ptr<TmpDir> t);
   void thread_main();
-  bool load(const config::Clamav& s, const Fingerprint& fp, const std::string& why);
+  bool load(const clamav::Settings& s, const Fingerprint& fp, const std::string& why);
 
   Options options_;
   std::shared_ptr<TmpDir> tmpdir_;
@@ -121,7 +121,7 @@ class EngineHolder {
 
   mutable std::mutex mu_;  // guards what follows
   std::condition_variable cv_;
-  config::Clamav settings_;
+  clamav::Settings settings_;
   bool stop_ = false, requested_ = false;
   Fingerprint loaded_fp_, failed_fp_;
   uint64_t generation_ = 0, reloads_ = 0, failures_ = 0;

@@ -1,6 +1,6 @@
 // Relay decision: routing syntax -> deny; local domain -> accept (directory lookup if configured);
 // other domains -> accept only when authenticated.
-#include "filters/relay_control.h"
+#include "filters/relay_control/relay_control.h"
 
 #include <algorithm>
 

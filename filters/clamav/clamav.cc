@@ -1,6 +1,6 @@
 // ClamAV at Data: one pool job per message, the engine taken when the job starts (so a swap while
 // the job waited is honoured), the result mapped to a verdict.
-#include "filters/clamav.h"
+#include "filters/clamav/clamav.h"
 
 #include "core/log.h"
 
@@ -9,16 +9,16 @@ namespace R = core::replies;
 using clamav::ScanResult;
 
 ClamavFilter::ClamavFilter(std::shared_ptr<clamav::EngineHolder> engines, std::shared_ptr<net::BlockingPool> workers,
-                           config::Clamav settings)
+                           clamav::Settings settings)
     : engines_(std::move(engines)), workers_(std::move(workers)), settings_(std::move(settings)) {}
 
-Verdict ClamavFilter::verdict(const ScanResult& r, const std::string& on_limit) {
+Verdict ClamavFilter::verdict(const ScanResult& r, clamav::OnLimit on_limit) {
   switch (r.kind) {
     case ScanResult::Kind::Clean: return Verdict::cont();
     case ScanResult::Kind::Virus: return {Action::Reject, R::virus_found(r.name), "virus " + r.name};
     case ScanResult::Kind::LimitExceeded:
-      if (on_limit == "reject") return {Action::Reject, R::scan_limit_rejected(), "scan limit: " + r.name};
-      if (on_limit == "tempfail") return {Action::TempFail, R::filter_unavailable(), "scan limit: " + r.name};
+      if (on_limit == clamav::OnLimit::Reject) return {Action::Reject, R::scan_limit_rejected(), "scan limit: " + r.name};
+      if (on_limit == clamav::OnLimit::TempFail) return {Action::TempFail, R::filter_unavailable(), "scan limit: " + r.name};
       return {Action::Continue, std::nullopt, "scan limit (accepted): " + r.name};
     case ScanResult::Kind::Cancelled: return Verdict::failure("clamav: scan cancelled");
     case ScanResult::Kind::Error: break;

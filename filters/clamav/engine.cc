@@ -1,6 +1,6 @@
 // libclamav engine compile, scan from memory, and the holder that swaps engines when the
 // signature directory changes (see clamav_engine.h for the contract).
-#include "filters/clamav_engine.h"
+#include "filters/clamav/engine.h"
 
 #include <clamav.h>
 #include <pthread.h>
@@ -88,7 +88,7 @@ std::string set_num(cl_engine* e, cl_engine_field f, long long v, const char* wh
 }
 
 // Scan limits and the private temp dir, before cl_load.
-std::string set_limits(cl_engine* e, const config::Clamav& c, const std::string& tmpdir, Options o) {
+std::string set_limits(cl_engine* e, const clamav::Settings& c, const std::string& tmpdir, Options o) {
   long long ms = static_cast<long long>(c.max_scan_time.count() * 1000);
   for (std::string err : {set_num(e, CL_ENGINE_MAX_SCANSIZE, c.max_scan_size, "max_scan_size"),
                           set_num(e, CL_ENGINE_MAX_FILESIZE, c.max_file_size, "max_file_size"),
@@ -105,7 +105,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 }  // namespace
 
-EngineOrError compile(const config::Clamav& c, std::shared_ptr<TmpDir> tmpdir, Options o) {
+EngineOrError compile(const clamav::Settings& c, std::shared_ptr<TmpDir> tmpdir, Options o) {
   if (std::string err = init_once(); !err.empty()) return {nullptr, err};
   if (!tmpdir) return {nullptr, "cannot create a temporary directory for libclamav"};
   auto t0 = Clock::now();
@@ -178,7 +178,7 @@ void log_loaded(const Engine& e, const std::string& why) {
 }
 }  // namespace
 
-std::string check_settings(const config::Clamav& c) { return check_dir(c.database_dir); }
+std::string check_settings(const clamav::Settings& c) { return check_dir(c.database_dir); }
 
 std::string health(const Status& st) {
   std::string engine = fmt::format("engine {} loaded {:.0f} s ago", st.generation, st.age_seconds);
@@ -186,10 +186,10 @@ std::string health(const Status& st) {
   return fmt::format("ok: libclamav {}, {} signatures, {}", st.version, st.signatures, engine);
 }
 
-EngineHolder::EngineHolder(const config::Clamav& c, Options o, std::shared_ptr<TmpDir> t)
+EngineHolder::EngineHolder(const clamav::Settings& c, Options o, std::shared_ptr<TmpDir> t)
     : options_(o), tmpdir_(std::move(t)), settings_(c) {}
 
-EngineHolder::Created EngineHolder::create(const config::Clamav& c, Options o) {
+EngineHolder::Created EngineHolder::create(const clamav::Settings& c, Options o) {
   std::shared_ptr<EngineHolder> h(new EngineHolder(c, o, make_tmpdir()));
   if (!h->load(c, fingerprint(c.database_dir), "start")) return {nullptr, "clamav: " + h->status().last_error};
   h->thread_ = std::thread([p = h.get()] { p->thread_main(); });
@@ -205,7 +205,7 @@ EngineHolder::~EngineHolder() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::string EngineHolder::reconfigure(const config::Clamav& c) {
+std::string EngineHolder::reconfigure(const clamav::Settings& c) {
   if (std::string err = check_dir(c.database_dir); !err.empty()) return err;
   {
     std::lock_guard lk(mu_);
@@ -225,7 +225,7 @@ void EngineHolder::request_reload() {
 }
 
 bool EngineHolder::reload_now(const std::string& why) {
-  config::Clamav s;
+  clamav::Settings s;
   {
     std::lock_guard lk(mu_);
     s = settings_;
@@ -235,7 +235,7 @@ bool EngineHolder::reload_now(const std::string& why) {
 
 // Compiles off to the side, then swaps. The fingerprint is taken BEFORE the load, so a file that
 // changes during the load differs from it and triggers another reload at the next check.
-bool EngineHolder::load(const config::Clamav& s, const Fingerprint& fp, const std::string& why) {
+bool EngineHolder::load(const clamav::Settings& s, const Fingerprint& fp, const std::string& why) {
   std::lock_guard load_lk(load_mu_);
   EngineOrError r = compile(s, tmpdir_, options_);
   std::shared_ptr<const Engine> old;  // freed after the locks, unless scans still hold it
@@ -269,7 +269,7 @@ void EngineHolder::thread_main() {
     cv_.wait_for(lk, interval, [this] { return stop_ || requested_; });
     if (stop_) break;
     bool forced = std::exchange(requested_, false);
-    config::Clamav s = settings_;
+    clamav::Settings s = settings_;
     Fingerprint loaded = loaded_fp_, failed = failed_fp_;
     lk.unlock();
     Fingerprint fp = fingerprint(s.database_dir);

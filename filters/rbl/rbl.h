@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "config/filters.h"
+#include "filters/rbl/settings.h"
 #include "filters/filter.h"
 #include "net/dns.h"
 #include "net/dns_cache.h"
@@ -33,7 +33,7 @@ bool code_honoured(const Codes& codes, uint32_t a);
 std::string ipv4_text(uint32_t a);  // host order -> "127.0.0.2"
 // The X-Spam-Report tag of a zone: "RBL_" (ip zones) or "RHSBL_" (domain zones) + the zone name
 // upper-cased with every non-alphanumeric character turned into '_'.
-std::string tag_name(const config::RblZone& z);
+std::string tag_name(const rbl::Zone& z);
 // Whether `d` can be looked up under a zone (a plain host name, no address literal).
 bool valid_domain(std::string_view d);
 
@@ -44,15 +44,15 @@ struct ZoneResult {
   std::string detail;   // Failed: why; NotListed: e.g. "127.0.0.11 not in codes"
 };
 // The meaning of an A answer for zone `z` (pure).
-ZoneResult judge(const config::RblZone& z, const net::DnsAnswer& a);
+ZoneResult judge(const rbl::Zone& z, const net::DnsAnswer& a);
 
 // The RFC 5782 test point of zone `z`: "2.0.0.127.<zone>" (ip, allow), "test.<zone>" (domain).
-std::string test_point(const config::RblZone& z);
+std::string test_point(const rbl::Zone& z);
 // What an A answer for the test point says about the list (pure): "" when it lists the test
 // point (an answer in 127.0.0.0/8 outside 127.255.255.0/24, whatever the zone's codes), else
 // the error: NXDOMAIN/NODATA "test point 127.0.0.2 not listed (list empty or not serving)",
 // the lists' error answers (127.255.255.x: the list refuses our queries), timeouts, failures.
-std::string judge_test_point(const config::RblZone& z, const net::DnsAnswer& a);
+std::string judge_test_point(const rbl::Zone& z, const net::DnsAnswer& a);
 // The dependency health check of one zone (ops::DependencyMonitor, kind "dns", name = the zone):
 // an A query for its test point through the zone's servers (else rbl.servers; c-ares reads
 // /etc/resolv.conf only when neither is set, as the filter does), on a private io_context run by
@@ -61,25 +61,25 @@ std::string judge_test_point(const config::RblZone& z, const net::DnsAnswer& a);
 // rounds plus a margin. "" = healthy, else the error. For an ip/allow zone whose IPv4 test point
 // is not there, the IPv6 one (::ffff:127.0.0.2, nibble form) is tried too: an IPv6-only list is
 // healthy when it lists that.
-std::string zone_check(const config::RblZone& z, const config::Rbl& cfg);
+std::string zone_check(const rbl::Zone& z, const rbl::Settings& cfg);
 }  // namespace rbl
 
 class Rbl final : public Filter {
  public:
-  Rbl(config::Rbl cfg, std::shared_ptr<net::DnsCache> cache);
+  Rbl(rbl::Settings cfg, std::shared_ptr<net::DnsCache> cache);
   std::string_view name() const override { return "rbl"; }
   bool wants(Phase p) const override { return p == Phase::MailFrom; }
   bool skipped_when_allowlisted() const override { return true; }
   std::shared_ptr<void> connect(const Context& ctx, boost::asio::any_io_executor ex) override;
   boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
 
-  struct Settings;  // the config and the cache, shared with lookups still running
+  struct Shared;    // the settings and the cache, shared with lookups still running
   struct Pending;   // one zone lookup: its query and, once done, its result
   struct State;     // per connection: the client's lookups
 
  private:
   std::shared_ptr<State> start_client(const Context& ctx, const boost::asio::any_io_executor& ex) const;
-  std::shared_ptr<const Settings> s_;
+  std::shared_ptr<const Shared> s_;
 };
 
 }  // namespace filters

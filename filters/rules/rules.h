@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "config/filters.h"
+#include "filters/rules/settings.h"
 #include "filters/filter.h"
 #include "net/blocking_pool.h"
 
@@ -21,7 +21,7 @@ class Rules final : public Filter {
   struct Compiled;  // the compiled rules of one config generation (shared with pool jobs)
 
   // Compiles every pattern; on a bad pattern returns null and sets `error`.
-  static std::shared_ptr<Rules> build(const config::Rules& cfg, std::shared_ptr<net::BlockingPool> workers,
+  static std::shared_ptr<Rules> build(const rules::Settings& cfg, std::shared_ptr<net::BlockingPool> workers,
                                       std::string& error);
   Rules(std::shared_ptr<const Compiled> c, std::shared_ptr<net::BlockingPool> workers);
 

@@ -1,6 +1,6 @@
 // The static rules filter: compiled RE2 patterns per kind, evaluated in config order; a reject
 // rule ends the evaluation, score rules add up into one verdict.
-#include "filters/rules.h"
+#include "filters/rules/rules.h"
 
 #include <re2/re2.h>
 
@@ -76,16 +76,18 @@ struct Rules::Compiled {
   std::vector<Rule> helo, sender, header, body;
   size_t body_limit = 0;
 
-  std::vector<Rule>* of(const std::string& kind) {
-    if (kind == "helo") return &helo;
-    if (kind == "sender") return &sender;
-    if (kind == "header") return &header;
-    if (kind == "body") return &body;
-    return nullptr;
+  std::vector<Rule>& of(rules::Kind kind) {
+    switch (kind) {
+      case rules::Kind::Helo: return helo;
+      case rules::Kind::Sender: return sender;
+      case rules::Kind::Header: return header;
+      case rules::Kind::Body: break;
+    }
+    return body;
   }
 };
 
-std::shared_ptr<Rules> Rules::build(const config::Rules& cfg, std::shared_ptr<net::BlockingPool> workers,
+std::shared_ptr<Rules> Rules::build(const rules::Settings& cfg, std::shared_ptr<net::BlockingPool> workers,
                                     std::string& error) {
   auto c = std::make_shared<Compiled>();
   c->block = cfg.client_block;
@@ -94,17 +96,13 @@ std::shared_ptr<Rules> Rules::build(const config::Rules& cfg, std::shared_ptr<ne
   RE2::Options o;
   o.set_log_errors(false);
   for (const auto& r : cfg.rules) {
-    std::vector<Rule>* list = c->of(r.kind);
-    if (!list) {
-      error = fmt::format("rule '{}': unknown kind '{}'", r.name, r.kind);
-      return nullptr;
-    }
+    std::vector<Rule>& list = c->of(r.kind);
     auto re = std::make_unique<RE2>(r.pattern, o);
     if (!re->ok()) {
       error = fmt::format("rule '{}': bad regular expression: {}", r.name, re->error());
       return nullptr;
     }
-    list->push_back({r.name, tag_of(r.name), r.header, r.score, r.action == "reject", std::move(re)});
+    list.push_back({r.name, tag_of(r.name), r.header, r.score, r.action == rules::Action::Reject, std::move(re)});
   }
   mime::ensure_init();
   return std::make_shared<Rules>(std::move(c), std::move(workers));

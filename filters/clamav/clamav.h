@@ -6,8 +6,8 @@
 #pragma once
 #include <memory>
 
-#include "config/filters.h"
-#include "filters/clamav_engine.h"
+#include "filters/clamav/settings.h"
+#include "filters/clamav/engine.h"
 #include "filters/filter.h"
 #include "net/blocking_pool.h"
 
@@ -16,18 +16,18 @@ namespace filters {
 class ClamavFilter final : public Filter {
  public:
   ClamavFilter(std::shared_ptr<clamav::EngineHolder> engines, std::shared_ptr<net::BlockingPool> workers,
-               config::Clamav settings);
+               clamav::Settings settings);
   std::string_view name() const override { return "clamav"; }
   bool wants(Phase p) const override { return p == Phase::Data; }
   boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
 
   // A scan result as a verdict (pure, for tests).
-  static Verdict verdict(const clamav::ScanResult& r, const std::string& on_limit);
+  static Verdict verdict(const clamav::ScanResult& r, clamav::OnLimit on_limit);
 
  private:
   std::shared_ptr<clamav::EngineHolder> engines_;
   std::shared_ptr<net::BlockingPool> workers_;
-  config::Clamav settings_;
+  clamav::Settings settings_;
 };
 
 }  // namespace filters

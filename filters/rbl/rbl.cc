@@ -1,6 +1,6 @@
 // DNS list lookups: started at connect (client zones) or at MailFrom (sender domain zones), run
 // as coroutines on the session's executor, cached, and judged zone by zone in config order.
-#include "filters/rbl.h"
+#include "filters/rbl/rbl.h"
 
 #include <arpa/inet.h>
 
@@ -20,6 +20,8 @@
 #include "core/metrics.h"
 
 namespace filters {
+using rbl::ZoneKind;
+using rbl::ZoneAction;
 namespace asio = boost::asio;
 namespace R = core::replies;
 using rbl::ZoneResult;
@@ -60,8 +62,8 @@ bool code_honoured(const Codes& codes, uint32_t a) {
 
 std::string ipv4_text(uint32_t a) { return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255); }
 
-std::string tag_name(const config::RblZone& z) {
-  std::string t = z.kind == "domain" ? "RHSBL_" : "RBL_";
+std::string tag_name(const rbl::Zone& z) {
+  std::string t = z.kind == ZoneKind::Domain ? "RHSBL_" : "RBL_";
   for (char c : z.zone) t += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : '_';
   return t;
 }
@@ -71,7 +73,7 @@ bool valid_domain(std::string_view d) {
   return std::all_of(d.begin(), d.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'; });
 }
 
-ZoneResult judge(const config::RblZone& z, const net::DnsAnswer& a) {
+ZoneResult judge(const rbl::Zone& z, const net::DnsAnswer& a) {
   ZoneResult r;
   switch (a.status) {
     case net::DnsStatus::NxDomain:
@@ -94,10 +96,10 @@ ZoneResult judge(const config::RblZone& z, const net::DnsAnswer& a) {
   return r;
 }
 
-std::string test_point(const config::RblZone& z) { return (z.kind == "domain" ? "test." : "2.0.0.127.") + z.zone; }
+std::string test_point(const rbl::Zone& z) { return (z.kind == ZoneKind::Domain ? "test." : "2.0.0.127.") + z.zone; }
 
-std::string judge_test_point(const config::RblZone& z, const net::DnsAnswer& a) {
-  const char* point = z.kind == "domain" ? "test" : "127.0.0.2";
+std::string judge_test_point(const rbl::Zone& z, const net::DnsAnswer& a) {
+  const char* point = z.kind == ZoneKind::Domain ? "test" : "127.0.0.2";
   switch (a.status) {
     case net::DnsStatus::NxDomain:
     case net::DnsStatus::NoData:
@@ -118,7 +120,7 @@ std::string judge_test_point(const config::RblZone& z, const net::DnsAnswer& a) 
   return fmt::format("test point {} answered {}: not a list answer (wrong zone or servers?)", point, seen);
 }
 
-std::string zone_check(const config::RblZone& z, const config::Rbl& cfg) {
+std::string zone_check(const rbl::Zone& z, const rbl::Settings& cfg) {
   using std::chrono::milliseconds;
   net::DnsOptions o;
   o.servers = z.servers.empty() ? cfg.servers : z.servers;
@@ -128,7 +130,7 @@ std::string zone_check(const config::RblZone& z, const config::Rbl& cfg) {
   const milliseconds per_query = o.timeout * ((1u << o.tries) - 1) + milliseconds(250);
 
   std::vector<std::string> names{test_point(z)};
-  if (z.kind != "domain") names.push_back("2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0." + z.zone);
+  if (z.kind != ZoneKind::Domain) names.push_back("2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0." + z.zone);
   // Declared before the io_context: its destruction drops a query still pending (frames and all).
   std::vector<net::DnsAnswer> answers;
   bool failed = false;
@@ -162,8 +164,8 @@ std::string zone_check(const config::RblZone& z, const config::Rbl& cfg) {
 
 // ------------------------------------------------------------------------------------------------
 // lookups
-struct Rbl::Settings {
-  config::Rbl cfg;
+struct Rbl::Shared {
+  rbl::Settings cfg;
   std::vector<net::DnsOptions> dns;  // per zone
   std::shared_ptr<net::DnsCache> cache;
 };
@@ -193,10 +195,10 @@ struct Rbl::State {
 
 namespace {
 
-using Settings = Rbl::Settings;
+using Shared = Rbl::Shared;
 using Pending = Rbl::Pending;
 
-asio::awaitable<net::DnsAnswer> cached_query(const Settings& s, size_t zone, const std::string& qname, net::DnsType t) {
+asio::awaitable<net::DnsAnswer> cached_query(const Shared& s, size_t zone, const std::string& qname, net::DnsType t) {
   std::string key = (t == net::DnsType::A ? "A " : "TXT ") + qname;
   if (auto hit = s.cache->get(key, net::DnsCache::Clock::now())) co_return *hit;
   auto ex = co_await asio::this_coro::executor;
@@ -209,18 +211,18 @@ asio::awaitable<net::DnsAnswer> cached_query(const Settings& s, size_t zone, con
   co_return a;
 }
 
-asio::awaitable<ZoneResult> lookup(std::shared_ptr<const Settings> s, std::shared_ptr<Pending> p) {
-  const config::RblZone& z = s->cfg.zones[p->zone];
+asio::awaitable<ZoneResult> lookup(std::shared_ptr<const Shared> s, std::shared_ptr<Pending> p) {
+  const rbl::Zone& z = s->cfg.zones[p->zone];
   net::DnsAnswer a = co_await cached_query(*s, p->zone, p->qname, net::DnsType::A);
   ZoneResult r = rbl::judge(z, a);
-  if (r.status == ZoneResult::Status::Listed && z.action == "reject") {
+  if (r.status == ZoneResult::Status::Listed && z.action == ZoneAction::Reject) {
     net::DnsAnswer t = co_await cached_query(*s, p->zone, p->qname, net::DnsType::TXT);
     if (t.status == net::DnsStatus::Ok && !t.txt.empty()) r.txt = t.txt.front();
   }
   co_return r;
 }
 
-std::shared_ptr<Pending> start(const std::shared_ptr<const Settings>& s, const asio::any_io_executor& ex, size_t zone,
+std::shared_ptr<Pending> start(const std::shared_ptr<const Shared>& s, const asio::any_io_executor& ex, size_t zone,
                                std::string qname, std::string subject) {
   auto p = std::make_shared<Pending>(zone, std::move(qname), std::move(subject));
   asio::co_spawn(ex, lookup(s, p), [p](std::exception_ptr e, ZoneResult r) {
@@ -247,7 +249,7 @@ asio::awaitable<bool> wait(Pending& p, const Cancel& cancel) {
   co_return p.result.has_value();
 }
 
-void report_failure(const std::string& sid, const std::string& client, const config::RblZone& z, Pending& p) {
+void report_failure(const std::string& sid, const std::string& client, const rbl::Zone& z, Pending& p) {
   if (p.reported) return;
   p.reported = true;
   core::count(core::Counter::RblZoneFailures);
@@ -257,8 +259,8 @@ void report_failure(const std::string& sid, const std::string& client, const con
 
 }  // namespace
 
-Rbl::Rbl(config::Rbl cfg, std::shared_ptr<net::DnsCache> cache) {
-  auto s = std::make_shared<Settings>();
+Rbl::Rbl(rbl::Settings cfg, std::shared_ptr<net::DnsCache> cache) {
+  auto s = std::make_shared<Shared>();
   s->cache = cache ? std::move(cache) : std::make_shared<net::DnsCache>();
   for (const auto& z : cfg.zones) {
     net::DnsOptions o;
@@ -283,7 +285,7 @@ std::shared_ptr<Rbl::State> Rbl::start_client(const Context& ctx, const asio::an
   if (!rev) return st;
   const auto& zones = s_->cfg.zones;
   for (size_t i = 0; i < zones.size(); ++i)
-    if (zones[i].kind != "domain") st->client.push_back(start(s_, ex, i, *rev + "." + zones[i].zone, ctx.client_ip));
+    if (zones[i].kind != ZoneKind::Domain) st->client.push_back(start(s_, ex, i, *rev + "." + zones[i].zone, ctx.client_ip));
   return st;
 }
 
@@ -303,14 +305,14 @@ asio::awaitable<Verdict> Rbl::check(Phase, std::shared_ptr<const Context> ctx) {
   std::string domain = core::lowercase(ctx->sender.domain);
   if (rbl::valid_domain(domain))
     for (size_t i = 0; i < s->cfg.zones.size(); ++i)
-      if (s->cfg.zones[i].kind == "domain") lookups.push_back(start(s, ex, i, domain + "." + s->cfg.zones[i].zone, domain));
+      if (s->cfg.zones[i].kind == ZoneKind::Domain) lookups.push_back(start(s, ex, i, domain + "." + s->cfg.zones[i].zone, domain));
 
   for (auto& p : lookups)
     if (!co_await wait(*p, *ctx->cancel)) co_return Verdict::failure("cancelled");
 
   for (auto& p : lookups) {  // an allow zone listing the client wins over every blocklist
-    const config::RblZone& z = s->cfg.zones[p->zone];
-    if (z.kind == "allow" && p->result->status == ZoneResult::Status::Listed) {
+    const rbl::Zone& z = s->cfg.zones[p->zone];
+    if (z.kind == ZoneKind::Allow && p->result->status == ZoneResult::Status::Listed) {
       core::log().info("rbl id={} client={} allowlisted by {} ({}): blocklists skipped", ctx->session_id, st->ip, z.zone,
                        rbl::ipv4_text(p->result->code));
       co_return Verdict::cont();
@@ -318,13 +320,13 @@ asio::awaitable<Verdict> Rbl::check(Phase, std::shared_ptr<const Context> ctx) {
   }
   Verdict v;
   for (auto& p : lookups) {
-    const config::RblZone& z = s->cfg.zones[p->zone];
+    const rbl::Zone& z = s->cfg.zones[p->zone];
     const ZoneResult& r = *p->result;
     if (r.status == ZoneResult::Status::Failed) report_failure(ctx->session_id, st->ip, z, *p);
-    if (r.status != ZoneResult::Status::Listed || z.kind == "allow") continue;
+    if (r.status != ZoneResult::Status::Listed || z.kind == ZoneKind::Allow) continue;
     std::string what = fmt::format("{} listed in {} ({})", p->subject, z.zone, rbl::ipv4_text(r.code));
-    if (z.action == "reject") {
-      core::Reply reply = z.kind == "domain" ? R::rhsbl_listed(p->subject, z.zone, r.txt) : R::rbl_listed(p->subject, z.zone, r.txt);
+    if (z.action == ZoneAction::Reject) {
+      core::Reply reply = z.kind == ZoneKind::Domain ? R::rhsbl_listed(p->subject, z.zone, r.txt) : R::rbl_listed(p->subject, z.zone, r.txt);
       co_return Verdict{Action::Reject, std::move(reply), r.txt.empty() ? what : what + ": " + r.txt};
     }
     v.score += z.weight;

@@ -1,0 +1,89 @@
+// Builds a config generation: TLS, directory, one filter chain per profile from the registry, and
+// the list of shared dependencies shown in /health.
+#include "app/generation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "filters/registry.h"
+#include "ldap/factory.h"
+#include "ops/dependencies.h"
+#include "smtpd/tls.h"
+
+namespace app {
+namespace {
+
+// The registered filters that at least one profile lists, in registry order.
+std::vector<const filters::Descriptor*> used_filters(const config::Config& c) {
+  std::vector<const filters::Descriptor*> used;
+  for (const auto& d : filters::registry())
+    for (const auto& p : c.profiles)
+      if (std::find(p.filters.begin(), p.filters.end(), d.name()) != p.filters.end()) {
+        used.push_back(&d);
+        break;
+      }
+  return used;
+}
+
+std::string endpoint_name(const std::string& host, uint16_t port) {
+  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
+}
+
+}  // namespace
+
+smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
+                                        std::shared_ptr<filters::Resources> resources) {
+  auto s = std::make_shared<smtpd::Snapshot>();
+  s->config = c;
+  s->resources = resources ? std::move(resources) : std::make_shared<filters::Resources>(*c);
+  smtpd::TlsContextOrError tls = smtpd::make_tls_context(c->tls);
+  if (!tls.error.empty()) return {nullptr, tls.error};
+  s->tls = tls.ctx;
+  ldap::DirectoryOrError dir = ldap::make_directory(c->directory, nullptr);
+  if (!dir.error.empty()) return {nullptr, "directory: " + dir.error};
+  s->directory = dir.dir;
+  filters::BuildContext ctx{c, *s->resources, s->directory};
+  for (const auto& p : c->profiles) {
+    auto chain = std::make_shared<filters::Chain>(p.reject_score, p.tag_score);
+    for (const auto& name : p.filters) {
+      const filters::Descriptor* d = filters::find(name);
+      if (!d) return {nullptr, fmt::format("filter '{}' is not built into this mxfront", name)};
+      filters::Built f = d->build(ctx);
+      if (!f.filter) return {nullptr, f.error};
+      chain->add(f.filter, c->filters.of(name));
+    }
+    s->chains[p.name] = chain;
+  }
+  // Only now: a refused generation must not touch what the running one shares.
+  for (const auto* d : used_filters(*c))
+    if (d->commit) d->commit(ctx);
+  return {s, {}};
+}
+
+std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s) {
+  using std::chrono::milliseconds;
+  std::vector<core::Dependency> deps;
+  const config::Config& c = *s.config;
+  for (const auto& srv : c.qmqp.servers) {
+    auto timeout = std::min(milliseconds(2000), c.qmqp.connect_timeout);
+    deps.push_back({"qmqp", endpoint_name(srv.host, srv.port),
+                    [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); }});
+  }
+  if (c.directory.type == "ldap")
+    for (const auto& uri : c.directory.uris) {
+      std::string host;
+      uint16_t port = 0;
+      if (!ldap::uri_endpoint(uri, host, port)) continue;  // ldapi://: a local socket
+      deps.push_back({"ldap", uri, [host, port] { return ops::tcp_connect_check(host, port, milliseconds(2000)); }});
+    }
+  filters::BuildContext ctx{s.config, *s.resources, s.directory};
+  for (const auto* d : used_filters(c))
+    if (d->dependencies)
+      for (auto& dep : d->dependencies(ctx)) deps.push_back(std::move(dep));
+  return deps;
+}
+
+}  // namespace app
