@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "filters/registry.h"
-#include "ldap/factory.h"
+#include "filters/registry/registry.h"
+#include "directory/factory.h"
 #include "ops/dependencies.h"
 #include "smtpd/tls.h"
 
@@ -39,6 +39,9 @@ smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
   auto s = std::make_shared<smtpd::Snapshot>();
   s->config = c;
   s->resources = resources ? std::move(resources) : std::make_shared<filters::Resources>(*c);
+  for (const auto& srv : c->qmqp.servers) s->relay.servers.push_back({srv.host, srv.port});
+  s->relay.connect_timeout = c->qmqp.connect_timeout;
+  s->relay.answer_timeout = c->qmqp.answer_timeout;
   smtpd::TlsContextOrError tls = smtpd::make_tls_context(c->tls);
   if (!tls.error.empty()) return {nullptr, tls.error};
   s->tls = tls.ctx;

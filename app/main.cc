@@ -15,7 +15,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/version.h"
-#include "filters/registry.h"
+#include "filters/registry/registry.h"
 #include "smtpd/server.h"
 
 namespace {

@@ -8,9 +8,8 @@
 
 #include "config/filters.h"
 #include "config/sections.h"
-#include "ldap/options.h"
-#include "net/cidr.h"
-#include "qmqp/types.h"
+#include "config/directory.h"
+#include "core/cidr.h"
 
 namespace config {
 
@@ -21,7 +20,7 @@ struct Listener {
   uint16_t port = 2525;
   std::string profile = "mx";
   bool proxy_protocol = false;          // a PROXY v1/v2 header must come first (from a balancer)
-  std::vector<net::Cidr> proxy_trusted; // peers allowed to send it; others are closed at once
+  std::vector<core::Cidr> proxy_trusted; // peers allowed to send it; others are closed at once
   std::string name() const;
 };
 
@@ -80,6 +79,17 @@ struct Admin {
   size_t check_rise = 2, check_fall = 3;  // consecutive results that turn a dependency up / down
 };
 
+// The mailbox servers, tried in order (the QMQP client's own settings are built from this).
+struct Qmqp {
+  struct Server {
+    std::string host;                   // numeric IPv4/IPv6 address or a name resolved asynchronously
+    uint16_t port = 628;
+  };
+  std::vector<Server> servers;
+  std::chrono::milliseconds connect_timeout{10'000};  // per server; on expiry the next one is tried
+  std::chrono::milliseconds answer_timeout{60'000};   // from the end of the request to the answer + close
+};
+
 struct Config {
   std::string source;                   // file path it was loaded from
   std::string hash;                     // SHA-256 of the file contents (hex), for rollouts
@@ -94,8 +104,8 @@ struct Config {
   Auth auth;
   Limits limits;
   std::vector<std::string> local_domains;  // lower-case
-  qmqp::ClientConfig qmqp;
-  ldap::Options directory;
+  Qmqp qmqp;
+  config::Directory directory;
   FilterConfig filters;                    // chain settings shared by the filters
   Sections sections;                       // each filter's own section, typed by the filter (filters/NAME/settings.h)
   Admin admin;

@@ -80,7 +80,7 @@ std::string set_qmqp_servers(Config& c, Listener&, const toml::node& n) {
   if (list.empty()) return "needs at least one server";
   c.qmqp.servers.clear();
   for (auto& s : list) {
-    qmqp::Server srv;
+    Qmqp::Server srv;
     if (!parse_host_port(s, srv.host, srv.port, false, err)) return fmt::format("'{}': {}", s, err);
     c.qmqp.servers.push_back(srv);
   }
@@ -116,7 +116,7 @@ std::string set_listener_trusted(Config&, Listener& l, const toml::node& n) {
   if (!err.empty()) return err;
   l.proxy_trusted.clear();
   for (const auto& s : list) {
-    auto c = net::Cidr::parse(s);
+    auto c = core::Cidr::parse(s);
     if (!c) return fmt::format("'{}' is not an address or CIDR range", s);
     l.proxy_trusted.push_back(*c);
   }

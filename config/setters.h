@@ -151,9 +151,9 @@ Setter cidr_list(Get get) {
     std::string err;
     auto list = string_list(n, err);
     if (!err.empty()) return err;
-    std::vector<net::Cidr> out;
+    std::vector<core::Cidr> out;
     for (const auto& s : list) {
-      auto r = net::Cidr::parse(s);
+      auto r = core::Cidr::parse(s);
       if (!r) return fmt::format("'{}' is not an address or CIDR range", s);
       out.push_back(*r);
     }

@@ -1,5 +1,5 @@
 // filters::Descriptor — everything the program needs to know about one filter, declared in the
-// filter's own folder (filters/NAME/descriptor.cc) and listed once in filters/registry.cc:
+// filter's own folder (filters/NAME/descriptor.cc) and listed once in filters/registry/registry.cc:
 //  * its config: the name profiles list it by, its default timeout and on_error, the rows of its
 //    own section(s) and what it requires once a profile lists it (config::FilterSchema);
 //  * how it is built for a config generation from the config and the shared resources;
@@ -18,7 +18,7 @@
 #include "core/metrics.h"
 #include "filters/filter.h"
 #include "filters/resources.h"
-#include "ldap/directory.h"
+#include "directory/directory.h"
 
 namespace filters {
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "core/reply.h"
-#include "smtpd/address.h"
+#include "smtp/address.h"
 
 namespace filters {
 

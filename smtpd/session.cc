@@ -21,7 +21,7 @@
 #include "core/metrics.h"
 #include "net/proxy_protocol.h"
 #include "qmqp/client.h"
-#include "smtpd/protocol.h"
+#include "smtp/protocol.h"
 #include "smtpd/received.h"
 #include "smtpd/tls.h"
 
@@ -519,7 +519,7 @@ asio::awaitable<void> Session::relay(const std::string& body, const std::string&
   info.when = std::time(nullptr);
   std::string header = received_header(info) + extra_headers;
 
-  qmqp::Outcome o = co_await qmqp::relay(cfg_.qmqp, env, header, body);
+  qmqp::Outcome o = co_await qmqp::relay(snap_->relay, env, header, body);
   Reply r = qmqp::to_reply(o);
   const RelayMetrics& m = relay_metrics(o.server);
   core::count(m.answers[static_cast<size_t>(o.status)]);

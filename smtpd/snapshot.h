@@ -15,7 +15,8 @@
 #include "config/config.h"
 #include "filters/chain.h"
 #include "filters/resources.h"
-#include "ldap/directory.h"
+#include "directory/directory.h"
+#include "qmqp/types.h"
 #include "smtpd/limits.h"
 
 namespace smtpd {
@@ -26,6 +27,7 @@ struct Snapshot {
   std::shared_ptr<boost::asio::ssl::context> tls;                      // null: no TLS configured
   std::shared_ptr<ldap::Directory> directory;                          // null: type "none"
   std::shared_ptr<filters::Resources> resources;                       // shared by all generations
+  qmqp::ClientConfig relay;                                            // the mailbox servers, from config.qmqp
 };
 struct SnapshotOrError {
   std::shared_ptr<const Snapshot> snap;

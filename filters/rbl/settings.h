@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "net/cidr.h"
+#include "core/cidr.h"
 
 namespace filters::rbl {
 
@@ -32,7 +32,7 @@ struct Settings {
   std::chrono::duration<double> query_timeout{2};  // per query try; a zone not answering is skipped (fail open)
   unsigned tries = 2;
   std::vector<Zone> zones;
-  std::vector<net::Cidr> allow;        // static allowlist: these clients skip every blocklist
+  std::vector<core::Cidr> allow;        // static allowlist: these clients skip every blocklist
   size_t cache_size = 10000;           // cached answers (by query name), TTL-bound
   std::chrono::duration<double> max_ttl{3600};  // cache entries live min(answer TTL, max_ttl)
 };

@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "filters/filter.h"
-#include "ldap/directory.h"
+#include "directory/directory.h"
 
 namespace filters {
 

@@ -57,7 +57,7 @@ Verdict merge(Verdict a, Verdict b) {
   return a;
 }
 
-bool contains(const std::vector<net::Cidr>& list, const std::string& ip) {
+bool contains(const std::vector<core::Cidr>& list, const std::string& ip) {
   for (const auto& c : list)
     if (c.contains(ip)) return true;
   return false;
@@ -72,7 +72,7 @@ struct BodyResult {
 }  // namespace
 
 struct Rules::Compiled {
-  std::vector<net::Cidr> block, allow;
+  std::vector<core::Cidr> block, allow;
   std::vector<Rule> helo, sender, header, body;
   size_t body_limit = 0;
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "net/cidr.h"
+#include "core/cidr.h"
 
 namespace filters::rules {
 
@@ -24,8 +24,8 @@ struct Rule {
 };
 
 struct Settings {
-  std::vector<net::Cidr> client_block; // 554 5.7.1 at connect
-  std::vector<net::Cidr> client_allow; // skip rbl and rules (still scanned for viruses)
+  std::vector<core::Cidr> client_block; // 554 5.7.1 at connect
+  std::vector<core::Cidr> client_allow; // skip rbl and rules (still scanned for viruses)
   std::vector<Rule> rules;
   size_t body_limit = 1048576;         // body octets searched by body rules
 };

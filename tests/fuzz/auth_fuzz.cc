@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "core/base64.h"
-#include "smtpd/protocol.h"
+#include "smtp/protocol.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "smtpd/protocol.h"
+#include "smtp/protocol.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   smtpd::Settings s;

@@ -40,11 +40,11 @@
 #include <fmt/format.h>
 
 #include "config/load.h"
-#include "filters/registry.h"
+#include "filters/registry/registry.h"
 #include "core/log.h"
-#include "ldap/factory.h"
-#include "ldap/ldap_directory.h"
-#include "ldap/users_file.h"
+#include "directory/factory.h"
+#include "directory/ldap_directory.h"
+#include "directory/users_file.h"
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;

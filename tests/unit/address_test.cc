@@ -1,5 +1,5 @@
 // RFC 5321 path parsing and relay-probe shapes.
-#include "smtpd/address.h"
+#include "smtp/address.h"
 
 #include <gtest/gtest.h>
 

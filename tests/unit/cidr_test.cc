@@ -1,9 +1,9 @@
 // CIDR parsing and membership.
-#include "net/cidr.h"
+#include "core/cidr.h"
 
 #include <gtest/gtest.h>
 
-using net::Cidr;
+using core::Cidr;
 
 TEST(Cidr, Ipv4RangesAndHosts) {
   auto c = Cidr::parse("127.0.0.0/8");

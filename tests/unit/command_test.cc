@@ -1,5 +1,5 @@
 // Command line recognition.
-#include "smtpd/command.h"
+#include "smtp/command.h"
 
 #include <gtest/gtest.h>
 

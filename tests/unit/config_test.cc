@@ -1,7 +1,7 @@
 // Config loading: defaults, every kind of error reported as file:line, unknown keys refused.
 #include "config/load.h"
 #include "config/parameters.h"
-#include "filters/registry.h"
+#include "filters/registry/registry.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Unit tests for the recipient cache (lifetimes per kind of answer, LRU bound, disabled modes,
 // thread safety) and for the LDAP directory's use of it when no server answers: Unavailable is
 // never cached, never turned into NotFound, and an empty AUTH password never reaches the network.
-#include "ldap/cache.h"
+#include "directory/cache.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -13,8 +13,8 @@
 #include <boost/asio/io_context.hpp>
 #include <thread>
 
-#include "ldap/factory.h"
-#include "ldap/ldap_directory.h"
+#include "directory/factory.h"
+#include "directory/ldap_directory.h"
 
 namespace ldap {
 namespace {
@@ -164,8 +164,8 @@ int closed_port() {
   return ntohs(a.sin_port);
 }
 
-Options unreachable_ldap() {
-  Options o;
+config::Directory unreachable_ldap() {
+  config::Directory o;
   o.type = "ldap";
   o.uris = {"ldap://127.0.0.1:" + std::to_string(closed_port()), "ldap://127.0.0.1:" + std::to_string(closed_port())};
   o.base_dn = "dc=example,dc=org";
@@ -227,28 +227,28 @@ TEST(LdapDirectoryWithoutServer, AFullPoolIsUnavailable) {
 TEST(LdapDirectoryOptions, BadOptionsAreRefusedUpFront) {
   auto pool = std::make_shared<net::BlockingPool>("ldap", 1, 8);
   auto bad = [&](auto change) {
-    Options o = unreachable_ldap();
+    config::Directory o = unreachable_ldap();
     change(o);
     auto made = make_directory(o, pool);
     EXPECT_FALSE(made.dir);
     return made.error;
   };
-  EXPECT_NE(bad([](Options& o) { o.recipient_filter = "(mail=alice)"; }).find("recipient_filter has no %s"),
+  EXPECT_NE(bad([](config::Directory& o) { o.recipient_filter = "(mail=alice)"; }).find("recipient_filter has no %s"),
             std::string::npos);
-  EXPECT_NE(bad([](Options& o) { o.login_filter = "(uid=*)"; }).find("login_filter has no %s"), std::string::npos);
-  EXPECT_NE(bad([](Options& o) { o.uris = {"http://x"}; }).find("not a valid LDAP URI"), std::string::npos);
-  EXPECT_NE(bad([](Options& o) { o.uris.clear(); }).find("URI"), std::string::npos);
-  EXPECT_NE(bad([](Options& o) { o.bind_dn = "cn=admin"; }).find("bind_password_file"), std::string::npos);
-  EXPECT_NE(bad([](Options& o) {
+  EXPECT_NE(bad([](config::Directory& o) { o.login_filter = "(uid=*)"; }).find("login_filter has no %s"), std::string::npos);
+  EXPECT_NE(bad([](config::Directory& o) { o.uris = {"http://x"}; }).find("not a valid LDAP URI"), std::string::npos);
+  EXPECT_NE(bad([](config::Directory& o) { o.uris.clear(); }).find("URI"), std::string::npos);
+  EXPECT_NE(bad([](config::Directory& o) { o.bind_dn = "cn=admin"; }).find("bind_password_file"), std::string::npos);
+  EXPECT_NE(bad([](config::Directory& o) {
               o.bind_dn = "cn=admin";
               o.bind_password_file = "/nonexistent/pw";
             }).find("cannot read"),
             std::string::npos);
-  EXPECT_NE(bad([](Options& o) { o.type = "nis"; }).find("unknown type"), std::string::npos);
+  EXPECT_NE(bad([](config::Directory& o) { o.type = "nis"; }).find("unknown type"), std::string::npos);
 }
 
 TEST(DirectoryFactory, TypeNoneIsNoDirectoryAndNoError) {
-  Options o;
+  config::Directory o;
   auto made = make_directory(o, nullptr);
   EXPECT_FALSE(made.dir);
   EXPECT_TRUE(made.error.empty());

@@ -1,6 +1,6 @@
 // Unit tests for RFC 4515 filter escaping and %s substitution: the injection attempts an SMTP client
 // could send as an address or AUTH login must become literal values, never filter syntax.
-#include "ldap/escape.h"
+#include "directory/escape.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // smtpd::Protocol behaviour: sequencing, PIPELINING order, DATA framing and transparency,
 // limits, smuggling defence (CVE-2023-51764 family), drain and timeouts — no sockets.
-#include "smtpd/protocol.h"
+#include "smtp/protocol.h"
 
 #include <gtest/gtest.h>
 

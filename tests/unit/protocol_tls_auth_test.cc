@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/base64.h"
-#include "smtpd/protocol.h"
+#include "smtp/protocol.h"
 
 using smtpd::Event;
 using smtpd::Protocol;

@@ -36,10 +36,10 @@ rules::Rule rule(std::string name, std::string kind, std::string pattern, double
   return r;
 }
 
-net::Cidr cidr(const char* text) {
-  auto c = net::Cidr::parse(text);
+core::Cidr cidr(const char* text) {
+  auto c = core::Cidr::parse(text);
   EXPECT_TRUE(c) << text;
-  return c.value_or(net::Cidr{});
+  return c.value_or(core::Cidr{});
 }
 
 // One filter with its own pool and I/O thread; check() runs a phase and waits for its verdict.

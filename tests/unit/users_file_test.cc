@@ -2,7 +2,7 @@
 // as slappasswd/mkpasswd would), recipients (primary, alternates, case, disabled, catch-all), AUTH
 // (right and wrong passwords, unknown users, `-`, empty password, disabled accounts) and every
 // parse error with its path:line.
-#include "ldap/users_file.h"
+#include "directory/users_file.h"
 
 #include <crypt.h>
 #include <gtest/gtest.h>
@@ -15,7 +15,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "ldap/factory.h"
+#include "directory/factory.h"
 
 namespace ldap {
 namespace {
@@ -68,8 +68,8 @@ T run(asio::awaitable<T> a) {
   return std::move(*out);
 }
 
-Options file_options() {
-  Options o;
+config::Directory file_options() {
+  config::Directory o;
   o.type = "file";
   o.catchall_domains = {"Catchall.Example"};
   return o;
@@ -297,7 +297,7 @@ TEST(UsersFileErrors, EveryAddressIsUnique) {
 }
 
 TEST(UsersFileErrors, CustomDisabledValuesAreAccepted) {
-  Options o = file_options();
+  config::Directory o = file_options();
   o.disabled_values = {"suspended"};
   EXPECT_TRUE(parse_users("a@example.org - suspended\n", "u", o).table);
   EXPECT_FALSE(parse_users("a@example.org - disabled\n", "u", o).table);
@@ -312,7 +312,7 @@ TEST(UsersFileErrors, EmptyFileIsValid) {
 // ---- loading through the factory ---------------------------------------------------------------
 
 TEST(UsersFileLoad, MissingFileIsAnError) {
-  Options o = file_options();
+  config::Directory o = file_options();
   o.users_file = "/nonexistent/mxfront-users";
   auto made = make_directory(o, nullptr);
   EXPECT_FALSE(made.dir);
@@ -325,7 +325,7 @@ TEST(UsersFileLoad, LoadsAFileThroughTheFactory) {
   ASSERT_GE(fd, 0);
   close(fd);
   std::ofstream(path) << "alice@example.org " << ssha("alicepw") << " active alias@example.org\nbroken-line -\n";
-  Options o = file_options();
+  config::Directory o = file_options();
   o.users_file = path;
   auto bad = make_directory(o, nullptr);
   EXPECT_FALSE(bad.dir);

@@ -10,8 +10,8 @@
 #include <memory>
 #include <string>
 
-#include "ldap/directory.h"
-#include "ldap/options.h"
+#include "directory/directory.h"
+#include "config/directory.h"
 #include "net/blocking_pool.h"
 
 namespace ldap {
@@ -21,7 +21,7 @@ struct DirectoryOrError {
   std::string error;
 };
 
-DirectoryOrError make_directory(const Options& opts, std::shared_ptr<net::BlockingPool> pool);
+DirectoryOrError make_directory(const config::Directory& opts, std::shared_ptr<net::BlockingPool> pool);
 
 }  // namespace ldap
 

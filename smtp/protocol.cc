@@ -1,11 +1,11 @@
 // The SMTP server state machine: command framing, DATA framing (CRLF-only, dot-unstuffing,
 // size and line caps), command sequencing and the pause-for-decision protocol.
-#include "smtpd/protocol.h"
+#include "smtp/protocol.h"
 
 #include <charconv>
 
 #include "core/base64.h"
-#include "smtpd/command.h"
+#include "smtp/command.h"
 
 namespace smtpd {
 

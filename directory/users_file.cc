@@ -1,5 +1,5 @@
 // Users file: parser, password verification and the in-memory directory (users_file.h).
-#include "ldap/users_file.h"
+#include "directory/users_file.h"
 
 #include <crypt.h>
 #include <openssl/crypto.h>
@@ -126,7 +126,7 @@ bool valid_address(std::string_view a) {
 }
 
 // Parses one non-empty line into `u`; returns the error text (empty when fine).
-std::string parse_line(const std::vector<std::string_view>& f, const Options& opts, UserEntry& u) {
+std::string parse_line(const std::vector<std::string_view>& f, const config::Directory& opts, UserEntry& u) {
   if (f.size() < 2) return "expected: address password-hash [status [alternate,addresses,...]]";
   if (f.size() > 4) return "too many fields: expected address password-hash [status [alternate,addresses,...]]";
   if (!valid_address(f[0])) return fmt::format("'{}' is not an address (local@domain)", f[0]);
@@ -204,7 +204,7 @@ bool verify_password(const PasswordHash& hash, std::string_view password) {
   return false;
 }
 
-UsersTableOrError parse_users(std::string_view text, const std::string& source, const Options& opts) {
+UsersTableOrError parse_users(std::string_view text, const std::string& source, const config::Directory& opts) {
   UsersTable t;
   size_t lineno = 0;
   std::istringstream in{std::string(text)};
@@ -227,7 +227,7 @@ UsersTableOrError parse_users(std::string_view text, const std::string& source, 
 
 // ---- the directory ------------------------------------------------------------------------
 
-UsersFileDirectory::UsersFileDirectory(UsersTable table, std::string source, const Options& opts,
+UsersFileDirectory::UsersFileDirectory(UsersTable table, std::string source, const config::Directory& opts,
                                        std::shared_ptr<net::BlockingPool> pool)
     : table_(std::move(table)), source_(std::move(source)), pool_(std::move(pool)) {
   for (const auto& d : opts.catchall_domains) catchall_.push_back(core::lowercase(d));
@@ -305,7 +305,7 @@ UsersFileDirectory::Stats UsersFileDirectory::stats() const {
                auth_ok_.load(), auth_bad_.load(), auth_disabled_.load(), auth_unavailable_.load()};
 }
 
-UsersFileOrError load_users_file(const Options& opts, std::shared_ptr<net::BlockingPool> pool) {
+UsersFileOrError load_users_file(const config::Directory& opts, std::shared_ptr<net::BlockingPool> pool) {
   std::ifstream f(opts.users_file, std::ios::binary);
   if (!f) return {nullptr, fmt::format("{}: cannot read: {}", opts.users_file, std::strerror(errno))};
   std::stringstream buf;

@@ -1,14 +1,14 @@
 // Directory factory (factory.h).
-#include "ldap/factory.h"
+#include "directory/factory.h"
 
 #include <fmt/format.h>
 
-#include "ldap/ldap_directory.h"
-#include "ldap/users_file.h"
+#include "directory/ldap_directory.h"
+#include "directory/users_file.h"
 
 namespace ldap {
 
-DirectoryOrError make_directory(const Options& opts, std::shared_ptr<net::BlockingPool> pool) {
+DirectoryOrError make_directory(const config::Directory& opts, std::shared_ptr<net::BlockingPool> pool) {
   if (opts.type == "none") return {nullptr, {}};
   if (opts.type != "file" && opts.type != "ldap")
     return {nullptr, fmt::format("directory: unknown type '{}' (expected none, file or ldap)", opts.type)};

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "core/expiring_lru.h"
-#include "ldap/directory.h"
+#include "directory/directory.h"
 
 namespace ldap {
 

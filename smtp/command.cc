@@ -1,5 +1,5 @@
 // Verb table and prefix matching (case-insensitive) for SMTP command lines.
-#include "smtpd/command.h"
+#include "smtp/command.h"
 
 #include <array>
 #include <cctype>

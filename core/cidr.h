@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace net {
+namespace core {
 
 struct Cidr {
   bool v6 = false;
@@ -20,4 +20,4 @@ struct Cidr {
   std::string str() const;
 };
 
-}  // namespace net
+}  // namespace core

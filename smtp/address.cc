@@ -1,5 +1,5 @@
 // RFC 5321 §4.1.2 path grammar: Path, Mailbox, Dot-string / Quoted-string, Domain / address-literal.
-#include "smtpd/address.h"
+#include "smtp/address.h"
 
 #include <cctype>
 

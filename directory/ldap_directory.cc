@@ -1,6 +1,6 @@
 // OpenLDAP directory (ldap_directory.h): pool jobs doing synchronous libldap calls on per-thread
 // connections, with URI failover; the coroutines only check the cache and hop to the pool.
-#include "ldap/ldap_directory.h"
+#include "directory/ldap_directory.h"
 
 // libldap names its opaque handle `struct ldap` (`typedef struct ldap LDAP;`), which clashes with
 // our namespace ldap. The tag is only ever used through LDAP* and the functions are extern "C",
@@ -21,9 +21,9 @@
 
 #include "core/log.h"
 #include "core/text.h"
-#include "ldap/cache.h"
-#include "ldap/escape.h"
-#include "ldap/factory.h"
+#include "directory/cache.h"
+#include "directory/escape.h"
+#include "directory/factory.h"
 
 namespace ldap {
 namespace {
@@ -107,7 +107,7 @@ std::vector<std::string> values(LDAP* ld, LDAPMessage* e, const std::string& att
 // Everything the pool jobs need. Jobs hold a shared_ptr to it, so it outlives every running job;
 // the pool is not owned here (a job must never drop the last reference to its own pool).
 struct LdapDirectory::Core {
-  Options opts;
+  config::Directory opts;
   std::string bind_password;
   std::vector<std::string> catchall;  // lower-case
   std::vector<std::string> attr_names;
@@ -120,7 +120,7 @@ struct LdapDirectory::Core {
   std::atomic<uint64_t> auth_ok{0}, auth_bad{0}, auth_disabled{0}, auth_unavailable{0};
   std::atomic<uint64_t> uri_failures{0}, connects{0}, shed{0};
 
-  Core(const Options& o, std::string password, const net::BlockingPool& p)
+  Core(const config::Directory& o, std::string password, const net::BlockingPool& p)
       : opts(o),
         bind_password(std::move(password)),
         tv(to_timeval(o.timeout)),
@@ -445,7 +445,7 @@ LdapDirectory::Stats LdapDirectory::stats() const {
 
 namespace {
 
-std::string check_options(const Options& o) {
+std::string check_options(const config::Directory& o) {
   if (o.uris.empty()) return "directory: type \"ldap\" needs at least one URI";
   for (const auto& u : o.uris) {
     LDAPURLDesc* lud = nullptr;
@@ -482,7 +482,7 @@ std::string read_password(const std::string& path, std::string& error) {
 
 }  // namespace
 
-LdapDirectoryOrError make_ldap_directory(const Options& opts, std::shared_ptr<net::BlockingPool> pool) {
+LdapDirectoryOrError make_ldap_directory(const config::Directory& opts, std::shared_ptr<net::BlockingPool> pool) {
   if (!pool) return {nullptr, "directory: ldap needs a worker pool"};
   if (std::string err = check_options(opts); !err.empty()) return {nullptr, err};
   std::string password;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/reply.h"
-#include "smtpd/address.h"
+#include "smtp/address.h"
 
 namespace smtpd {
 

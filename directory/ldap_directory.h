@@ -34,8 +34,8 @@
 #include <memory>
 #include <string>
 
-#include "ldap/directory.h"
-#include "ldap/options.h"
+#include "directory/directory.h"
+#include "config/directory.h"
 #include "net/blocking_pool.h"
 
 namespace ldap {
@@ -73,6 +73,6 @@ struct LdapDirectoryOrError {
 
 // Checks the options (URIs parse, filters contain %s, bind_dn has a readable password file) and
 // builds the directory. No network I/O: connections open on first use. Never throws.
-LdapDirectoryOrError make_ldap_directory(const Options& opts, std::shared_ptr<net::BlockingPool> pool);
+LdapDirectoryOrError make_ldap_directory(const config::Directory& opts, std::shared_ptr<net::BlockingPool> pool);
 
 }  // namespace ldap

@@ -1,15 +1,15 @@
-// Directory options (the [directory] config section): plain values, no I/O. The config loader
-// fills them (config/parameters.cc); ldap/factory.h turns them into a Directory.
+// The [directory] config section: plain values, no I/O. The config loader fills them
+// (config/parameters.cc); directory/factory.h turns them into a Directory.
 #pragma once
 #include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
 
-namespace ldap {
+namespace config {
 
-// Where users and recipients live (ldap/directory.h). type "none": only relay.local_domains.
-struct Options {
+// Where users and recipients live (directory/directory.h). type "none": only relay.local_domains.
+struct Directory {
   std::string type = "none";                 // "none", "file" or "ldap"
   std::string users_file;                    // type "file"
   std::vector<std::string> uris;             // type "ldap": tried in order
@@ -31,4 +31,4 @@ struct Options {
   size_t queue = 256;                        // pending directory requests; past it: Unavailable
 };
 
-}  // namespace ldap
+}  // namespace config

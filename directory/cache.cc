@@ -1,5 +1,5 @@
 // Recipient cache: which answers are kept and for how long (cache.h); the LRU is core::ExpiringLru.
-#include "ldap/cache.h"
+#include "directory/cache.h"
 
 namespace ldap {
 

@@ -1,12 +1,12 @@
 // CIDR parsing (inet_pton) and prefix matching.
-#include "net/cidr.h"
+#include "core/cidr.h"
 
 #include <arpa/inet.h>
 
 #include <charconv>
 #include <cstring>
 
-namespace net {
+namespace core {
 namespace {
 
 struct Parsed {
@@ -71,4 +71,4 @@ std::string Cidr::str() const {
   return std::string(buf) + "/" + std::to_string(prefix);
 }
 
-}  // namespace net
+}  // namespace core

@@ -1,5 +1,5 @@
 // The filter registry: one line per filter, no static-initialisation tricks.
-#include "filters/registry.h"
+#include "filters/registry/registry.h"
 
 #include "filters/clamav/descriptor.h"
 #include "filters/ocr/descriptor.h"

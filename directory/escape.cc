@@ -1,5 +1,5 @@
 // RFC 4515 value escaping and %s substitution (escape.h).
-#include "ldap/escape.h"
+#include "directory/escape.h"
 
 namespace ldap {
 namespace {

@@ -46,8 +46,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ldap/directory.h"
-#include "ldap/options.h"
+#include "directory/directory.h"
+#include "config/directory.h"
 #include "net/blocking_pool.h"
 
 namespace ldap {
@@ -84,7 +84,7 @@ struct UsersTableOrError {
 };
 
 // Pure: parses a users file's text. `source` names it in errors.
-UsersTableOrError parse_users(std::string_view text, const std::string& source, const Options& opts);
+UsersTableOrError parse_users(std::string_view text, const std::string& source, const config::Directory& opts);
 
 class UsersFileDirectory final : public Directory {
  public:
@@ -93,7 +93,7 @@ class UsersFileDirectory final : public Directory {
     uint64_t auth_ok = 0, auth_bad = 0, auth_disabled = 0, auth_unavailable = 0;
   };
 
-  UsersFileDirectory(UsersTable table, std::string source, const Options& opts,
+  UsersFileDirectory(UsersTable table, std::string source, const config::Directory& opts,
                      std::shared_ptr<net::BlockingPool> pool);
 
   boost::asio::awaitable<RecipientResult> find_recipient(std::string address) override;
@@ -122,6 +122,6 @@ struct UsersFileOrError {
 };
 
 // Reads and parses opts.users_file. Never throws.
-UsersFileOrError load_users_file(const Options& opts, std::shared_ptr<net::BlockingPool> pool);
+UsersFileOrError load_users_file(const config::Directory& opts, std::shared_ptr<net::BlockingPool> pool);
 
 }  // namespace ldap
