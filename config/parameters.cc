@@ -2,6 +2,7 @@
 #include "config/parameters.h"
 #include "config/setters.h"
 
+#include "core/domain.h"
 #include "core/text.h"
 
 #include <arpa/inet.h>
@@ -16,13 +17,6 @@
 namespace config {
 namespace {
 using namespace setters;
-bool valid_domain_name(std::string_view d) {
-  if (d.empty() || d.size() > 255 || d.front() == '.' || d.back() == '.') return false;
-  for (char c : d)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return false;
-  return true;
-}
-
 
 std::string set_directory_type(Config& c, Listener&, const toml::node& n) {
   auto s = n.value_exact<std::string>();
@@ -56,7 +50,7 @@ std::string set_log_level(Config& c, Listener&, const toml::node& n) {
 
 std::string set_hostname(Config& c, Listener&, const toml::node& n) {
   auto s = n.value_exact<std::string>();
-  if (!s || !valid_domain_name(*s)) return "expected a host name (letters, digits, '-', '.')";
+  if (!s || !core::valid_domain(*s, core::DomainRules::Hostname)) return "expected a host name (letters, digits, '-', '.')";
   c.hostname = *s;
   return {};
 }
@@ -67,7 +61,7 @@ std::string set_local_domains(Config& c, Listener&, const toml::node& n) {
   if (!err.empty()) return err;
   c.local_domains.clear();
   for (auto& d : list) {
-    if (!valid_domain_name(d)) return fmt::format("'{}' is not a domain name", d);
+    if (!core::valid_domain(d, core::DomainRules::Hostname)) return fmt::format("'{}' is not a domain name", d);
     c.local_domains.push_back(core::lowercase(d));
   }
   return {};

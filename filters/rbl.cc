@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "core/domain.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -66,10 +67,7 @@ std::string tag_name(const config::RblZone& z) {
   return t;
 }
 
-bool valid_domain(std::string_view d) {
-  if (d.empty() || d.size() > 200 || d.front() == '.' || d.back() == '.' || d.find("..") != std::string_view::npos) return false;
-  return std::all_of(d.begin(), d.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'; });
-}
+bool valid_domain(std::string_view d) { return core::valid_domain(d, core::DomainRules::Dns); }
 
 ZoneResult judge(const config::RblZone& z, const net::DnsAnswer& a) {
   ZoneResult r;
