@@ -3,13 +3,12 @@
 #include "config/setters.h"
 
 #include "core/domain.h"
+#include "core/host_port.h"
 #include "core/text.h"
 
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <limits>
 
 #include <fmt/format.h>
@@ -194,46 +193,11 @@ constexpr int64_t kBig = int64_t{1} << 40;
 }  // namespace
 
 bool parse_host_port(std::string_view s, std::string& host, uint16_t& port, bool numeric, std::string& err) {
-  std::string_view h, p;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
-      err = "expected \"[ipv6]:port\"";
-      return false;
-    }
-    h = s.substr(1, close - 1);
-    p = s.substr(close + 2);
-    unsigned char buf[16];
-    if (inet_pton(AF_INET6, std::string(h).c_str(), buf) != 1) {
-      err = "bad IPv6 address";
-      return false;
-    }
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon == std::string_view::npos || s.find(':') != colon) {
-      err = "expected \"host:port\" (IPv6 goes in brackets)";
-      return false;
-    }
-    h = s.substr(0, colon);
-    p = s.substr(colon + 1);
-    unsigned char buf[4];
-    if (numeric && inet_pton(AF_INET, std::string(h).c_str(), buf) != 1) {
-      err = "expected a numeric IPv4 address or [IPv6]";
-      return false;
-    }
-    if (h.empty()) {
-      err = "empty host";
-      return false;
-    }
-  }
-  unsigned v = 0;
-  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
-  if (p.empty() || ec != std::errc() || ptr != p.data() + p.size() || v == 0 || v > 65535) {
-    err = "bad port (1-65535)";
-    return false;
-  }
-  host = std::string(h);
-  port = static_cast<uint16_t>(v);
+  core::HostPort hp;
+  err = core::parse_host_port(s, hp, numeric ? core::HostSyntax::Numeric : core::HostSyntax::Name);
+  if (!err.empty()) return false;
+  host = std::move(hp.host);
+  port = hp.port;
   return true;
 }
 
@@ -403,7 +367,5 @@ const Profile& Config::profile(const std::string& name) const {
   return profiles.front();
 }
 
-std::string Listener::name() const {
-  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
-}
+std::string Listener::name() const { return core::HostPort{host, port}.str(); }
 }  // namespace config
