@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/host_port.h"
 #include "filters/registry/registry.h"
 #include "directory/factory.h"
 #include "ops/dependencies.h"
@@ -26,10 +27,6 @@ std::vector<const filters::Descriptor*> used_filters(const config::Config& c) {
         break;
       }
   return used;
-}
-
-std::string endpoint_name(const std::string& host, uint16_t port) {
-  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
 }
 
 }  // namespace
@@ -72,7 +69,7 @@ std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s) {
   const config::Config& c = *s.config;
   for (const auto& srv : c.qmqp.servers) {
     auto timeout = std::min(milliseconds(2000), c.qmqp.connect_timeout);
-    deps.push_back({"qmqp", endpoint_name(srv.host, srv.port),
+    deps.push_back({"qmqp", core::HostPort{srv.host, srv.port}.str(),
                     [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); }});
   }
   if (c.directory.type == "ldap")

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include "app/generation.h"
+#include "core/host_port.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "ops/admin_server.h"
@@ -89,10 +90,10 @@ struct Operations::Impl {
                                                [this] { return server->reload(); });
     std::string err;
     if (!admin->start(err)) {
-      core::log().error("cannot listen on admin address {}:{}: {}", a.host, a.port, err);
+      core::log().error("cannot listen on admin address {}: {}", core::HostPort{a.host, a.port}.str(), err);
       return false;
     }
-    core::log().info("admin http on {}:{} (/livez /readyz /health /metrics)", a.host, a.port);
+    core::log().info("admin http on {} (/livez /readyz /health /metrics)", core::HostPort{a.host, a.port}.str());
     return true;
   }
 };

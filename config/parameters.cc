@@ -2,13 +2,13 @@
 #include "config/parameters.h"
 #include "config/setters.h"
 
+#include "core/domain.h"
+#include "core/host_port.h"
 #include "core/text.h"
 
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <limits>
 
 #include <fmt/format.h>
@@ -16,13 +16,6 @@
 namespace config {
 namespace {
 using namespace setters;
-bool valid_domain_name(std::string_view d) {
-  if (d.empty() || d.size() > 255 || d.front() == '.' || d.back() == '.') return false;
-  for (char c : d)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return false;
-  return true;
-}
-
 
 std::string set_directory_type(Config& c, Listener&, const toml::node& n) {
   auto s = n.value_exact<std::string>();
@@ -56,7 +49,7 @@ std::string set_log_level(Config& c, Listener&, const toml::node& n) {
 
 std::string set_hostname(Config& c, Listener&, const toml::node& n) {
   auto s = n.value_exact<std::string>();
-  if (!s || !valid_domain_name(*s)) return "expected a host name (letters, digits, '-', '.')";
+  if (!s || !core::valid_domain(*s, core::DomainRules::Hostname)) return "expected a host name (letters, digits, '-', '.')";
   c.hostname = *s;
   return {};
 }
@@ -67,7 +60,7 @@ std::string set_local_domains(Config& c, Listener&, const toml::node& n) {
   if (!err.empty()) return err;
   c.local_domains.clear();
   for (auto& d : list) {
-    if (!valid_domain_name(d)) return fmt::format("'{}' is not a domain name", d);
+    if (!core::valid_domain(d, core::DomainRules::Hostname)) return fmt::format("'{}' is not a domain name", d);
     c.local_domains.push_back(core::lowercase(d));
   }
   return {};
@@ -193,46 +186,11 @@ constexpr int64_t kBig = int64_t{1} << 40;
 }  // namespace
 
 bool parse_host_port(std::string_view s, std::string& host, uint16_t& port, bool numeric, std::string& err) {
-  std::string_view h, p;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
-      err = "expected \"[ipv6]:port\"";
-      return false;
-    }
-    h = s.substr(1, close - 1);
-    p = s.substr(close + 2);
-    unsigned char buf[16];
-    if (inet_pton(AF_INET6, std::string(h).c_str(), buf) != 1) {
-      err = "bad IPv6 address";
-      return false;
-    }
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon == std::string_view::npos || s.find(':') != colon) {
-      err = "expected \"host:port\" (IPv6 goes in brackets)";
-      return false;
-    }
-    h = s.substr(0, colon);
-    p = s.substr(colon + 1);
-    unsigned char buf[4];
-    if (numeric && inet_pton(AF_INET, std::string(h).c_str(), buf) != 1) {
-      err = "expected a numeric IPv4 address or [IPv6]";
-      return false;
-    }
-    if (h.empty()) {
-      err = "empty host";
-      return false;
-    }
-  }
-  unsigned v = 0;
-  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
-  if (p.empty() || ec != std::errc() || ptr != p.data() + p.size() || v == 0 || v > 65535) {
-    err = "bad port (1-65535)";
-    return false;
-  }
-  host = std::string(h);
-  port = static_cast<uint16_t>(v);
+  core::HostPort hp;
+  err = core::parse_host_port(s, hp, numeric ? core::HostSyntax::Numeric : core::HostSyntax::Name);
+  if (!err.empty()) return false;
+  host = std::move(hp.host);
+  port = hp.port;
   return true;
 }
 
@@ -496,7 +454,5 @@ const Profile& Config::profile(const std::string& name) const {
   return profiles.front();
 }
 
-std::string Listener::name() const {
-  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
-}
+std::string Listener::name() const { return core::HostPort{host, port}.str(); }
 }  // namespace config

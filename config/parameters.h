@@ -66,7 +66,8 @@ const Schema& core_schema();
 std::vector<Profile> default_profiles();
 std::string markdown_table(const Schema& schema);
 
-// "host:port", "[v6]:port" -> host, port. Host must be a numeric IP when `numeric` is set.
+// "host:port", "[v6]:port" -> host, port: core::parse_host_port (HostSyntax::Numeric when `numeric`
+// is set, else Name) for the callers that keep host and port apart; `err` gets its error text.
 bool parse_host_port(std::string_view s, std::string& host, uint16_t& port, bool numeric, std::string& err);
 
 }  // namespace config

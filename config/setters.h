@@ -1,4 +1,4 @@
-// Typed setters shared by the parameter tables (parameters.cc, filter_parameters.cc): each turns
+// Typed setters shared by the parameter tables (parameters.cc and each filter's descriptor.cc): each turns
 // a TOML node into a field of Config and returns an error text (without file:line) or "".
 #pragma once
 #include <charconv>

@@ -1,5 +1,6 @@
-// Strict base64 (RFC 4648, standard alphabet, padding required) for SMTP AUTH exchanges.
-// decode() refuses anything that is not canonical base64: the engine answers 501 5.5.2.
+// The one base64 of mxfront: strict RFC 4648 (standard alphabet, padding required), used for SMTP
+// AUTH exchanges and the users file's {SSHA}/{SSHA512} values. decode() refuses anything that is not
+// canonical base64 (no whitespace, '=' only as final padding, zero pad bits): nullopt.
 #pragma once
 #include <optional>
 #include <string>

@@ -1,6 +1,7 @@
 // core::ExpiringLru<V> — a bounded map whose entries expire, evicting the least recently used past
-// its capacity: the mechanism under the directory's recipient cache (ldap/cache.h) and the OCR
-// result cache (filters/ocr/cache.h), which only decide what is kept and for how long.
+// its capacity: the mechanism under the directory's recipient cache (ldap/cache.h), the OCR
+// result cache (filters/ocr/cache.h) and the DNS answer cache (net/dns_cache.h), which only decide
+// what is kept and for how long.
 // Contract: thread-safe (one mutex; get/put O(1)); an entry at or past its expiry is never returned
 // (it is dropped when met); at most capacity() entries; capacity 0 keeps nothing.
 #pragma once
@@ -61,6 +62,17 @@ class ExpiringLru {
     lru_.push_front(Entry{key, std::move(value), expires});
     index_.emplace(key, lru_.begin());
     trim();
+  }
+
+  // Drops expired entries from the least recently used end, stopping at the first live one: a
+  // cheap sweep (O(entries dropped)) so that dead entries do not hold room until they are met.
+  void drop_expired_tail(Clock::time_point now) {
+    std::lock_guard lock(mu_);
+    while (!lru_.empty() && lru_.back().expires <= now) {
+      index_.erase(lru_.back().key);
+      lru_.pop_back();
+      ++stats_.expired;
+    }
   }
 
   // New bound, applied at once (least recently used entries go first).

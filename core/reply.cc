@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace core {
 
 std::string Reply::wire() const {
@@ -27,18 +29,8 @@ std::string Reply::wire() const {
 }
 
 namespace replies {
-namespace {
-// Text from a peer (a QMQP server) is shown to the client: keep it printable and one line.
-std::string sanitize(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) out += c;
-    if (out.size() >= 200) break;
-  }
-  return out;
-}
-}  // namespace
+// Text from outside in a reply (a client's parameter or address, a QMQP server's answer, a DNS
+// list's TXT record, a signature name) goes through core::safe_text: one printable line, bounded.
 
 Reply greeting(std::string_view h) { return {220, "", fmt::format("{} ESMTP mxfront", h)}; }
 Reply closing(std::string_view h) { return {221, "2.0.0", fmt::format("{} closing connection", h)}; }
@@ -69,7 +61,7 @@ Reply bad_sender_syntax(std::string_view w) {
 }
 Reply bad_sequence(std::string_view w) { return {503, "5.5.1", fmt::format("Bad sequence of commands: {}", w)}; }
 Reply unknown_parameter(std::string_view p) {
-  return {555, "5.5.4", fmt::format("Unsupported parameter: {}", sanitize(p))};
+  return {555, "5.5.4", fmt::format("Unsupported parameter: {}", safe_text(p))};
 }
 Reply helo_first() { return {503, "5.5.1", "Send HELO/EHLO first"}; }
 
@@ -98,59 +90,50 @@ Reply auth_unavailable() { return {454, "4.7.0", "Temporary authentication failu
 Reply auth_required() { return {530, "5.7.0", "Authentication required"}; }
 Reply too_many_auth_failures() { return {421, "4.7.0", "Too many authentication failures, closing connection"}; }
 Reply sender_not_owned(std::string_view s) {
-  return {553, "5.7.1", fmt::format("Sender address <{}> not owned by the authenticated user", sanitize(s))};
+  return {553, "5.7.1", fmt::format("Sender address <{}> not owned by the authenticated user", safe_text(s))};
 }
 Reply recipient_unknown() { return {550, "5.1.1", "Recipient address rejected: user unknown"}; }
 Reply recipient_disabled() { return {550, "5.2.1", "Recipient address rejected: mailbox disabled"}; }
 Reply directory_unavailable() { return {451, "4.3.0", "Recipient verification temporarily unavailable, try again later"}; }
 
 Reply relayed(std::string_view t) {
-  std::string text = sanitize(t);
+  std::string text = safe_text(t);
   return {250, "2.0.0", text.empty() ? "Ok" : text};  // Postfix qmqpd: "Ok: queued as 4Xyz..."
 }
 Reply relay_tempfail(std::string_view t) {
-  return {451, "4.3.0", fmt::format("Temporary failure at mailbox server: {}", sanitize(t))};
+  return {451, "4.3.0", fmt::format("Temporary failure at mailbox server: {}", safe_text(t))};
 }
 Reply relay_permfail(std::string_view t) {
-  return {554, "5.6.0", fmt::format("Rejected by mailbox server: {}", sanitize(t))};
+  return {554, "5.6.0", fmt::format("Rejected by mailbox server: {}", safe_text(t))};
 }
 Reply relay_unavailable(std::string_view w) {
-  return {451, "4.4.1", fmt::format("Mailbox server unavailable: {}", sanitize(w))};
+  return {451, "4.4.1", fmt::format("Mailbox server unavailable: {}", safe_text(w))};
 }
 Reply relay_protocol_error(std::string_view w) {
-  return {451, "4.4.2", fmt::format("Bad answer from mailbox server: {}", sanitize(w))};
+  return {451, "4.4.2", fmt::format("Bad answer from mailbox server: {}", safe_text(w))};
 }
 Reply local_error() { return {451, "4.3.0", "Local error in processing"}; }
-
-namespace {
-// Text from outside (DNS TXT records, signature names) in a reply: printable ASCII only, bounded.
-std::string printable(std::string_view in, size_t max = 200) {
-  std::string out;
-  for (char c : in.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  return out;
-}
-}  // namespace
 
 Reply filter_unavailable() { return {451, "4.3.0", "Temporary problem checking the message; try again later"}; }
 Reply filter_busy() { return {451, "4.3.0", "Too busy to check the message now; try again later"}; }
 Reply spam_rejected(std::string_view reasons) {
-  return {554, "5.7.1", fmt::format("Message refused as spam ({})", printable(reasons, 400))};
+  return {554, "5.7.1", fmt::format("Message refused as spam ({})", safe_text(reasons, 400))};
 }
 Reply client_blocked(std::string_view ip) { return {554, "5.7.1", fmt::format("Client host [{}] blocked by local policy", ip)}; }
 Reply rbl_listed(std::string_view ip, std::string_view zone, std::string_view txt) {
   if (txt.empty()) return {554, "5.7.1", fmt::format("Service unavailable; client host [{}] blocked using {}", ip, zone)};
-  return {554, "5.7.1", fmt::format("Service unavailable; client host [{}] blocked using {}; {}", ip, zone, printable(txt))};
+  return {554, "5.7.1", fmt::format("Service unavailable; client host [{}] blocked using {}; {}", ip, zone, safe_text(txt))};
 }
 Reply rhsbl_listed(std::string_view domain, std::string_view zone, std::string_view txt) {
   if (txt.empty()) return {554, "5.7.1", fmt::format("Service unavailable; sender domain {} blocked using {}", domain, zone)};
-  return {554, "5.7.1", fmt::format("Service unavailable; sender domain {} blocked using {}; {}", domain, zone, printable(txt))};
+  return {554, "5.7.1", fmt::format("Service unavailable; sender domain {} blocked using {}; {}", domain, zone, safe_text(txt))};
 }
 Reply rule_rejected(std::string_view rule) { return {554, "5.7.1", fmt::format("Message refused by local policy ({})", rule)}; }
 Reply virus_found(std::string_view signature) {
-  return {554, "5.7.1", fmt::format("Message refused: virus found: {}", printable(signature))};
+  return {554, "5.7.1", fmt::format("Message refused: virus found: {}", safe_text(signature))};
 }
 Reply image_spam(std::string_view words) {
-  return {554, "5.7.1", fmt::format("Message refused: image text matches spam words ({})", printable(words))};
+  return {554, "5.7.1", fmt::format("Message refused: image text matches spam words ({})", safe_text(words))};
 }
 Reply scan_limit_rejected() { return {554, "5.7.1", "Message refused: it exceeds the virus scanner's limits"}; }
 }  // namespace replies

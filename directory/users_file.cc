@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "core/base64.h"
 #include "core/log.h"
 #include "core/text.h"
 
@@ -31,20 +32,9 @@ bool has_prefix_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-std::optional<std::string> base64_decode(std::string_view in) {
-  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
-  std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  if (n < 0) return std::nullopt;
-  size_t pad = in.back() == '=' ? (in[in.size() - 2] == '=' ? 2 : 1) : 0;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
-}
-
 std::optional<PasswordHash> parse_salted(std::string_view b64, PasswordHash::Scheme scheme,
                                          size_t digest_len, std::string_view name, std::string& error) {
-  auto raw = base64_decode(b64);
+  auto raw = core::base64_decode(b64);  // strict: canonical, padded base64 only
   if (!raw || raw->size() <= digest_len) {
     error = fmt::format("{} value is not base64 of a {}-byte digest followed by a salt", name, digest_len);
     return std::nullopt;

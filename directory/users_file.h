@@ -8,7 +8,7 @@
 //
 //   address        the primary address, local@domain (matched case-insensitively).
 //   password-hash  {SSHA}base64      SHA-1 digest + salt, as `slappasswd -h {SSHA}` makes
-//                  {SSHA512}base64   SHA-512 digest + salt
+//                  {SSHA512}base64   SHA-512 digest + salt (strict, padded base64: core/base64.h)
 //                  {CRYPT}$6$...     or a bare crypt(3) string: $6$ (SHA-512), $5$ (SHA-256),
 //                                    $y$ (yescrypt), $2b$ (bcrypt), $1$ (MD5, legacy); any `$id$`
 //                                    method libcrypt can compute (no DES: it needs a `$`)

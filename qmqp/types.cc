@@ -1,11 +1,10 @@
 // QMQP value types: printable names.
 #include "qmqp/types.h"
 
+#include "core/host_port.h"
+
 namespace qmqp {
 
-std::string Server::name() const {
-  std::string h = host.find(':') == std::string::npos ? host : "[" + host + "]";
-  return h + ":" + std::to_string(port);
-}
+std::string Server::name() const { return core::HostPort{host, port}.str(); }
 
 }  // namespace qmqp

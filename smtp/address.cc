@@ -3,6 +3,8 @@
 
 #include <cctype>
 
+#include "core/domain.h"
+
 namespace smtpd {
 namespace {
 
@@ -34,28 +36,17 @@ bool valid_dot_string(std::string_view s) {
   return true;
 }
 
-bool valid_label(std::string_view l) {
-  if (l.empty() || l.size() > 63 || l.front() == '-' || l.back() == '-') return false;
-  for (char c : l)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+// Address literal: [1.2.3.4] or [IPv6:...]; content kept printable (not parsed further).
+bool valid_address_literal(std::string_view d) {
+  if (d.size() < 3 || d.size() > kMaxDomain || d.front() != '[' || d.back() != ']') return false;
+  for (char c : d.substr(1, d.size() - 2))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == ':')) return false;
   return true;
 }
 
 bool valid_domain(std::string_view d) {
-  if (d.empty() || d.size() > kMaxDomain) return false;
-  if (d.front() == '[') {  // address literal: [1.2.3.4] or [IPv6:...]; content kept printable
-    if (d.back() != ']' || d.size() < 3) return false;
-    for (char c : d.substr(1, d.size() - 2))
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == ':')) return false;
-    return true;
-  }
-  size_t start = 0;
-  for (;;) {
-    size_t dot = d.find('.', start);
-    if (!valid_label(d.substr(start, dot - start))) return false;
-    if (dot == std::string_view::npos) return true;
-    start = dot + 1;
-  }
+  if (!d.empty() && d.front() == '[') return valid_address_literal(d);
+  return core::valid_domain(d, core::DomainRules::Hostname);
 }
 
 // Finds the '>' closing the path, skipping quoted strings; npos if none.

@@ -1,20 +1,15 @@
 // Received header formatting.
 #include "smtpd/received.h"
 
-#include <cctype>
-
 #include <fmt/format.h>
+
+#include "core/text.h"
 
 namespace smtpd {
 namespace {
-std::string safe(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    out += (std::isalnum(u) || c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']') ? c : '?';
-  }
-  return out;
-}
+// The HELO name and client address are bare tokens in the header: core::safe_text's Token class.
+// 255 is the longest HELO name the engine accepts (protocol.cc), so nothing is cut in practice.
+std::string token(std::string_view s) { return core::safe_text(s, 255, core::SafeChars::Token); }
 }  // namespace
 
 std::string rfc5322_date(std::time_t t) {
@@ -26,7 +21,7 @@ std::string rfc5322_date(std::time_t t) {
 }
 
 std::string received_header(const ReceivedInfo& r) {
-  std::string h = fmt::format("Received: from {} ([{}])\n", safe(r.helo), safe(r.client_ip));
+  std::string h = fmt::format("Received: from {} ([{}])\n", token(r.helo), token(r.client_ip));
   if (!r.tls.empty()) h += fmt::format("\t(using {})\n", r.tls);
   h += fmt::format("\tby {} (mxfront) with {} id {}", r.hostname, r.protocol, r.id);
   if (!r.recipient.empty()) h += fmt::format("\n\tfor <{}>", r.recipient);

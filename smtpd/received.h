@@ -1,5 +1,6 @@
 // The Received: trace header (RFC 5321 §4.4) mxfront prepends to every relayed message, in
-// QMQP form (LF line endings). Peer-supplied text (HELO) is reduced to safe characters.
+// QMQP form (LF line endings). Peer-supplied text (HELO, the address) goes in as a bare token:
+// core::safe_text(..., SafeChars::Token) turns anything else into '?'.
 #pragma once
 #include <ctime>
 #include <string>

@@ -5,10 +5,10 @@
 
 #include <arpa/inet.h>
 
-#include <cctype>
 #include <set>
 
 #include "config/setters.h"
+#include "core/domain.h"
 #include "filters/rbl/rbl.h"
 
 namespace filters::rbl {
@@ -44,11 +44,8 @@ std::string set_zone_codes(Config& c, Listener&, const toml::node& n) {
 
 std::string set_zone_name(Config& c, Listener&, const toml::node& n) {
   auto s = n.value_exact<std::string>();
-  if (!s || s->empty() || s->front() == '.' || s->back() == '.' || s->size() > 200)
-    return "expected a DNS zone name such as \"zen.example.org\"";
-  for (char ch : *s)
-    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == '_'))
-      return fmt::format("'{}' is not a DNS zone name", *s);
+  if (!s || s->empty()) return "expected a DNS zone name such as \"zen.example.org\"";
+  if (!core::valid_domain(*s, core::DomainRules::Dns)) return fmt::format("'{}' is not a DNS zone name", *s);
   zone(c).zone = *s;
   return {};
 }

@@ -2,8 +2,6 @@
 // as coroutines on the session's executor, cached, and judged zone by zone in config order.
 #include "filters/rbl/rbl.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,10 +10,11 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cctype>
-#include <cstring>
 
 #include <fmt/format.h>
 
+#include "core/domain.h"
+#include "core/ip.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -32,18 +31,10 @@ namespace rbl {
 
 std::optional<std::string> reverse_name(std::string_view ip) {
   if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
-  std::string z(ip);
-  unsigned char a[16];
-  bool v4 = inet_pton(AF_INET, z.c_str(), a) == 1;
-  if (!v4) {
-    if (inet_pton(AF_INET6, z.c_str(), a) != 1) return std::nullopt;
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(a, mapped, 12) == 0) {
-      std::memmove(a, a + 12, 4);
-      v4 = true;
-    }
-  }
-  if (v4) return fmt::format("{}.{}.{}.{}", a[3], a[2], a[1], a[0]);
+  auto parsed = core::parse_ip(ip);  // ::ffff:a.b.c.d comes back as IPv4
+  if (!parsed) return std::nullopt;
+  const auto& a = parsed->bytes;
+  if (!parsed->v6) return fmt::format("{}.{}.{}.{}", a[3], a[2], a[1], a[0]);
   static const char hex[] = "0123456789abcdef";
   std::string out;
   for (int i = 15; i >= 0; --i) {
@@ -68,10 +59,7 @@ std::string tag_name(const rbl::Zone& z) {
   return t;
 }
 
-bool valid_domain(std::string_view d) {
-  if (d.empty() || d.size() > 200 || d.front() == '.' || d.back() == '.' || d.find("..") != std::string_view::npos) return false;
-  return std::all_of(d.begin(), d.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'; });
-}
+bool valid_domain(std::string_view d) { return core::valid_domain(d, core::DomainRules::Dns); }
 
 ZoneResult judge(const rbl::Zone& z, const net::DnsAnswer& a) {
   ZoneResult r;

@@ -34,7 +34,8 @@ std::string ipv4_text(uint32_t a);  // host order -> "127.0.0.2"
 // The X-Spam-Report tag of a zone: "RBL_" (ip zones) or "RHSBL_" (domain zones) + the zone name
 // upper-cased with every non-alphanumeric character turned into '_'.
 std::string tag_name(const rbl::Zone& z);
-// Whether `d` can be looked up under a zone (a plain host name, no address literal).
+// Whether `d` can be looked up under a zone: core::valid_domain(d, DomainRules::Dns) (a plain host
+// name, '_' tolerated, no address literal).
 bool valid_domain(std::string_view d);
 
 struct ZoneResult {
