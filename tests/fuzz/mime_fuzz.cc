@@ -1,7 +1,8 @@
 // libFuzzer target for the one MIME parse the filters share on every message (GMime,
 // mime::Message::parse): header unfolding and RFC 2047 decoding, the decoded text of every text/*
-// part at any depth (rules), and the decoded binary parts (ocr). Must never crash, and must
-// respect its output limits whatever the input.
+// part at any depth (rules), and the decoded binary parts (ocr). Must never crash, must respect
+// its output limits whatever the input, and a headers-only parse (which reads only the cut header
+// block) must give the same headers as the full parse.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -16,10 +17,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_parts = size ? 1 + data[size - 1] % 8 : 1;
   limits.part_octets = limits.header_octets;
   auto m = filters::mime::Message::parse(msg, limits);
-  for (const auto& h : m.headers()) (void)h.value.size();
   if (m.text().size() > limits.text_octets) __builtin_trap();
   size_t bytes = 0;
   for (const auto& p : m.binary_parts()) bytes += p.data.size();
   if (m.binary_parts().size() > limits.max_parts || bytes > limits.part_octets) __builtin_trap();
+  filters::mime::Limits headers_only;
+  headers_only.header_octets = limits.header_octets;
+  auto h = filters::mime::Message::parse(msg, headers_only);
+  if (h.headers().size() != m.headers().size()) __builtin_trap();
+  for (size_t i = 0; i < h.headers().size(); ++i)
+    if (h.headers()[i].name != m.headers()[i].name || h.headers()[i].value != m.headers()[i].value) __builtin_trap();
   return 0;
 }
