@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "filters/parsed_message.h"
 
 namespace filters {
 namespace asio = boost::asio;
@@ -41,6 +42,7 @@ std::string_view action_name(Action a) {
 void Chain::add(std::shared_ptr<Filter> f, config::FilterSettings s) {
   auto* counters = core::filter_counters(f->name());
   auto* latency = core::histogram("filter_duration_seconds", fmt::format("filter=\"{}\"", f->name()));
+  if (f->wants(Phase::Data)) mime_needs_ = mime::Limits::merge(mime_needs_, f->mime_needs());
   steps_.push_back({std::move(f), s, counters, latency});
 }
 
@@ -147,6 +149,8 @@ asio::awaitable<Verdict> ChainRun::check_one(const Chain::Step& step, Phase p, c
 
 asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
   const auto& steps = chain_->steps();
+  if (p == Phase::Data && base.message && !base.parsed && !chain_->mime_needs().empty())
+    base.parsed = std::make_shared<const ParsedMessage>(base.message, chain_->mime_needs());
   for (size_t i = 0; i < steps.size() && !cancelled_; ++i) {
     const Chain::Step& step = steps[i];
     if (!step.filter->wants(p)) continue;

@@ -12,6 +12,8 @@
 //  * At RcptTo a recipient is accepted only on an explicit Accept (ChainRun leaves that to the
 //    session; Continue means "nobody vouched for it").
 //  * cancel() (the client went away) abandons the running check at once.
+//  * At Data, every check's Context::parsed is the same ParsedMessage (filters/parsed_message.h):
+//    the message is MIME-parsed at most once, by the first filter that asks.
 // Every verdict is counted per filter and outcome; decisive or scoring ones are logged at info.
 #pragma once
 #include <memory>
@@ -39,10 +41,13 @@ class Chain {
   size_t size() const { return steps_.size(); }
   double reject_score() const { return reject_score_; }
   double tag_score() const { return tag_score_; }
+  // The union of the Data-phase filters' Filter::mime_needs(): what the message's shared parse keeps.
+  const mime::Limits& mime_needs() const { return mime_needs_; }
 
  private:
   std::vector<Step> steps_;
   double reject_score_, tag_score_;
+  mime::Limits mime_needs_;
 };
 
 // Scores and tags, split so that a new transaction starts from the connection's part.

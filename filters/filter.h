@@ -18,9 +18,12 @@
 #include <vector>
 
 #include "core/reply.h"
+#include "filters/mime_text.h"
 #include "smtp/address.h"
 
 namespace filters {
+
+class ParsedMessage;  // filters/parsed_message.h
 
 enum class Phase { Connect, Helo, MailFrom, RcptTo, Data };
 enum class Action { Continue, Accept, Reject, TempFail, Disconnect };
@@ -61,6 +64,9 @@ struct Context {
   smtpd::Address recipient;                     // RcptTo: the recipient being judged
   std::vector<smtpd::Address> recipients;       // Data: every accepted recipient
   std::shared_ptr<const std::string> message;   // Data: as received, LF line endings, dot-unstuffed
+  // Data: the message's one MIME parse, made on first use and shared by every check of the chain
+  // (set by ChainRun; may be null, e.g. in unit tests: see parsed_message() in parsed_message.h).
+  std::shared_ptr<const ParsedMessage> parsed;
   std::shared_ptr<void> state;                  // this filter's per-connection state (Filter::connect)
   std::shared_ptr<const Cancel> cancel;         // never null inside a check
 };
@@ -78,6 +84,9 @@ class Filter {
   // (e.g. DNS lookups already under way, so their latency overlaps with the SMTP dialogue).
   virtual std::shared_ptr<void> connect(const Context& ctx, boost::asio::any_io_executor ex) { return nullptr; }
   virtual boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) = 0;
+  // What this filter reads of Context::parsed at Data (nothing by default). The chain's shared
+  // parse keeps the union of its filters' needs, so that one parse serves them all.
+  virtual mime::Limits mime_needs() const { return {}; }
 };
 
 }  // namespace filters

@@ -1,8 +1,11 @@
-// GMime-based extraction of header values and text parts (rules) and binary parts (ocr).
+// One GMime parse of a message: the top-level header list, then one walk over the MIME tree
+// collecting the decoded text parts (rules) and the decoded binary parts (ocr).
 #include "filters/mime_text.h"
 
 #include <gmime/gmime.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <memory>
 #include <mutex>
@@ -11,6 +14,8 @@ namespace filters::mime {
 namespace {
 
 constexpr int kMaxDepth = 32;  // nested multiparts / attached messages followed
+
+std::atomic<uint64_t> parses{0};
 
 struct Unref {
   void operator()(gpointer p) const { if (p) g_object_unref(p); }
@@ -22,56 +27,27 @@ struct GFree {
   void operator()(char* p) const { g_free(p); }
 };
 
-// Parses `text` as a message; null when GMime cannot make a message of it.
-GPtr<GMimeMessage> parse(std::string_view text) {
-  GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(text.data(), text.size()));
-  GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
-  g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
-  return GPtr<GMimeMessage>(g_mime_parser_construct_message(parser.get(), nullptr));
-}
-
-// The header block (without the blank line), cut at the last line end before `limit`.
-std::string_view header_block(std::string_view message, size_t limit) {
-  if (message.starts_with('\n')) return {};  // no header at all
+// The length of the header block cut at the last line end before `limit` ("" when the message
+// starts with its body).
+size_t header_cut(std::string_view message, size_t limit) {
+  if (message.starts_with('\n')) return 0;  // no header at all
   size_t end = message.find("\n\n");
-  std::string_view block = message.substr(0, end == std::string_view::npos ? message.size() : end + 1);
-  if (block.size() <= limit) return block;
-  size_t cut = block.rfind('\n', limit);
-  return cut == std::string_view::npos ? std::string_view{} : block.substr(0, cut + 1);
+  size_t block = end == std::string_view::npos ? message.size() : end + 1;
+  if (block <= limit) return block;
+  size_t cut = message.rfind('\n', limit);
+  return cut == std::string_view::npos ? 0 : cut + 1;
 }
 
-// Appends at most what is left of `limit`; false once the limit is reached.
-bool append_limited(std::string& out, std::string_view text, size_t limit) {
-  if (!out.empty() && out.size() < limit) out += '\n';
-  size_t room = limit > out.size() ? limit - out.size() : 0;
-  out.append(text.substr(0, room));
-  return out.size() < limit;
-}
-
-// Depth-first walk over the MIME tree, appending text parts; false once the limit is reached.
-bool collect(GMimeObject* obj, std::string& out, size_t limit, int depth) {
-  if (!obj || depth > kMaxDepth) return true;
-  if (GMIME_IS_MULTIPART(obj)) {
-    auto* mp = GMIME_MULTIPART(obj);
-    int n = g_mime_multipart_get_count(mp);
-    for (int i = 0; i < n; ++i)
-      if (!collect(g_mime_multipart_get_part(mp, i), out, limit, depth + 1)) return false;
-    return true;
+// Where the header starting at `offset` ends: after its last line (continuation lines included).
+size_t header_end(std::string_view message, size_t offset) {
+  size_t pos = offset;
+  while (true) {
+    pos = message.find('\n', pos);
+    if (pos == std::string_view::npos) return message.size();
+    ++pos;
+    if (pos >= message.size() || (message[pos] != ' ' && message[pos] != '\t')) return pos;
   }
-  if (GMIME_IS_MESSAGE_PART(obj)) {
-    GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
-    return !inner || collect(g_mime_message_get_mime_part(inner), out, limit, depth + 1);
-  }
-  if (!GMIME_IS_TEXT_PART(obj)) return true;
-  std::unique_ptr<char, GFree> text(g_mime_text_part_get_text(GMIME_TEXT_PART(obj)));
-  return !text || append_limited(out, text.get(), limit);
 }
-
-struct PartWalk {
-  std::vector<Part>& out;
-  size_t max_parts;
-  size_t bytes_left;
-};
 
 std::string lower(const char* s) {
   std::string r = s ? s : "";
@@ -92,32 +68,66 @@ bool decoded_content(GMimePart* part, std::string& data, size_t room) {
   return true;
 }
 
-// Depth-first walk collecting non-text leaf parts; false once a bound is reached.
-bool collect_parts(GMimeObject* obj, PartWalk& w, int depth) {
-  if (!obj || depth > kMaxDepth) return true;
-  if (GMIME_IS_MULTIPART(obj)) {
-    auto* mp = GMIME_MULTIPART(obj);
-    int n = g_mime_multipart_get_count(mp);
-    for (int i = 0; i < n; ++i)
-      if (!collect_parts(g_mime_multipart_get_part(mp, i), w, depth + 1)) return false;
-    return true;
+// One depth-first walk over the MIME tree filling both the text and the binary parts, each until
+// its own bound is reached.
+struct Walk {
+  std::string& text;
+  size_t text_limit;
+  std::vector<Part>& parts;
+  size_t max_parts;
+  size_t bytes_left;
+  bool text_done = false, parts_done = false;
+
+  bool done() const { return text_done && parts_done; }
+
+  // Appends at most what is left of the text limit.
+  void add_text(std::string_view t) {
+    if (!text.empty() && text.size() < text_limit) text += '\n';
+    size_t room = text_limit > text.size() ? text_limit - text.size() : 0;
+    text.append(t.substr(0, room));
+    if (text.size() >= text_limit) text_done = true;
   }
-  if (GMIME_IS_MESSAGE_PART(obj)) {
-    GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
-    return !inner || collect_parts(g_mime_message_get_mime_part(inner), w, depth + 1);
+
+  void add_part(GMimeObject* obj) {
+    if (parts.size() >= max_parts) {
+      parts_done = true;
+      return;
+    }
+    Part p;
+    std::unique_ptr<char, GFree> type(g_mime_content_type_get_mime_type(g_mime_object_get_content_type(obj)));
+    if (g_mime_object_get_header(obj, "Content-Type")) p.content_type = lower(type.get());
+    const char* name = g_mime_part_get_filename(GMIME_PART(obj));
+    p.filename = name ? name : "";
+    if (!decoded_content(GMIME_PART(obj), p.data, bytes_left)) {
+      parts_done = true;
+      return;
+    }
+    bytes_left -= p.data.size();
+    parts.push_back(std::move(p));
   }
-  if (!GMIME_IS_PART(obj) || GMIME_IS_TEXT_PART(obj)) return true;
-  if (w.out.size() >= w.max_parts) return false;
-  Part p;
-  std::unique_ptr<char, GFree> type(g_mime_content_type_get_mime_type(g_mime_object_get_content_type(obj)));
-  if (g_mime_object_get_header(obj, "Content-Type")) p.content_type = lower(type.get());
-  const char* name = g_mime_part_get_filename(GMIME_PART(obj));
-  p.filename = name ? name : "";
-  if (!decoded_content(GMIME_PART(obj), p.data, w.bytes_left)) return false;
-  w.bytes_left -= p.data.size();
-  w.out.push_back(std::move(p));
-  return true;
-}
+
+  void visit(GMimeObject* obj, int depth) {
+    if (!obj || depth > kMaxDepth || done()) return;
+    if (GMIME_IS_MULTIPART(obj)) {
+      auto* mp = GMIME_MULTIPART(obj);
+      int n = g_mime_multipart_get_count(mp);
+      for (int i = 0; i < n && !done(); ++i) visit(g_mime_multipart_get_part(mp, i), depth + 1);
+      return;
+    }
+    if (GMIME_IS_MESSAGE_PART(obj)) {
+      GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+      if (inner) visit(g_mime_message_get_mime_part(inner), depth + 1);
+      return;
+    }
+    if (GMIME_IS_TEXT_PART(obj)) {
+      if (text_done) return;
+      std::unique_ptr<char, GFree> t(g_mime_text_part_get_text(GMIME_TEXT_PART(obj)));
+      if (t) add_text(t.get());
+      return;
+    }
+    if (GMIME_IS_PART(obj) && !parts_done) add_part(obj);
+  }
+};
 
 }  // namespace
 
@@ -126,51 +136,69 @@ void ensure_init() {
   std::call_once(once, [] { g_mime_init(); });
 }
 
-std::vector<Header> headers(std::string_view message, size_t limit) {
+Limits Limits::merge(const Limits& a, const Limits& b) {
+  return {std::max(a.header_octets, b.header_octets), std::max(a.text_octets, b.text_octets),
+          std::max(a.max_parts, b.max_parts), std::max(a.part_octets, b.part_octets)};
+}
+
+bool Limits::covers(const Limits& need) const {
+  return header_octets >= need.header_octets && text_octets >= need.text_octets && max_parts >= need.max_parts &&
+         part_octets >= need.part_octets;
+}
+
+uint64_t parse_count() { return parses.load(std::memory_order_relaxed); }
+
+Message Message::parse(std::string_view raw, const Limits& limits) {
+  Message m;
+  m.limits_ = limits;
+  if (limits.empty()) return m;
   ensure_init();
-  std::vector<Header> out;
-  std::string block(header_block(message, limit));
-  if (block.empty()) return out;
-  block += '\n';  // the end of the header block: GMime reads no body
-  // Parsed as a part, not a message: a message moves the Content-* headers to its MIME part.
-  GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(block.data(), block.size()));
-  GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
-  GPtr<GMimeObject> part(g_mime_parser_construct_part(parser.get(), nullptr));
-  if (!part) return out;
-  GMimeHeaderList* list = g_mime_object_get_header_list(part.get());
-  int n = g_mime_header_list_get_count(list);
-  for (int i = 0; i < n; ++i) {
-    GMimeHeader* h = g_mime_header_list_get_header_at(list, i);
-    const char* name = g_mime_header_get_name(h);
-    const char* value = g_mime_header_get_value(h);
-    out.push_back({name ? name : "", value ? value : ""});
+  parses.fetch_add(1, std::memory_order_relaxed);
+  // Only headers wanted: GMime reads no more than the header block cut at the limit.
+  std::string_view input = raw;
+  std::string block;
+  size_t cut = header_cut(raw, limits.header_octets);
+  if (!limits.text_octets && !limits.max_parts) {
+    block.assign(raw.substr(0, cut));
+    block += '\n';
+    input = block;
+  } else if (!raw.empty() && !raw.starts_with('\n') && !raw.ends_with('\n') && raw.find("\n\n") == std::string_view::npos) {
+    // All header, cut short at the end: GMime may drop every header of a block whose last line
+    // has no line end (found by mime_fuzz), so end it as the headers-only parse does.
+    block.assign(raw);
+    block += '\n';
+    input = block;
   }
-  return out;
-}
+  // Parsed as a part, not a message: a message moves the Content-* headers to its MIME part,
+  // and the header rules must see the top-level header block as written, in order.
+  GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(input.data(), input.size()));
+  GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+  g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
+  GPtr<GMimeObject> top(g_mime_parser_construct_part(parser.get(), nullptr));
+  if (!top) return m;
 
-std::string body_text(std::string_view message, size_t limit) {
-  ensure_init();
-  std::string out;
-  if (limit == 0) return out;
-  GPtr<GMimeMessage> msg = parse(message);
-  if (!msg) return out;
-  collect(g_mime_message_get_mime_part(msg.get()), out, limit, 0);
-  return out;
-}
+  if (cut > 0) {
+    bool whole = cut == header_cut(raw, raw.size());  // the usual case: no offsets to check
+    GMimeHeaderList* list = g_mime_object_get_header_list(top.get());
+    int n = g_mime_header_list_get_count(list);
+    for (int i = 0; i < n; ++i) {
+      GMimeHeader* h = g_mime_header_list_get_header_at(list, i);
+      if (!whole) {
+        gint64 offset = g_mime_header_get_offset(h);
+        if (offset < 0 || static_cast<uint64_t>(offset) >= cut) break;
+        if (header_end(raw, static_cast<size_t>(offset)) > cut) break;
+      }
+      const char* name = g_mime_header_get_name(h);
+      const char* value = g_mime_header_get_value(h);
+      m.headers_.push_back({name ? name : "", value ? value : ""});
+    }
+  }
 
-}  // namespace filters::mime
-
-namespace filters::mime {
-
-std::vector<Part> binary_parts(std::string_view message, size_t max_parts, size_t max_bytes) {
-  ensure_init();
-  std::vector<Part> out;
-  if (max_parts == 0) return out;
-  GPtr<GMimeMessage> msg = parse(message);
-  if (!msg) return out;
-  PartWalk w{out, max_parts, max_bytes};
-  collect_parts(g_mime_message_get_mime_part(msg.get()), w, 0);
-  return out;
+  Walk w{m.text_, limits.text_octets, m.parts_, limits.max_parts, std::min(limits.part_octets, raw.size())};
+  w.text_done = limits.text_octets == 0;
+  w.parts_done = limits.max_parts == 0;
+  w.visit(top.get(), 0);
+  return m;
 }
 
 }  // namespace filters::mime

@@ -1,33 +1,41 @@
-// What the filters read in a message, extracted with GMime (never a hand-written MIME parser): the
-// decoded header values and text/* parts (rules), and the decoded binary parts (ocr).
-// Contract: pure functions of the raw message (LF line endings, dot-unstuffed); thread-safe
-// (every call builds and frees its own GMime objects; GMime is initialised once per process).
+// What the filters read in a message, extracted with GMime (never a hand-written MIME parser) in
+// ONE parse: the decoded header values (rules), the decoded text/* parts (rules) and the decoded
+// binary parts (ocr). The parse is shared by every filter of a message (filters/parsed_message.h).
+// Contract: mime::Message::parse is a pure function of the raw message (LF line endings,
+// dot-unstuffed) and its Limits; thread-safe (every call builds and frees its own GMime objects;
+// GMime is initialised once per process); the Message it returns is an immutable value.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace filters::mime {
 
-// Initialises GMime once per process (thread-safe; every function below calls it).
+// Initialises GMime once per process (thread-safe; Message::parse calls it).
 void ensure_init();
+
+// How much of a message a parse keeps. Zero keeps nothing of that kind (and skips its work).
+struct Limits {
+  size_t header_octets = 0;  // headers: only those within the first N octets of the header block
+  size_t text_octets = 0;    // text(): at most N octets
+  size_t max_parts = 0;      // binary_parts(): at most N parts
+  size_t part_octets = 0;    // binary_parts(): at most N decoded octets in all (and never more than
+                             // the raw message has)
+
+  bool empty() const { return !header_octets && !text_octets && !max_parts; }
+  // Field-wise maximum: what a parse shared by two consumers must keep.
+  static Limits merge(const Limits& a, const Limits& b);
+  // Whether a parse with these limits gives `need` everything it would get from its own parse
+  // (consumers that need less take a prefix: see Message).
+  bool covers(const Limits& need) const;
+};
 
 struct Header {
   std::string name;   // as written
   std::string value;  // unfolded, RFC 2047 encoded-words decoded to UTF-8
 };
-
-// Every header of the top-level header block, in order, all occurrences. Only the first
-// `limit` octets of the header block are looked at (cut at a line end); cheap enough for an
-// I/O thread when `limit` is small.
-std::vector<Header> headers(std::string_view message, size_t limit);
-
-// The decoded text of every text/* part (any depth, including attached messages), in order,
-// transfer encoding (base64, quoted-printable) undone and charset converted to UTF-8; text/html
-// as its HTML source. Parts are joined with '\n'; at most `limit` octets are returned.
-// CPU-heavy on big messages: run it on the worker pool.
-std::string body_text(std::string_view message, size_t limit);
 
 // A leaf part that is not text/*, its transfer encoding undone: what the OCR filter sniffs for images.
 struct Part {
@@ -36,9 +44,34 @@ struct Part {
   std::string data;          // decoded content
 };
 
-// Every non-text leaf part (any depth, including attached messages), in order: at most
-// `max_parts` parts and `max_bytes` decoded octets in all (a part that would pass the byte bound
-// ends the walk). CPU-heavy on big messages: run it on the worker pool.
-std::vector<Part> binary_parts(std::string_view message, size_t max_parts, size_t max_bytes);
+// One GMime parse of a message, immutable afterwards (share it as shared_ptr<const Message>).
+// CPU-heavy on big messages: parse on the worker pool.
+class Message {
+ public:
+  static Message parse(std::string_view raw, const Limits& limits);
+
+  // Every header of the top-level header block, in order, all occurrences; only headers lying
+  // entirely within the first limits.header_octets octets of the header block.
+  const std::vector<Header>& headers() const { return headers_; }
+  // The decoded text of every text/* part (any depth, including attached messages), in order,
+  // transfer encoding (base64, quoted-printable) undone and charset converted to UTF-8; text/html
+  // as its HTML source. Parts are joined with '\n'; at most limits.text_octets octets. The text
+  // kept with a smaller limit is a prefix of this one: text().substr(0, smaller).
+  const std::string& text() const { return text_; }
+  // Every non-text leaf part (any depth, including attached messages), in order: at most
+  // limits.max_parts parts and limits.part_octets decoded octets in all (a part that would pass
+  // the byte bound ends the walk).
+  const std::vector<Part>& binary_parts() const { return parts_; }
+  const Limits& limits() const { return limits_; }
+
+ private:
+  Limits limits_;
+  std::vector<Header> headers_;
+  std::string text_;
+  std::vector<Part> parts_;
+};
+
+// How many times Message::parse ran in this process (for tests and benchmarks: one per message).
+uint64_t parse_count();
 
 }  // namespace filters::mime

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "filters/mime_text.h"
+#include "filters/parsed_message.h"
 #include "filters/ocr/engine.h"
 #include "filters/ocr/image.h"
 #include "filters/ocr/pdf.h"
@@ -157,13 +158,30 @@ void read_pdf(std::string_view data, const ocr::Settings& s, ocr::ResultCache* c
 
 }  // namespace
 
+mime::Limits OcrFilter::mime_needs() const { return needs(); }
+
+mime::Limits OcrFilter::needs() {
+  mime::Limits l;
+  l.max_parts = kMaxParts;
+  l.part_octets = SIZE_MAX;  // the parse never keeps more decoded octets than the message has
+  return l;
+}
+
 OcrFilter::Report OcrFilter::analyse(std::string_view message, const ocr::Settings& s, const ocr::WordList& words,
+                                     ocr::ResultCache* cache, const std::atomic<bool>* cancel) {
+  return analyse(mime::Message::parse(message, needs()), s, words, cache, cancel);
+}
+
+OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Settings& s, const ocr::WordList& words,
                                      ocr::ResultCache* cache, const std::atomic<bool>* cancel) {
   Report r;
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(s.budget);
   uint64_t bytes_left = s.max_decoded_bytes;
-  for (const mime::Part& part : mime::binary_parts(message, kMaxParts, message.size())) {
+  const auto& parts = message.binary_parts();
+  // A shared parse may keep more parts than this filter reads.
+  for (size_t i = 0; i < parts.size() && i < kMaxParts; ++i) {
+    const mime::Part& part = parts[i];
     image::Format found = image::sniff(part.data);
     image::Format declared = image::declared_format(part.content_type);
     if (found == image::Format::Unknown) {
@@ -258,7 +276,14 @@ Verdict OcrFilter::verdict(const Report& r, const ocr::Settings& s) {
 boost::asio::awaitable<Verdict> OcrFilter::check(Phase, std::shared_ptr<const Context> ctx) {
   if (!ctx->message) co_return Verdict::failure("ocr: no message");
   auto job = [settings = settings_, words = words_, cache = cache_, ctx]() -> Report {
-    return analyse(*ctx->message, *settings, *words, cache.get(), &ctx->cancel->flag);
+    if (ctx->cancel->cancelled()) {
+      Report r;
+      r.cancelled = true;
+      return r;
+    }
+    // The message's one MIME parse, shared with the other filters (made here if nobody made it yet).
+    std::shared_ptr<const mime::Message> m = parsed_message(*ctx, needs());
+    return analyse(*m, *settings, *words, cache.get(), &ctx->cancel->flag);
   };
   std::optional<Report> r = co_await workers_->run(std::move(job));
   if (!r) co_return Verdict{Action::TempFail, R::filter_busy(), "ocr: worker queue full"};

@@ -1,8 +1,9 @@
-// The OCR filter, at Data: on the worker pool it walks the message's binary parts (GMime), finds
-// images by content, decodes them under guards (image.h), reads them with Tesseract (engine.h)
-// within a per-image cap and a per-message budget, reusing cached results by image hash
-// (cache.h), and matches the text against the word list (words.h). PDF attachments (pdf.h) give
-// their text layer, and their text-less pages are read like images.
+// The OCR filter, at Data: on the worker pool it walks the message's binary parts (from the
+// message's shared MIME parse, filters/parsed_message.h), finds images by content, decodes them
+// under guards (image.h), reads them with Tesseract (engine.h) within a per-image cap and a
+// per-message budget, reusing cached results by image hash (cache.h), and matches the text against
+// the word list (words.h). PDF attachments (pdf.h) give their text layer, and their text-less
+// pages are read like images.
 // Verdict: hits -> score (capped) with tag OCR_WORDS=score:word,word fed to the chain, or
 // 554 5.7.1 at once at ocr.reject_score; a declared type that lies about the content adds
 // ocr.mismatch_score. Budget spent before anything matched: Verdict::failure (on_error, default
@@ -47,8 +48,14 @@ class OcrFilter final : public Filter {
   bool skipped_when_allowlisted() const override { return true; }
   boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
 
+  mime::Limits mime_needs() const override;  // the binary parts
+
+  // `message` raw (parsed here, for tests) or the message's shared parse (at least needs()).
   static Report analyse(std::string_view message, const ocr::Settings& s, const ocr::WordList& words,
                         ocr::ResultCache* cache, const std::atomic<bool>* cancel);
+  static Report analyse(const mime::Message& message, const ocr::Settings& s, const ocr::WordList& words,
+                        ocr::ResultCache* cache, const std::atomic<bool>* cancel);
+  static mime::Limits needs();
   static Verdict verdict(const Report& r, const ocr::Settings& s);
 
   OcrFilter(ocr::Settings settings, ocr::WordList words, std::shared_ptr<net::BlockingPool> workers,

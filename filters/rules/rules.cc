@@ -9,6 +9,7 @@
 
 #include "core/text.h"
 #include "filters/mime_text.h"
+#include "filters/parsed_message.h"
 
 namespace filters {
 namespace R = core::replies;
@@ -63,8 +64,8 @@ bool contains(const std::vector<core::Cidr>& list, const std::string& ip) {
   return false;
 }
 
-// What a body job answers: the verdict, or `skipped` when the check was cancelled before it ran.
-struct BodyResult {
+// What a data job answers: the verdict, or `skipped` when the check was cancelled before it ran.
+struct JobResult {
   bool skipped = false;
   Verdict verdict;
 };
@@ -128,37 +129,57 @@ Verdict Rules::connect_verdict(const std::string& ip) const {
   return {};
 }
 
+mime::Limits Rules::mime_needs() const {
+  mime::Limits l;
+  if (!c_->header.empty()) l.header_octets = kHeaderLimit;
+  if (!c_->body.empty()) l.text_octets = c_->body_limit;
+  return l;
+}
+
 namespace {
 
-Verdict header_verdict(const std::vector<Rule>& rules, std::string_view message) {
+Verdict header_verdict(const std::vector<Rule>& rules, const mime::Message& m) {
   if (rules.empty()) return {};
-  std::vector<mime::Header> hs = mime::headers(message, Rules::kHeaderLimit);
   return evaluate(rules, "header", [&](const Rule& r) {
-    for (const auto& h : hs)
+    for (const auto& h : m.headers())
       if (core::iequals(h.name, r.header) && RE2::PartialMatch(h.value, *r.re)) return true;
     return false;
   });
 }
 
-// The pool job: MIME parsing and body rules.
-BodyResult body_verdict(const std::vector<Rule>& rules, std::string_view message, size_t limit, const Cancel& cancel) {
-  if (cancel.cancelled()) return {true, {}};
-  std::string text = mime::body_text(message, limit);
-  if (cancel.cancelled()) return {true, {}};
-  return {false, evaluate(rules, "body", [&](const Rule& r) { return RE2::PartialMatch(text, *r.re); })};
+// The text a shared parse kept may be longer than this filter's body_limit: its prefix is ours.
+Verdict body_verdict(const std::vector<Rule>& rules, const mime::Message& m, size_t limit) {
+  std::string_view text = std::string_view(m.text()).substr(0, limit);
+  return evaluate(rules, "body", [&](const Rule& r) { return RE2::PartialMatch(text, *r.re); });
+}
+
+// The pool job: the message's parse (shared with the other filters: made here if nobody made it
+// yet), then the header rules unless they were judged already, then the body rules.
+JobResult data_job(const Rules::Compiled& c, const Context& ctx, const mime::Limits& needs, bool with_headers) {
+  if (ctx.cancel->cancelled()) return {true, {}};
+  std::shared_ptr<const mime::Message> m = parsed_message(ctx, needs);
+  if (ctx.cancel->cancelled()) return {true, {}};
+  Verdict headers = with_headers ? header_verdict(c.header, *m) : Verdict{};
+  if (headers.action != Action::Continue || c.body.empty()) return {false, std::move(headers)};
+  return {false, merge(std::move(headers), body_verdict(c.body, *m, c.body_limit))};
 }
 
 }  // namespace
 
 boost::asio::awaitable<Verdict> Rules::data_verdict(std::shared_ptr<const Context> ctx) {
   if (!ctx->message) co_return Verdict{};
-  Verdict headers = header_verdict(c_->header, *ctx->message);
-  if (headers.action != Action::Continue || c_->body.empty()) co_return headers;
+  const mime::Limits needs = mime_needs();
+  // Parsed already (by an earlier filter): the header rules are cheap enough for this thread.
+  Verdict headers;
+  bool with_headers = true;
+  if (auto m = ctx->parsed ? ctx->parsed->ready() : nullptr; m && m->limits().covers(needs)) {
+    headers = header_verdict(c_->header, *m);
+    if (headers.action != Action::Continue || c_->body.empty()) co_return headers;
+    with_headers = false;
+  }
   // The job owns what it reads: it may outlive this check (abandoned on timeout).
-  auto job = [c = c_, msg = ctx->message, cancel = ctx->cancel] {
-    return body_verdict(c->body, *msg, c->body_limit, *cancel);
-  };
-  std::optional<BodyResult> r = co_await workers_->run(std::move(job));
+  auto job = [c = c_, ctx, needs, with_headers] { return data_job(*c, *ctx, needs, with_headers); };
+  std::optional<JobResult> r = co_await workers_->run(std::move(job));
   if (!r) co_return Verdict{Action::TempFail, R::filter_busy(), "worker queue full"};
   if (r->skipped) co_return Verdict{};
   co_return merge(std::move(headers), std::move(r->verdict));

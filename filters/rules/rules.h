@@ -3,8 +3,10 @@
 // Contract: patterns are compiled once per config generation; a matching "reject" rule answers
 // 554 5.7.1 naming it (R::rule_rejected), "score" rules add their scores in one verdict tagged
 // RULE_<NAME>=<score>. A blocked client gets R::client_blocked at Connect, an allowed one an
-// Accept (the chain then skips rbl and rules for it). Header rules run inline; MIME parsing and
-// body rules run on the shared worker pool (queue full: 451 R::filter_busy).
+// Accept (the chain then skips rbl and rules for it). At Data the header and body rules read the
+// message's shared MIME parse (filters/parsed_message.h); making it and the body rules run on the
+// shared worker pool (queue full: 451 R::filter_busy). When an earlier filter has parsed the
+// message already, the header rules run inline.
 #pragma once
 #include <memory>
 #include <string>
@@ -29,6 +31,7 @@ class Rules final : public Filter {
   bool wants(Phase p) const override;
   bool skipped_when_allowlisted() const override { return true; }
   boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
+  mime::Limits mime_needs() const override;  // the header block and body_limit octets of text
 
   // Only the first kHeaderLimit octets of the header block are matched by header rules.
   static constexpr size_t kHeaderLimit = 256 * 1024;

@@ -1,6 +1,8 @@
-// libFuzzer target for the MIME walks the filters run on every message (GMime): header unfolding
-// and RFC 2047 decoding, the decoded text of every text/* part at any depth (rules), and the decoded
-// binary parts (ocr). Must never crash, and must respect its output limits whatever the input.
+// libFuzzer target for the one MIME parse the filters share on every message (GMime,
+// mime::Message::parse): header unfolding and RFC 2047 decoding, the decoded text of every text/*
+// part at any depth (rules), and the decoded binary parts (ocr). Must never crash, must respect
+// its output limits whatever the input, and a headers-only parse (which reads only the cut header
+// block) must give the same headers as the full parse.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -9,15 +11,21 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view msg(reinterpret_cast<const char*>(data), size);
-  size_t limit = size ? 64 + data[0] * 16 : 64;
-  auto headers = filters::mime::headers(msg, limit);
-  for (const auto& h : headers) (void)h.value.size();
-  std::string text = filters::mime::body_text(msg, limit);
-  if (text.size() > limit) __builtin_trap();
-  size_t max_parts = size ? 1 + data[size - 1] % 8 : 1;
-  auto parts = filters::mime::binary_parts(msg, max_parts, limit);
+  filters::mime::Limits limits;
+  limits.header_octets = size ? 64 + data[0] * 16 : 64;
+  limits.text_octets = limits.header_octets;
+  limits.max_parts = size ? 1 + data[size - 1] % 8 : 1;
+  limits.part_octets = limits.header_octets;
+  auto m = filters::mime::Message::parse(msg, limits);
+  if (m.text().size() > limits.text_octets) __builtin_trap();
   size_t bytes = 0;
-  for (const auto& p : parts) bytes += p.data.size();
-  if (parts.size() > max_parts || bytes > limit) __builtin_trap();
+  for (const auto& p : m.binary_parts()) bytes += p.data.size();
+  if (m.binary_parts().size() > limits.max_parts || bytes > limits.part_octets) __builtin_trap();
+  filters::mime::Limits headers_only;
+  headers_only.header_octets = limits.header_octets;
+  auto h = filters::mime::Message::parse(msg, headers_only);
+  if (h.headers().size() != m.headers().size()) __builtin_trap();
+  for (size_t i = 0; i < h.headers().size(); ++i)
+    if (h.headers()[i].name != m.headers()[i].name || h.headers()[i].value != m.headers()[i].value) __builtin_trap();
   return 0;
 }
