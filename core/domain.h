@@ -6,7 +6,7 @@
 //   * each label 1-63 characters of ASCII letters, digits and '-', '-' neither first nor last;
 //   * at most kMaxDomainLength (253) characters in all — 255 octets in DNS wire form;
 //   * a single label ("localhost") and all-digit labels are valid; address literals
-//     ("[192.0.2.1]") are not domains (smtpd/address.cc checks those itself); ASCII only
+//     ("[192.0.2.1]") are not domains (smtp/address.cc checks those itself); ASCII only
 //     (internationalised names pass in their A-label form "xn--...").
 // DomainRules::Hostname: exactly the above (SMTP addresses and HELO-style names, our own hostname,
 //   relay.local_domains).

@@ -1,5 +1,5 @@
 // core::ExpiringLru<V> — a bounded map whose entries expire, evicting the least recently used past
-// its capacity: the mechanism under the directory's recipient cache (ldap/cache.h), the OCR
+// its capacity: the mechanism under the directory's recipient cache (directory/cache.h), the OCR
 // result cache (filters/ocr/cache.h) and the DNS answer cache (net/dns_cache.h), which only decide
 // what is kept and for how long.
 // Contract: thread-safe (one mutex; get/put O(1)); an entry at or past its expiry is never returned

@@ -1,4 +1,4 @@
-// Builds the configured Directory from the [directory] options (ldap/options.h).
+// Builds the configured Directory from the [directory] options (config/directory.h).
 //  * type "none": dir == nullptr and error empty (recipients: relay.local_domains only).
 //  * type "file": the users file is read and validated now (users_file.h).
 //  * type "ldap": the options are checked now; connections open on first use (ldap_directory.h).

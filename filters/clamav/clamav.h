@@ -1,5 +1,5 @@
 // The ClamAV filter, at Data: scans the raw message from memory on the worker pool with the
-// process-wide engine (clamav_engine.h). Virus: 554 5.7.1 naming the signature. A scan limit
+// process-wide engine (engine.h). Virus: 554 5.7.1 naming the signature. A scan limit
 // reached: clamav.on_limit ("accept" relays and logs, "tempfail" 451 4.3.0, "reject" 554 5.7.1).
 // Scanner error: Verdict::failure (the chain applies on_error). Worker queue full: 451 4.3.0.
 // Not skipped for allowlisted clients.

@@ -1,5 +1,5 @@
 // libclamav engine compile, scan from memory, and the holder that swaps engines when the
-// signature directory changes (see clamav_engine.h for the contract).
+// signature directory changes (see engine.h for the contract).
 #include "filters/clamav/engine.h"
 
 #include <clamav.h>
