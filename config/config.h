@@ -110,7 +110,7 @@ struct Config {
   Sections sections;                       // each filter's own section, typed by the filter (filters/NAME/settings.h)
   Admin admin;
 
-  const Profile& profile(const std::string& name) const;
+  const Profile& profile(const std::string& name) const;  // aborts for a name the loader did not make
 };
 
 }  // namespace config

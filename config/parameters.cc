@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include <fmt/format.h>
@@ -451,7 +453,9 @@ const FilterSettings& FilterConfig::of(const std::string& filter) const {
 const Profile& Config::profile(const std::string& name) const {
   for (const auto& p : profiles)
     if (p.name == name) return p;
-  return profiles.front();
+  // The loader accepts only the profiles it made: any other name is a programming error.
+  std::fprintf(stderr, "config: no profile '%s'\n", name.c_str());
+  std::abort();
 }
 
 std::string Listener::name() const { return core::HostPort{host, port}.str(); }
