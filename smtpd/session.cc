@@ -19,6 +19,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "filters/reply_for.h"
 #include "net/proxy_protocol.h"
 #include "qmqp/client.h"
 #include "smtpd/protocol.h"
@@ -107,6 +108,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> judge_message();
   asio::awaitable<void> relay(const std::string& body, const std::string& extra_headers);
   filters::Context context() const;
+  filters::ReplyNames reply_names() const { return {cfg_.hostname, ip_}; }
   void watch_for_disconnect();
   asio::awaitable<bool> start_tls();
   asio::awaitable<bool> read_proxy_header();
@@ -295,15 +297,11 @@ asio::awaitable<void> Session::decide(Event e) {
     }
   }
   filters::Verdict v = co_await filters_->run(phase, std::move(ctx));
-  switch (v.action) {
-    case filters::Action::Continue:
-      if (phase == filters::Phase::RcptTo) proto_.reject(R::relay_denied());
-      else proto_.accept();
-      break;
-    case filters::Action::Accept: proto_.accept(v.reply); break;
-    case filters::Action::Reject: proto_.reject(v.reply.value_or(R::relay_denied())); break;
-    case filters::Action::TempFail: proto_.reject(v.reply.value_or(R::local_error())); break;
-    case filters::Action::Disconnect: proto_.disconnect(v.reply.value_or(R::shutting_down())); break;
+  filters::Answer a = filters::reply_for(phase, v, reply_names());
+  switch (a.step) {
+    case filters::Step::Proceed: proto_.accept(std::move(a.reply)); break;
+    case filters::Step::Refuse: proto_.reject(*a.reply); break;
+    case filters::Step::Disconnect: proto_.disconnect(*a.reply); break;
   }
   if (e == Event::RcptTo && (v.action == filters::Action::Reject || v.action == filters::Action::TempFail))
     core::count(core::Counter::RecipientsRejected);
@@ -326,13 +324,9 @@ asio::awaitable<bool> Session::greet() {
   filters::Context ctx = context();
   filters_->connect(ctx);
   filters::Verdict v = co_await filters_->run(filters::Phase::Connect, std::move(ctx));
-  switch (v.action) {
-    case filters::Action::Continue:
-    case filters::Action::Accept: proto_.greet(R::greeting(cfg_.hostname)); co_return true;
-    case filters::Action::Reject: proto_.greet(v.reply.value_or(R::client_blocked(ip_))); break;
-    case filters::Action::TempFail: proto_.greet(v.reply.value_or(R::filter_unavailable())); break;
-    case filters::Action::Disconnect: proto_.greet(v.reply.value_or(R::shutting_down())); break;
-  }
+  filters::Answer a = filters::reply_for(filters::Phase::Connect, v, reply_names());
+  proto_.greet(*a.reply);  // a refusal (not 2xx) closes the connection
+  if (a.step == filters::Step::Proceed) co_return true;
   reason_ = "refused";
   co_return false;
 }
@@ -366,17 +360,14 @@ asio::awaitable<void> Session::judge_message() {
     core::log().info("message id={}.{} client={} from=<{}> to={} size={} refused=\"{}\" reason=\"{}\"", sid_,
                      proto_.messages() + 1, ip_, proto_.transaction().sender.str(), join_recipients(proto_.transaction()),
                      body->size(), v.reply ? v.reply->text : std::string(filters::action_name(v.action)), v.reason);
-  switch (v.action) {
-    case filters::Action::Continue:
-    case filters::Action::Accept: {
-      std::string extra = filters_->spam_headers(cfg_.filters.headers);
-      co_await relay(*body, extra);
-      co_return;
-    }
-    case filters::Action::Reject: proto_.reject(v.reply.value_or(R::relay_denied())); break;
-    case filters::Action::TempFail: proto_.reject(v.reply.value_or(R::filter_unavailable())); break;
-    case filters::Action::Disconnect: proto_.disconnect(v.reply.value_or(R::shutting_down())); break;
+  filters::Answer a = filters::reply_for(filters::Phase::Data, v, reply_names());
+  if (a.step == filters::Step::Proceed) {
+    std::string extra = filters_->spam_headers(cfg_.filters.headers);
+    co_await relay(*body, extra);
+    co_return;
   }
+  if (a.step == filters::Step::Refuse) proto_.reject(*a.reply);
+  else proto_.disconnect(*a.reply);
   core::count(v.action == filters::Action::TempFail ? core::Counter::MessagesTempFailed : core::Counter::MessagesRejected);
 }
 
