@@ -159,7 +159,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool counted_txn_ = false;
   size_t auth_failures_ = 0;
   std::vector<std::string> auth_addresses_;  // addresses the authenticated user may send as
-  std::string reason_;
+  CloseReason reason_ = CloseReason::None;
 };
 
 void Session::arm(config::Seconds d) {
@@ -327,7 +327,7 @@ asio::awaitable<bool> Session::greet() {
   filters::Answer a = filters::reply_for(filters::Phase::Connect, v, reply_names());
   proto_.greet(*a.reply);  // a refusal (not 2xx) closes the connection
   if (a.step == filters::Step::Proceed) co_return true;
-  reason_ = "refused";
+  reason_ = CloseReason::Refused;
   co_return false;
 }
 
@@ -411,7 +411,7 @@ asio::awaitable<bool> Session::read_proxy_header() {
   for (const auto& c : listener_.proxy_trusted) trusted = trusted || c.contains(ip_);
   if (!trusted) {
     core::log().warn("proxy id={} peer={} untrusted: closed", sid_, ip_);
-    reason_ = "proxy";
+    reason_ = CloseReason::Proxy;
     co_return false;
   }
   std::string buf;
@@ -428,7 +428,7 @@ asio::awaitable<bool> Session::read_proxy_header() {
   if (!ok || r.status != net::ProxyStatus::Done) {
     core::log().warn("proxy id={} peer={} bad header: {}", sid_, ip_,
                      !ok ? (timed_out_ ? "timeout" : "connection closed") : r.error);
-    reason_ = "proxy";
+    reason_ = CloseReason::Proxy;
     co_return false;
   }
   if (!r.header.local) {
@@ -449,7 +449,7 @@ asio::awaitable<bool> Session::start_tls() {
   if (ec || timed_out_) {
     core::count(core::Counter::TlsHandshakeFailures);
     core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out_ ? "timeout" : ec.message());
-    reason_ = "tls";
+    reason_ = CloseReason::Tls;
     co_return false;
   }
   core::count(core::Counter::TlsHandshakes);
@@ -563,14 +563,14 @@ asio::awaitable<void> Session::run() {
       case Event::NeedInput: {
         account_memory();
         if (!co_await flush()) {
-          reason_ = timed_out_ ? "timeout" : "error";
+          reason_ = timed_out_ ? CloseReason::Timeout : CloseReason::Error;
           open = false;
           break;
         }
         ReadResult rr = co_await fill(read_timeout());
         if (rr == ReadResult::Timeout) proto_.timeout();
         if (rr == ReadResult::Eof || rr == ReadResult::Error) {
-          reason_ = rr == ReadResult::Eof ? "eof" : "error";
+          reason_ = rr == ReadResult::Eof ? CloseReason::Eof : CloseReason::Error;
           open = false;
         }
         if (shared_.draining) proto_.set_draining();
@@ -583,7 +583,7 @@ asio::awaitable<void> Session::run() {
         if (co_await flush() && co_await start_tls()) {
           proto_.accept();
         } else {
-          if (reason_.empty()) reason_ = "error";
+          if (reason_ == CloseReason::None) reason_ = CloseReason::Error;
           open = false;
         }
         break;
@@ -603,8 +603,8 @@ asio::awaitable<void> Session::run() {
 }
 
 void Session::finish(boost::system::error_code& ec) {
-  if (reason_ == "timeout") core::count(core::Counter::Timeouts);
-  if (reason_ == "violation" || reason_ == "errors") core::count(core::Counter::ProtocolViolations);
+  if (reason_ == CloseReason::Timeout) core::count(core::Counter::Timeouts);
+  if (reason_ == CloseReason::Violation || reason_ == CloseReason::Errors) core::count(core::Counter::ProtocolViolations);
   set_in_transaction(false);
   if (filters_) filters_->cancel();
   stop_watchdog();
@@ -612,7 +612,7 @@ void Session::finish(boost::system::error_code& ec) {
   profile_slot().fetch_sub(1);
   shared_.sessions.fetch_sub(1);
   core::log().info("disconnect id={} client={} messages={} reason={} duration={:.3f}", sid_, ip_, proto_.messages(),
-                   reason_, secs_since(start_));
+                   name(reason_), secs_since(start_));
 }
 
 }  // namespace
