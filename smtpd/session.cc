@@ -1,5 +1,6 @@
 // Session: the coroutine loop  next() -> decide/relay/TLS/AUTH -> flush -> read, with one
-// watchdog timer that closes the socket when a wait outlives its timeout or the session deadline.
+// watchdog (net::Watchdog) that cancels the socket's wait when it outlives its timeout or the
+// session deadline.
 // The transport is the plain socket until STARTTLS (or from the start on implicit-TLS
 // listeners), then an OpenSSL stream over the same socket.
 #include "smtpd/session.h"
@@ -20,6 +21,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "filters/reply_for.h"
+#include "net/deadline.h"
 #include "net/proxy_protocol.h"
 #include "qmqp/client.h"
 #include "smtpd/protocol.h"
@@ -86,7 +88,7 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket s, std::shared_ptr<const Snapshot> snap, Shared& sh, config::Listener listener)
       : sock_(std::move(s)),
-        timer_(sock_.get_executor()),
+        watchdog_(sock_.get_executor()),
         snap_(std::move(snap)),
         cfg_(*snap_->config),
         profile_(cfg_.profile(listener.profile)),
@@ -119,13 +121,11 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket& raw() { return tls_ ? tls_->next_layer() : sock_; }
   void on_data_start();
   void account_memory();
-  // Timeouts: one watchdog timer per session, re-armed only when a deadline moves earlier,
-  // so a wait costs a clock read instead of a timer syscall (Asio's check_deadline pattern).
-  void arm(config::Seconds d);
-  void disarm() { op_deadline_ = Clock::time_point::max(); }
-  void start_watchdog();
-  void on_watchdog(boost::system::error_code ec);
-  void stop_watchdog();
+  // Timeouts: one watchdog per session, cut to the session deadline; its timer is re-armed only
+  // when a deadline moves earlier, so a wait costs a clock read instead of a timer syscall.
+  void arm(config::Seconds d) { watchdog_.arm_after(d); }
+  void disarm() { watchdog_.disarm(); }
+  bool timed_out() const { return watchdog_.timed_out(); }
   void set_in_transaction(bool on);
   config::Seconds read_timeout() const;
   std::atomic<size_t>& profile_slot() {
@@ -137,7 +137,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
   std::unique_ptr<std::array<char, 16384>> tls_buf_;  // TLS records are read into this
   std::string tls_desc_;                               // "TLSv1.3 with cipher ..."
-  asio::steady_timer timer_;
+  net::Watchdog watchdog_;
   std::shared_ptr<const Snapshot> snap_;
   const config::Config& cfg_;
   const config::Profile& profile_;
@@ -152,43 +152,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string sid_, ip_;
   uint16_t port_ = 0;
   Clock::time_point start_, deadline_;
-  Clock::time_point op_deadline_ = Clock::time_point::max();
-  bool watchdog_stopped_ = false;
-  bool timed_out_ = false;
   bool got_input_ = false;
   bool counted_txn_ = false;
   size_t auth_failures_ = 0;
   std::vector<std::string> auth_addresses_;  // addresses the authenticated user may send as
   CloseReason reason_ = CloseReason::None;
 };
-
-void Session::arm(config::Seconds d) {
-  op_deadline_ = std::min(Clock::now() + std::chrono::duration_cast<Clock::duration>(d), deadline_);
-  if (op_deadline_ < timer_.expiry()) timer_.expires_at(op_deadline_);  // wakes the watchdog early
-}
-
-void Session::start_watchdog() {
-  timer_.expires_at(deadline_);
-  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->on_watchdog(ec); });
-}
-
-void Session::on_watchdog(boost::system::error_code) {
-  if (watchdog_stopped_) return;
-  auto now = Clock::now();
-  if (now >= op_deadline_) {
-    timed_out_ = true;
-    op_deadline_ = Clock::time_point::max();
-    boost::system::error_code ignored;
-    raw().cancel(ignored);
-  }
-  timer_.expires_at(std::min(op_deadline_, deadline_ > now ? deadline_ : now + std::chrono::seconds(1)));
-  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->on_watchdog(ec); });
-}
-
-void Session::stop_watchdog() {
-  watchdog_stopped_ = true;
-  timer_.cancel();
-}
 
 config::Seconds Session::read_timeout() const {
   if (proto_.in_data()) return cfg_.limits.data_timeout;
@@ -204,7 +173,7 @@ asio::awaitable<Session::ReadResult> Session::fill(config::Seconds timeout) {
     arm(timeout);
     size_t n = co_await tls_->async_read_some(asio::buffer(*tls_buf_), asio::redirect_error(asio::use_awaitable, ec));
     disarm();
-    if (timed_out_) co_return ReadResult::Timeout;
+    if (timed_out()) co_return ReadResult::Timeout;
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) co_return ReadResult::Eof;
     if (ec) co_return ReadResult::Error;
     got_input_ = true;
@@ -216,7 +185,7 @@ asio::awaitable<Session::ReadResult> Session::fill(config::Seconds timeout) {
     arm(timeout);
     co_await sock_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     disarm();
-    if (timed_out_) co_return ReadResult::Timeout;
+    if (timed_out()) co_return ReadResult::Timeout;
     if (ec) co_return ReadResult::Error;
     size_t n = sock_.read_some(asio::buffer(buf), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
@@ -238,7 +207,7 @@ asio::awaitable<bool> Session::flush() {
   disarm();
   out.clear();
   if (out.capacity() > 4096) out.shrink_to_fit();
-  co_return !ec && !timed_out_;
+  co_return !ec && !timed_out();
 }
 
 void Session::set_in_transaction(bool on) {
@@ -389,7 +358,7 @@ asio::awaitable<bool> Session::read_more(std::string& buf, size_t want) {
   size_t n = co_await sock_.async_read_some(asio::buffer(buf.data() + have, want - have),
                                             asio::redirect_error(asio::use_awaitable, ec));
   buf.resize(have + n);
-  co_return !ec && !timed_out_;
+  co_return !ec && !timed_out();
 }
 
 // How many bytes of the connection certainly belong to the header, given its start: 15 until
@@ -427,7 +396,7 @@ asio::awaitable<bool> Session::read_proxy_header() {
   disarm();
   if (!ok || r.status != net::ProxyStatus::Done) {
     core::log().warn("proxy id={} peer={} bad header: {}", sid_, ip_,
-                     !ok ? (timed_out_ ? "timeout" : "connection closed") : r.error);
+                     !ok ? (timed_out() ? "timeout" : "connection closed") : r.error);
     reason_ = CloseReason::Proxy;
     co_return false;
   }
@@ -446,9 +415,9 @@ asio::awaitable<bool> Session::start_tls() {
   arm(cfg_.limits.greeting_timeout);
   co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
   disarm();
-  if (ec || timed_out_) {
+  if (ec || timed_out()) {
     core::count(core::Counter::TlsHandshakeFailures);
-    core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out_ ? "timeout" : ec.message());
+    core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out() ? "timeout" : ec.message());
     reason_ = CloseReason::Tls;
     co_return false;
   }
@@ -536,7 +505,10 @@ asio::awaitable<void> Session::run() {
   port_ = peer.port();
   sock_.set_option(tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);
-  start_watchdog();
+  watchdog_.start(shared_from_this(), [this] {  // a wait outlived its deadline: end it
+    boost::system::error_code ignored;
+    raw().cancel(ignored);
+  }, deadline_);
   shared_.sessions.fetch_add(1);
   profile_slot().fetch_add(1);
   if (listener_.proxy_protocol && !co_await read_proxy_header()) {
@@ -563,7 +535,7 @@ asio::awaitable<void> Session::run() {
       case Event::NeedInput: {
         account_memory();
         if (!co_await flush()) {
-          reason_ = timed_out_ ? CloseReason::Timeout : CloseReason::Error;
+          reason_ = timed_out() ? CloseReason::Timeout : CloseReason::Error;
           open = false;
           break;
         }
@@ -591,7 +563,7 @@ asio::awaitable<void> Session::run() {
       case Event::DataStart: on_data_start(); break;
       case Event::Message: co_await judge_message(); break;
       case Event::Close:
-        timed_out_ = false;
+        watchdog_.clear();  // the last flush (the 421 after a timeout too) is judged on its own
         co_await flush();
         reason_ = proto_.close_reason();
         open = false;
@@ -607,7 +579,7 @@ void Session::finish(boost::system::error_code& ec) {
   if (reason_ == CloseReason::Violation || reason_ == CloseReason::Errors) core::count(core::Counter::ProtocolViolations);
   set_in_transaction(false);
   if (filters_) filters_->cancel();
-  stop_watchdog();
+  watchdog_.stop();
   raw().close(ec);
   profile_slot().fetch_sub(1);
   shared_.sessions.fetch_sub(1);
