@@ -361,17 +361,6 @@ asio::awaitable<bool> Session::read_more(std::string& buf, size_t want) {
   co_return !ec && !timed_out();
 }
 
-// How many bytes of the connection certainly belong to the header, given its start: 15 until
-// the kind is known (the shortest v1 header), 16 + length for v2, one more at a time for v1.
-static size_t proxy_read_target(const std::string& buf) {
-  static constexpr std::string_view kV2Sig("\r\n\r\n\0\r\nQUIT\n", 12);
-  bool v2 = std::string_view(buf).substr(0, 12) == kV2Sig.substr(0, std::min<size_t>(buf.size(), 12));
-  if (v2 && buf.size() >= 16)
-    return 16 + ((static_cast<unsigned char>(buf[14]) << 8) | static_cast<unsigned char>(buf[15]));
-  if (v2) return 16;
-  return buf.size() < 15 ? 15 : buf.size() + 1;
-}
-
 // PROXY protocol v1/v2 (haproxy doc/proxy-protocol.txt): only from trusted balancers, complete
 // before anything is sent; the source address becomes the client address for everything after.
 // The parser judges every prefix, so garbage is refused at its first wrong byte.
@@ -384,14 +373,14 @@ asio::awaitable<bool> Session::read_proxy_header() {
     co_return false;
   }
   std::string buf;
-  net::ProxyResult r;
+  net::ProxyResult r = net::parse_proxy_header(buf);  // NeedMore: what the shortest header needs
   bool ok = true;
   arm(cfg_.limits.greeting_timeout);
-  while (ok) {
-    ok = co_await read_more(buf, proxy_read_target(buf));
+  while (r.status == net::ProxyStatus::NeedMore) {
+    // Only what certainly belongs to the header: the bytes after it stay in the socket.
+    ok = co_await read_more(buf, buf.size() + r.more);
     if (!ok) break;
     r = net::parse_proxy_header(buf);
-    if (r.status != net::ProxyStatus::NeedMore) break;
   }
   disarm();
   if (!ok || r.status != net::ProxyStatus::Done) {
