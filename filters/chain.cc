@@ -1,16 +1,13 @@
-// Runs a phase through the chain: per-filter timeout race, failure mode, scores, logging.
+// Runs a phase through the chain: per-filter timeout race (net::Race), failure mode, scores, logging.
 #include "filters/chain.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 
 #include <fmt/format.h>
 
 #include "core/log.h"
 #include "filters/parsed_message.h"
+#include "net/deadline.h"
 
 namespace filters {
 namespace asio = boost::asio;
@@ -53,16 +50,24 @@ std::string Score::report() const {
   return out;
 }
 
-// One check in flight: its result (once it completes) and the timer the chain waits on. The
-// check's completion and the timeout (or cancel()) race to cancel the timer; first one wins.
-struct ChainRun::Waiter {
-  explicit Waiter(asio::any_io_executor ex) : timer(ex) {}
-  asio::steady_timer timer;
-  std::shared_ptr<Cancel> cancel = std::make_shared<Cancel>();
-  std::optional<Verdict> result;
-  std::string error;  // the check threw
-  bool done = false;
+// One check in flight: the race of its completion against the filter's timeout and cancel(),
+// and the flag that tells the check it was abandoned.
+struct ChainRun::Waiter : net::Race<Verdict> {
+  using Race::Race;
+  std::shared_ptr<Cancel> abandoned = std::make_shared<Cancel>();
 };
+
+namespace {
+std::string message_of(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+}  // namespace
 
 ChainRun::ChainRun(std::shared_ptr<const Chain> chain, asio::any_io_executor ex)
     : chain_(std::move(chain)), ex_(std::move(ex)), states_(chain_->size()) {}
@@ -82,8 +87,8 @@ void ChainRun::new_transaction() {
 void ChainRun::cancel() {
   cancelled_ = true;
   if (current_) {
-    current_->cancel->flag = true;
-    current_->timer.cancel();
+    current_->abandoned->flag = true;
+    current_->cancel();
   }
 }
 
@@ -101,42 +106,28 @@ asio::awaitable<Verdict> ChainRun::check_one(const Chain::Step& step, Phase p, c
   auto w = std::make_shared<Waiter>(ex_);
   auto c = std::make_shared<Context>(phase_ctx);
   c->state = std::move(state);
-  c->cancel = w->cancel;
+  c->cancel = w->abandoned;
   current_ = w;
+  if (cancelled_) w->cancel();
   auto work = step.filter->check(p, std::move(c));
-  // The handler keeps the filter alive: an abandoned check may outlive this config generation.
-  asio::co_spawn(ex_, std::move(work), [w, keep = step.filter](std::exception_ptr e, Verdict v) {
-    w->done = true;
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        w->error = ex.what();
-      } catch (...) {
-        w->error = "unknown exception";
-      }
-    } else {
-      w->result = std::move(v);
-    }
-    w->timer.cancel();
-  });
-  if (!w->done && !cancelled_) {
-    w->timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(step.settings.timeout));
-    boost::system::error_code ec;
-    co_await w->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
+  auto deadline = net::SteadyClock::now() + std::chrono::duration_cast<net::SteadyClock::duration>(step.settings.timeout);
+  // The race keeps the filter alive: an abandoned check may outlive this config generation.
+  w->start(std::move(work), deadline, step.filter);
+  co_await w->wait();
   current_.reset();
-  if (w->result && !w->result->failed) {
-    outcome = static_cast<FilterOutcome>(w->result->action);
-    co_return std::move(*w->result);
+  std::optional<Verdict>& result = w->value();
+  if (result && !result->failed) {
+    outcome = static_cast<FilterOutcome>(result->action);
+    co_return std::move(*result);
   }
-  w->cancel->flag = true;  // abandoned or finished: tell any work still queued not to start
+  w->abandoned->flag = true;  // abandoned or finished: tell any work still queued not to start
   if (cancelled_) {
     outcome = FilterOutcome::Cancelled;
     co_return Verdict{Action::Disconnect, std::nullopt, "client gone"};
   }
-  outcome = w->result ? FilterOutcome::Error : !w->error.empty() ? FilterOutcome::Error : FilterOutcome::Timeout;
-  std::string why = w->result ? w->result->reason : !w->error.empty() ? w->error : "timeout";
+  std::string error = w->error() ? message_of(w->error()) : "";  // the check threw
+  outcome = result ? FilterOutcome::Error : !error.empty() ? FilterOutcome::Error : FilterOutcome::Timeout;
+  std::string why = result ? result->reason : !error.empty() ? error : "timeout";
   Verdict v;
   v.reason = why;
   if (step.settings.on_error == config::OnError::TempFail) {

@@ -13,12 +13,18 @@ namespace net {
 namespace {
 
 constexpr size_t kV1MaxLine = 107;  // including the CRLF
+constexpr size_t kV1MinLine = 15;   // "PROXY UNKNOWN\r\n", the shortest header of either version
 constexpr std::string_view kV1Magic = "PROXY";
 constexpr std::string_view kV2Signature("\r\n\r\n\0\r\nQUIT\n", 12);
 constexpr size_t kV2Fixed = 16;  // signature, ver|cmd, fam|proto, 2-byte length
 constexpr uint8_t kTlvCrc32c = 0x03;
 
-ProxyResult need_more() { return {}; }
+// `more`: how many more bytes certainly belong to the header (at least one).
+ProxyResult need_more(size_t more) {
+  ProxyResult r;
+  r.more = std::max<size_t>(more, 1);
+  return r;
+}
 
 ProxyResult fail(std::string what) {
   ProxyResult r;
@@ -326,11 +332,12 @@ ProxyResult parse_v1(std::string_view in) {
     if (in.size() + 2 > kV1MaxLine) return fail("PROXY v1: no CRLF within 107 bytes");
     if (!scan_v1_line(in, true, &r.header, &extra, &r.error)) return fail(std::move(r.error));
     if (in.size() + extra + 2 > kV1MaxLine) return fail("PROXY v1: line cannot end within 107 bytes");
-    return need_more();
+    size_t shortest = in.size() < kV1MinLine ? kV1MinLine - in.size() : 0;
+    return need_more(std::max(shortest, extra + 2));  // the fewest characters completing the line, and its CRLF
   }
   if (cr + 2 > kV1MaxLine) return fail("PROXY v1: no CRLF within 107 bytes");
   if (!scan_v1_line(in.substr(0, cr), false, &r.header, &extra, &r.error)) return fail(std::move(r.error));
-  if (cr + 1 == in.size()) return need_more();  // the LF is still to come
+  if (cr + 1 == in.size()) return need_more(1);  // the LF is still to come
   if (in[cr + 1] != '\n') return fail("PROXY v1: CR not followed by LF");
   r.status = ProxyStatus::Done;
   r.consumed = cr + 2;
@@ -344,13 +351,13 @@ ProxyResult parse_v2(std::string_view in, size_t max_length) {
   size_t n = in.size();
   size_t sig = std::min(n, kV2Signature.size());
   if (in.substr(0, sig) != kV2Signature.substr(0, sig)) return fail("PROXY v2: bad signature");
-  if (n < 13) return need_more();
+  if (n < 13) return need_more(kV2Fixed - n);
   uint8_t ver_cmd = static_cast<uint8_t>(in[12]);
   if ((ver_cmd >> 4) != 2) return fail("PROXY v2: version " + std::to_string(ver_cmd >> 4) + ", not 2");
   unsigned command = ver_cmd & 0x0F;
   if (command > 1) return fail("PROXY v2: unknown command " + std::to_string(command));
   bool local = command == 0;
-  if (n < 14) return need_more();
+  if (n < 14) return need_more(kV2Fixed - n);
   uint8_t fam = static_cast<uint8_t>(in[13]);
   size_t addr_len = 0;
   switch (fam) {
@@ -367,10 +374,10 @@ ProxyResult parse_v2(std::string_view in, size_t max_length) {
     default:
       return fail("PROXY v2: unsupported family/protocol " + hex_byte(fam) + " (only TCP over IPv4/IPv6)");
   }
-  if (n < 15) return need_more();
+  if (n < 15) return need_more(kV2Fixed - n);
   size_t len_hi = static_cast<uint8_t>(in[14]);
   if (len_hi * 256 > max_length) return fail("PROXY v2: length above " + std::to_string(max_length));
-  if (n < 16) return need_more();
+  if (n < 16) return need_more(kV2Fixed - n);
   size_t length = len_hi * 256 + static_cast<uint8_t>(in[15]);
   if (length > max_length) return fail("PROXY v2: length " + std::to_string(length) + " above " + std::to_string(max_length));
   if (length < addr_len)
@@ -400,7 +407,7 @@ ProxyResult parse_v2(std::string_view in, size_t max_length) {
     if (whole) r.header.tlvs.emplace_back(type, std::string(hdr.substr(pos + 3, vlen)));
     pos += 3 + vlen;
   }
-  if (!whole) return need_more();
+  if (!whole) return need_more(total - n);
 
   if (crc_at != std::string_view::npos) {
     uint32_t want = 0;
@@ -428,7 +435,7 @@ ProxyResult parse_v2(std::string_view in, size_t max_length) {
 }  // namespace
 
 ProxyResult parse_proxy_header(std::string_view bytes, size_t max_v2_length) {
-  if (bytes.empty()) return need_more();
+  if (bytes.empty()) return need_more(kV1MinLine);
   if (bytes[0] == kV2Signature[0]) return parse_v2(bytes, max_v2_length);
   if (bytes[0] == kV1Magic[0]) return parse_v1(bytes);
   return fail("not a PROXY protocol header");

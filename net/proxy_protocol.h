@@ -5,7 +5,9 @@
 // Contract:
 //  - NeedMore only while the bytes so far are a valid prefix of some complete v1 or v2 header
 //    (so a sender that never completes one is caught by the caller's timeout, and garbage is
-//    refused as soon as it is seen, never waited for).
+//    refused as soon as it is seen, never waited for). `more` then says how many more bytes
+//    certainly belong to the header (at least 1): a caller reading no more than that never takes
+//    a byte that follows the header (15 with no bytes yet, the shortest header of either version).
 //  - Done: `consumed` is the header's exact length; bytes after it are never looked at.
 //  - Error: `error` says what is wrong (for the log); the connection must be closed.
 //  - Never reads past `bytes`, never throws on any input (std::bad_alloc aside).
@@ -47,6 +49,7 @@ enum class ProxyStatus { NeedMore, Done, Error };
 struct ProxyResult {
   ProxyStatus status = ProxyStatus::NeedMore;
   size_t consumed = 0;        // with Done: the header's exact length in bytes (nothing after it is touched)
+  size_t more = 0;            // with NeedMore: bytes still certainly to come (>= 1; reading this many never over-reads)
   ProxyHeader header;
   std::string error;          // with Error: what is wrong, for the log
 };

@@ -1,4 +1,5 @@
-// QMQP client: one connection per message, servers tried in order, every step under a deadline.
+// QMQP client: one connection per message, servers tried in order, every step under a deadline
+// (net/deadline.h: a Watchdog over the connection, a Race for the name lookup).
 // Only a failed connect or send moves on to the next server; once the request is out, its answer
 // (or the lack of one) is final.
 #include "qmqp/client.h"
@@ -8,13 +9,13 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <memory>
 
+#include "net/deadline.h"
 #include "qmqp/netstring.h"
 
 namespace qmqp {
@@ -39,48 +40,45 @@ namespace {
 
 auto with(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
-// One connection attempt. While armed, the timer closes the socket at the deadline and sets
-// timed_out. Its handler holds the Conn alive; a handler queued before disarm() sees a newer
-// generation and does nothing.
+// One connection attempt. While armed, the watchdog closes the socket at the deadline (and
+// timed_out() turns true); its pending wait holds the Conn alive until close().
 struct Conn : std::enable_shared_from_this<Conn> {
-  explicit Conn(const asio::any_io_executor& ex) : sock(ex), timer(ex) {}
+  explicit Conn(const asio::any_io_executor& ex) : sock(ex), watchdog(ex) {}
   tcp::socket sock;
-  asio::steady_timer timer;
-  unsigned generation = 0;
-  bool timed_out = false;
+  net::Watchdog watchdog;
   bool sent = false;  // the whole request was written
 
-  void arm(Clock::time_point deadline) {
-    timed_out = false;
-    timer.expires_at(deadline);
-    timer.async_wait([self = shared_from_this(), gen = ++generation](error_code ec) {
-      if (ec || gen != self->generation) return;
-      self->timed_out = true;
-      self->sock.close(ec);
+  void watch() {
+    watchdog.start(shared_from_this(), [this] {
+      error_code ignored;
+      sock.close(ignored);
     });
   }
-  void disarm() {
-    ++generation;
-    timer.cancel();
-  }
+  void arm(Clock::time_point deadline) { watchdog.arm(deadline); }
+  void disarm() { watchdog.disarm(); }
+  bool timed_out() const { return watchdog.timed_out(); }
   void close() {
-    disarm();
+    watchdog.stop();
     error_code ignored;
     sock.close(ignored);
   }
 };
 
-// A name lookup. Asio cannot interrupt a getaddrinfo() in progress, so the lookup runs detached
-// and cancels `done` when it finishes; the caller waits on `done` until the deadline.
-struct Lookup {
-  explicit Lookup(const asio::any_io_executor& ex) : resolver(ex), done(ex) {}
-  tcp::resolver resolver;
-  asio::steady_timer done;
-  bool finished = false;
+struct Resolved {
   error_code ec;
   std::vector<tcp::endpoint> endpoints;
 };
 
+// The lookup itself; its frame holds the resolver for as long as getaddrinfo() runs.
+asio::awaitable<Resolved> lookup(std::shared_ptr<tcp::resolver> resolver, std::string host, std::string service) {
+  Resolved r;
+  auto results = co_await resolver->async_resolve(host, service, with(r.ec));
+  for (const auto& e : results) r.endpoints.push_back(e.endpoint());
+  co_return r;
+}
+
+// A name lookup. Asio cannot interrupt a getaddrinfo() in progress, so the lookup races the
+// deadline and is abandoned when it loses.
 asio::awaitable<error_code> resolve(const Server& s, Clock::time_point deadline,
                                     std::vector<tcp::endpoint>& out) {
   error_code ec;
@@ -89,22 +87,19 @@ asio::awaitable<error_code> resolve(const Server& s, Clock::time_point deadline,
     out = {tcp::endpoint(addr, s.port)};
     co_return ec;
   }
-  auto l = std::make_shared<Lookup>(co_await asio::this_coro::executor);
-  l->done.expires_at(deadline);
-  l->resolver.async_resolve(s.host, std::to_string(s.port),
-                            [l](error_code err, const tcp::resolver::results_type& results) {
-                              l->finished = true;
-                              l->ec = err;
-                              for (const auto& r : results) l->endpoints.push_back(r.endpoint());
-                              l->done.cancel();
-                            });
-  co_await l->done.async_wait(with(ec));
-  if (!l->finished) {
-    l->resolver.cancel();
+  auto ex = co_await asio::this_coro::executor;
+  auto resolver = std::make_shared<tcp::resolver>(ex);
+  auto race = std::make_shared<net::Race<Resolved>>(ex);
+  auto op = lookup(resolver, s.host, std::to_string(s.port));
+  race->start(std::move(op), deadline);
+  co_await race->wait();
+  if (race->ending() != net::Ending::Done) {
+    resolver->cancel();
     co_return asio::error::timed_out;
   }
-  out = std::move(l->endpoints);
-  co_return l->ec;
+  if (!race->value()) co_return asio::error::no_memory;  // the lookup threw: only std::bad_alloc can
+  out = std::move(race->value()->endpoints);
+  co_return race->value()->ec;
 }
 
 // Returns an empty string once connected, or what went wrong.
@@ -115,7 +110,7 @@ asio::awaitable<std::string> connect(Conn& c, const Server& s, Clock::time_point
   c.arm(deadline);
   co_await asio::async_connect(c.sock, endpoints, with(ec));
   c.disarm();
-  if (c.timed_out) co_return "connect to " + s.name() + ": timed out";
+  if (c.timed_out()) co_return "connect to " + s.name() + ": timed out";
   if (ec) co_return "connect to " + s.name() + ": " + ec.message();
   c.sock.set_option(tcp::no_delay(true), ec);
   co_return "";
@@ -136,7 +131,7 @@ asio::awaitable<Answer> read_answer(Conn& c, size_t max_answer) {
   while (decoder.state() == NetstringDecoder::State::NeedMore) {
     size_t n = co_await c.sock.async_read_some(asio::buffer(buf), with(ec));
     if (ec) {
-      std::string why = c.timed_out              ? "timed out waiting for the answer"
+      std::string why = c.timed_out()            ? "timed out waiting for the answer"
                         : ec == asio::error::eof ? "connection closed before the answer was complete"
                                                  : "reading the answer: " + ec.message();
       a.outcome = {Status::ProtocolError, why, ""};
@@ -167,7 +162,7 @@ asio::awaitable<Outcome> attempt(Conn& c, const ClientConfig& cfg, const Server&
   error_code ec;
   c.arm(Clock::now() + cfg.answer_timeout);
   co_await asio::async_write(c.sock, request, with(ec));
-  if (c.timed_out) {
+  if (c.timed_out()) {
     o.text = "sending to " + s.name() + ": timed out";
     co_return o;
   }
@@ -193,6 +188,7 @@ asio::awaitable<Outcome> relay_serialized(const ClientConfig& cfg, const Envelop
   Outcome last{Status::Unavailable, "no QMQP server configured", ""};
   for (const Server& s : cfg.servers) {
     auto c = std::make_shared<Conn>(ex);
+    c->watch();
     try {
       last = co_await attempt(*c, cfg, s, f, header, body);
     } catch (const std::exception& e) {

@@ -18,7 +18,7 @@ void Protocol::greet(const Reply& r) {
   send(r);
   if (!r.positive()) {
     phase_ = Phase::Closed;
-    close_reason_ = "limit";
+    close_reason_ = CloseReason::Limit;
   }
 }
 
@@ -69,13 +69,13 @@ std::optional<Event> Protocol::command_step() {
     return Event::NeedInput;
   }
   if (lf == pos_ || in_[lf - 1] != '\r') {
-    close_with(R::bare_line_ending(), "violation");
+    close_with(R::bare_line_ending(), CloseReason::Violation);
     return Event::Close;
   }
   std::string_view line(in_.data() + pos_, lf - 1 - pos_);
   pos_ = lf + 1;
   if (line.find('\r') != std::string_view::npos) {
-    close_with(R::bare_line_ending(), "violation");
+    close_with(R::bare_line_ending(), CloseReason::Violation);
     return Event::Close;
   }
   if (line.size() + 2 > s_.line_length) return error(R::line_too_long());
@@ -90,7 +90,7 @@ std::optional<Event> Protocol::handle_line(std::string_view line) {
   }
   Command cmd = parse_command(line);
   if (draining_ && !in_transaction() && cmd.verb != Verb::Quit) {
-    close_with(R::shutting_down(), "shutdown");
+    close_with(R::shutting_down(), CloseReason::Shutdown);
     return Event::Close;
   }
   switch (cmd.verb) {
@@ -108,7 +108,7 @@ std::optional<Event> Protocol::handle_line(std::string_view line) {
     case Verb::Vrfy: send(R::vrfy()); return std::nullopt;
     case Verb::Help: send(R::help()); return std::nullopt;
     case Verb::Quit:
-      close_with(R::closing(s_.hostname), "quit");
+      close_with(R::closing(s_.hostname), CloseReason::Quit);
       return Event::Close;
     case Verb::StartTls: return on_starttls(cmd.arg);
     case Verb::Auth: return on_auth(cmd.arg);
@@ -287,7 +287,7 @@ std::optional<Event> Protocol::data_step() {
     char c = in_[pos_];
     if (prev_cr_) {
       if (c != '\n') {
-        close_with(R::bare_line_ending(), "violation");
+        close_with(R::bare_line_ending(), CloseReason::Violation);
         return Event::Close;
       }
       prev_cr_ = false;
@@ -305,7 +305,7 @@ std::optional<Event> Protocol::data_step() {
       continue;
     }
     if (c == '\n') {
-      close_with(R::bare_line_ending(), "violation");
+      close_with(R::bare_line_ending(), CloseReason::Violation);
       return Event::Close;
     }
     size_t j = pos_;
@@ -420,34 +420,34 @@ void Protocol::reject(const Reply& r) {
   if (e == Event::Message) reset_transaction();
   if (e == Event::Auth) {
     clear_credentials();
-    if (r.permanent() && ++auth_failures_ >= s_.auth_failure_limit) close_with(R::too_many_auth_failures(), "auth");
+    if (r.permanent() && ++auth_failures_ >= s_.auth_failure_limit) close_with(R::too_many_auth_failures(), CloseReason::Auth);
   }
 }
 
 void Protocol::disconnect(const Reply& r) {
   pending_.reset();
-  close_with(r, "rejected");
+  close_with(r, CloseReason::Rejected);
 }
 
-void Protocol::timeout() { close_with(R::timeout(), "timeout"); }
+void Protocol::timeout() { close_with(R::timeout(), CloseReason::Timeout); }
 
 void Protocol::set_draining() { draining_ = true; }
 
 std::optional<Event> Protocol::error(const Reply& r) {
   send(r);
   if (++errors_ >= s_.error_limit) {
-    close_with(R::too_many_errors(), "errors");
+    close_with(R::too_many_errors(), CloseReason::Errors);
     return Event::Close;
   }
   return std::nullopt;
 }
 
-void Protocol::close_with(const Reply& r, std::string reason) {
+void Protocol::close_with(const Reply& r, CloseReason reason) {
   if (phase_ == Phase::Closed) return;
   send(r);
   phase_ = Phase::Closed;
   pending_.reset();
-  close_reason_ = std::move(reason);
+  close_reason_ = reason;
   message_.clear();
   message_.shrink_to_fit();
 }

@@ -15,6 +15,7 @@
 
 #include "core/reply.h"
 #include "smtp/address.h"
+#include "smtp/close_reason.h"
 
 namespace smtpd {
 
@@ -90,7 +91,7 @@ class Protocol {
   // Message data held (received body + unprocessed input): what the in-flight bound counts.
   size_t held_bytes() const { return message_.size() + (in_.size() - pos_); }
   size_t messages() const { return messages_; }
-  const std::string& close_reason() const { return close_reason_; }
+  CloseReason close_reason() const { return close_reason_; }
   bool tls_active() const { return tls_active_; }
   bool authenticated() const { return !auth_user_.empty(); }
   const std::string& auth_user() const { return auth_user_; }
@@ -121,7 +122,7 @@ class Protocol {
   std::optional<Event> pause(Event e);
   void drop_message(const core::Reply& r);
   void send(const core::Reply& r) { out_ += r.wire(); }
-  void close_with(const core::Reply& r, std::string reason);
+  void close_with(const core::Reply& r, CloseReason reason);
   void reset_transaction();
   core::Reply ehlo_reply() const;
   void compact_input();
@@ -149,7 +150,7 @@ class Protocol {
   Transaction txn_;
   size_t errors_ = 0;
   size_t messages_ = 0;
-  std::string close_reason_;
+  CloseReason close_reason_ = CloseReason::None;
 
   // DATA state
   std::string message_;

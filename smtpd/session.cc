@@ -1,5 +1,6 @@
 // Session: the coroutine loop  next() -> decide/relay/TLS/AUTH -> flush -> read, with one
-// watchdog timer that closes the socket when a wait outlives its timeout or the session deadline.
+// watchdog (net::Watchdog) that cancels the socket's wait when it outlives its timeout or the
+// session deadline.
 // The transport is the plain socket until STARTTLS (or from the start on implicit-TLS
 // listeners), then an OpenSSL stream over the same socket.
 #include "smtpd/session.h"
@@ -19,6 +20,8 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "filters/reply_for.h"
+#include "net/deadline.h"
 #include "net/proxy_protocol.h"
 #include "qmqp/client.h"
 #include "smtp/protocol.h"
@@ -85,7 +88,7 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket s, std::shared_ptr<const Snapshot> snap, Shared& sh, config::Listener listener)
       : sock_(std::move(s)),
-        timer_(sock_.get_executor()),
+        watchdog_(sock_.get_executor()),
         snap_(std::move(snap)),
         cfg_(*snap_->config),
         profile_(cfg_.profile(listener.profile)),
@@ -107,6 +110,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> judge_message();
   asio::awaitable<void> relay(const std::string& body, const std::string& extra_headers);
   filters::Context context() const;
+  filters::ReplyNames reply_names() const { return {cfg_.hostname, ip_}; }
   void watch_for_disconnect();
   asio::awaitable<bool> start_tls();
   asio::awaitable<bool> read_proxy_header();
@@ -117,13 +121,11 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket& raw() { return tls_ ? tls_->next_layer() : sock_; }
   void on_data_start();
   void account_memory();
-  // Timeouts: one watchdog timer per session, re-armed only when a deadline moves earlier,
-  // so a wait costs a clock read instead of a timer syscall (Asio's check_deadline pattern).
-  void arm(config::Seconds d);
-  void disarm() { op_deadline_ = Clock::time_point::max(); }
-  void start_watchdog();
-  void on_watchdog(boost::system::error_code ec);
-  void stop_watchdog();
+  // Timeouts: one watchdog per session, cut to the session deadline; its timer is re-armed only
+  // when a deadline moves earlier, so a wait costs a clock read instead of a timer syscall.
+  void arm(config::Seconds d) { watchdog_.arm_after(d); }
+  void disarm() { watchdog_.disarm(); }
+  bool timed_out() const { return watchdog_.timed_out(); }
   void set_in_transaction(bool on);
   config::Seconds read_timeout() const;
   std::atomic<size_t>& profile_slot() {
@@ -135,7 +137,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
   std::unique_ptr<std::array<char, 16384>> tls_buf_;  // TLS records are read into this
   std::string tls_desc_;                               // "TLSv1.3 with cipher ..."
-  asio::steady_timer timer_;
+  net::Watchdog watchdog_;
   std::shared_ptr<const Snapshot> snap_;
   const config::Config& cfg_;
   const config::Profile& profile_;
@@ -150,43 +152,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string sid_, ip_;
   uint16_t port_ = 0;
   Clock::time_point start_, deadline_;
-  Clock::time_point op_deadline_ = Clock::time_point::max();
-  bool watchdog_stopped_ = false;
-  bool timed_out_ = false;
   bool got_input_ = false;
   bool counted_txn_ = false;
   size_t auth_failures_ = 0;
   std::vector<std::string> auth_addresses_;  // addresses the authenticated user may send as
-  std::string reason_;
+  CloseReason reason_ = CloseReason::None;
 };
-
-void Session::arm(config::Seconds d) {
-  op_deadline_ = std::min(Clock::now() + std::chrono::duration_cast<Clock::duration>(d), deadline_);
-  if (op_deadline_ < timer_.expiry()) timer_.expires_at(op_deadline_);  // wakes the watchdog early
-}
-
-void Session::start_watchdog() {
-  timer_.expires_at(deadline_);
-  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->on_watchdog(ec); });
-}
-
-void Session::on_watchdog(boost::system::error_code) {
-  if (watchdog_stopped_) return;
-  auto now = Clock::now();
-  if (now >= op_deadline_) {
-    timed_out_ = true;
-    op_deadline_ = Clock::time_point::max();
-    boost::system::error_code ignored;
-    raw().cancel(ignored);
-  }
-  timer_.expires_at(std::min(op_deadline_, deadline_ > now ? deadline_ : now + std::chrono::seconds(1)));
-  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->on_watchdog(ec); });
-}
-
-void Session::stop_watchdog() {
-  watchdog_stopped_ = true;
-  timer_.cancel();
-}
 
 config::Seconds Session::read_timeout() const {
   if (proto_.in_data()) return cfg_.limits.data_timeout;
@@ -202,7 +173,7 @@ asio::awaitable<Session::ReadResult> Session::fill(config::Seconds timeout) {
     arm(timeout);
     size_t n = co_await tls_->async_read_some(asio::buffer(*tls_buf_), asio::redirect_error(asio::use_awaitable, ec));
     disarm();
-    if (timed_out_) co_return ReadResult::Timeout;
+    if (timed_out()) co_return ReadResult::Timeout;
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) co_return ReadResult::Eof;
     if (ec) co_return ReadResult::Error;
     got_input_ = true;
@@ -214,7 +185,7 @@ asio::awaitable<Session::ReadResult> Session::fill(config::Seconds timeout) {
     arm(timeout);
     co_await sock_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     disarm();
-    if (timed_out_) co_return ReadResult::Timeout;
+    if (timed_out()) co_return ReadResult::Timeout;
     if (ec) co_return ReadResult::Error;
     size_t n = sock_.read_some(asio::buffer(buf), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
@@ -236,7 +207,7 @@ asio::awaitable<bool> Session::flush() {
   disarm();
   out.clear();
   if (out.capacity() > 4096) out.shrink_to_fit();
-  co_return !ec && !timed_out_;
+  co_return !ec && !timed_out();
 }
 
 void Session::set_in_transaction(bool on) {
@@ -295,15 +266,11 @@ asio::awaitable<void> Session::decide(Event e) {
     }
   }
   filters::Verdict v = co_await filters_->run(phase, std::move(ctx));
-  switch (v.action) {
-    case filters::Action::Continue:
-      if (phase == filters::Phase::RcptTo) proto_.reject(R::relay_denied());
-      else proto_.accept();
-      break;
-    case filters::Action::Accept: proto_.accept(v.reply); break;
-    case filters::Action::Reject: proto_.reject(v.reply.value_or(R::relay_denied())); break;
-    case filters::Action::TempFail: proto_.reject(v.reply.value_or(R::local_error())); break;
-    case filters::Action::Disconnect: proto_.disconnect(v.reply.value_or(R::shutting_down())); break;
+  filters::Answer a = filters::reply_for(phase, v, reply_names());
+  switch (a.step) {
+    case filters::Step::Proceed: proto_.accept(std::move(a.reply)); break;
+    case filters::Step::Refuse: proto_.reject(*a.reply); break;
+    case filters::Step::Disconnect: proto_.disconnect(*a.reply); break;
   }
   if (e == Event::RcptTo && (v.action == filters::Action::Reject || v.action == filters::Action::TempFail))
     core::count(core::Counter::RecipientsRejected);
@@ -326,14 +293,10 @@ asio::awaitable<bool> Session::greet() {
   filters::Context ctx = context();
   filters_->connect(ctx);
   filters::Verdict v = co_await filters_->run(filters::Phase::Connect, std::move(ctx));
-  switch (v.action) {
-    case filters::Action::Continue:
-    case filters::Action::Accept: proto_.greet(R::greeting(cfg_.hostname)); co_return true;
-    case filters::Action::Reject: proto_.greet(v.reply.value_or(R::client_blocked(ip_))); break;
-    case filters::Action::TempFail: proto_.greet(v.reply.value_or(R::filter_unavailable())); break;
-    case filters::Action::Disconnect: proto_.greet(v.reply.value_or(R::shutting_down())); break;
-  }
-  reason_ = "refused";
+  filters::Answer a = filters::reply_for(filters::Phase::Connect, v, reply_names());
+  proto_.greet(*a.reply);  // a refusal (not 2xx) closes the connection
+  if (a.step == filters::Step::Proceed) co_return true;
+  reason_ = CloseReason::Refused;
   co_return false;
 }
 
@@ -366,17 +329,14 @@ asio::awaitable<void> Session::judge_message() {
     core::log().info("message id={}.{} client={} from=<{}> to={} size={} refused=\"{}\" reason=\"{}\"", sid_,
                      proto_.messages() + 1, ip_, proto_.transaction().sender.str(), join_recipients(proto_.transaction()),
                      body->size(), v.reply ? v.reply->text : std::string(filters::action_name(v.action)), v.reason);
-  switch (v.action) {
-    case filters::Action::Continue:
-    case filters::Action::Accept: {
-      std::string extra = filters_->spam_headers(cfg_.filters.headers);
-      co_await relay(*body, extra);
-      co_return;
-    }
-    case filters::Action::Reject: proto_.reject(v.reply.value_or(R::relay_denied())); break;
-    case filters::Action::TempFail: proto_.reject(v.reply.value_or(R::filter_unavailable())); break;
-    case filters::Action::Disconnect: proto_.disconnect(v.reply.value_or(R::shutting_down())); break;
+  filters::Answer a = filters::reply_for(filters::Phase::Data, v, reply_names());
+  if (a.step == filters::Step::Proceed) {
+    std::string extra = filters_->spam_headers(cfg_.filters.headers);
+    co_await relay(*body, extra);
+    co_return;
   }
+  if (a.step == filters::Step::Refuse) proto_.reject(*a.reply);
+  else proto_.disconnect(*a.reply);
   core::count(v.action == filters::Action::TempFail ? core::Counter::MessagesTempFailed : core::Counter::MessagesRejected);
 }
 
@@ -398,18 +358,7 @@ asio::awaitable<bool> Session::read_more(std::string& buf, size_t want) {
   size_t n = co_await sock_.async_read_some(asio::buffer(buf.data() + have, want - have),
                                             asio::redirect_error(asio::use_awaitable, ec));
   buf.resize(have + n);
-  co_return !ec && !timed_out_;
-}
-
-// How many bytes of the connection certainly belong to the header, given its start: 15 until
-// the kind is known (the shortest v1 header), 16 + length for v2, one more at a time for v1.
-static size_t proxy_read_target(const std::string& buf) {
-  static constexpr std::string_view kV2Sig("\r\n\r\n\0\r\nQUIT\n", 12);
-  bool v2 = std::string_view(buf).substr(0, 12) == kV2Sig.substr(0, std::min<size_t>(buf.size(), 12));
-  if (v2 && buf.size() >= 16)
-    return 16 + ((static_cast<unsigned char>(buf[14]) << 8) | static_cast<unsigned char>(buf[15]));
-  if (v2) return 16;
-  return buf.size() < 15 ? 15 : buf.size() + 1;
+  co_return !ec && !timed_out();
 }
 
 // PROXY protocol v1/v2 (haproxy doc/proxy-protocol.txt): only from trusted balancers, complete
@@ -420,24 +369,24 @@ asio::awaitable<bool> Session::read_proxy_header() {
   for (const auto& c : listener_.proxy_trusted) trusted = trusted || c.contains(ip_);
   if (!trusted) {
     core::log().warn("proxy id={} peer={} untrusted: closed", sid_, ip_);
-    reason_ = "proxy";
+    reason_ = CloseReason::Proxy;
     co_return false;
   }
   std::string buf;
-  net::ProxyResult r;
+  net::ProxyResult r = net::parse_proxy_header(buf);  // NeedMore: what the shortest header needs
   bool ok = true;
   arm(cfg_.limits.greeting_timeout);
-  while (ok) {
-    ok = co_await read_more(buf, proxy_read_target(buf));
+  while (r.status == net::ProxyStatus::NeedMore) {
+    // Only what certainly belongs to the header: the bytes after it stay in the socket.
+    ok = co_await read_more(buf, buf.size() + r.more);
     if (!ok) break;
     r = net::parse_proxy_header(buf);
-    if (r.status != net::ProxyStatus::NeedMore) break;
   }
   disarm();
   if (!ok || r.status != net::ProxyStatus::Done) {
     core::log().warn("proxy id={} peer={} bad header: {}", sid_, ip_,
-                     !ok ? (timed_out_ ? "timeout" : "connection closed") : r.error);
-    reason_ = "proxy";
+                     !ok ? (timed_out() ? "timeout" : "connection closed") : r.error);
+    reason_ = CloseReason::Proxy;
     co_return false;
   }
   if (!r.header.local) {
@@ -455,10 +404,10 @@ asio::awaitable<bool> Session::start_tls() {
   arm(cfg_.limits.greeting_timeout);
   co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
   disarm();
-  if (ec || timed_out_) {
+  if (ec || timed_out()) {
     core::count(core::Counter::TlsHandshakeFailures);
-    core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out_ ? "timeout" : ec.message());
-    reason_ = "tls";
+    core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out() ? "timeout" : ec.message());
+    reason_ = CloseReason::Tls;
     co_return false;
   }
   core::count(core::Counter::TlsHandshakes);
@@ -545,7 +494,10 @@ asio::awaitable<void> Session::run() {
   port_ = peer.port();
   sock_.set_option(tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);
-  start_watchdog();
+  watchdog_.start(shared_from_this(), [this] {  // a wait outlived its deadline: end it
+    boost::system::error_code ignored;
+    raw().cancel(ignored);
+  }, deadline_);
   shared_.sessions.fetch_add(1);
   profile_slot().fetch_add(1);
   if (listener_.proxy_protocol && !co_await read_proxy_header()) {
@@ -572,14 +524,14 @@ asio::awaitable<void> Session::run() {
       case Event::NeedInput: {
         account_memory();
         if (!co_await flush()) {
-          reason_ = timed_out_ ? "timeout" : "error";
+          reason_ = timed_out() ? CloseReason::Timeout : CloseReason::Error;
           open = false;
           break;
         }
         ReadResult rr = co_await fill(read_timeout());
         if (rr == ReadResult::Timeout) proto_.timeout();
         if (rr == ReadResult::Eof || rr == ReadResult::Error) {
-          reason_ = rr == ReadResult::Eof ? "eof" : "error";
+          reason_ = rr == ReadResult::Eof ? CloseReason::Eof : CloseReason::Error;
           open = false;
         }
         if (shared_.draining) proto_.set_draining();
@@ -592,7 +544,7 @@ asio::awaitable<void> Session::run() {
         if (co_await flush() && co_await start_tls()) {
           proto_.accept();
         } else {
-          if (reason_.empty()) reason_ = "error";
+          if (reason_ == CloseReason::None) reason_ = CloseReason::Error;
           open = false;
         }
         break;
@@ -600,7 +552,7 @@ asio::awaitable<void> Session::run() {
       case Event::DataStart: on_data_start(); break;
       case Event::Message: co_await judge_message(); break;
       case Event::Close:
-        timed_out_ = false;
+        watchdog_.clear();  // the last flush (the 421 after a timeout too) is judged on its own
         co_await flush();
         reason_ = proto_.close_reason();
         open = false;
@@ -612,16 +564,16 @@ asio::awaitable<void> Session::run() {
 }
 
 void Session::finish(boost::system::error_code& ec) {
-  if (reason_ == "timeout") core::count(core::Counter::Timeouts);
-  if (reason_ == "violation" || reason_ == "errors") core::count(core::Counter::ProtocolViolations);
+  if (reason_ == CloseReason::Timeout) core::count(core::Counter::Timeouts);
+  if (reason_ == CloseReason::Violation || reason_ == CloseReason::Errors) core::count(core::Counter::ProtocolViolations);
   set_in_transaction(false);
   if (filters_) filters_->cancel();
-  stop_watchdog();
+  watchdog_.stop();
   raw().close(ec);
   profile_slot().fetch_sub(1);
   shared_.sessions.fetch_sub(1);
   core::log().info("disconnect id={} client={} messages={} reason={} duration={:.3f}", sid_, ip_, proto_.messages(),
-                   reason_, secs_since(start_));
+                   name(reason_), secs_since(start_));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // libFuzzer target for net/proxy_protocol.h: arbitrary bytes as the start of a connection.
 // Checks, beyond "no crash, no read past the input":
 //  - Done: 0 < consumed <= size, within the v1/v2 bounds, and the header alone parses the same;
-//    every shorter prefix of it is NeedMore.
+//    every shorter prefix of it is NeedMore, and its `more` never reaches past the header.
 //  - Along the prefixes of any input: NeedMore, then at most one change, to Error or to Done
 //    (which then stays Done with the same consumed).
 //  - A smaller max_v2_length never accepts more than the default does.
@@ -35,13 +35,13 @@ bool same(const ProxyResult& a, const ProxyResult& b) {
 void check_result(std::string_view in, const ProxyResult& r) {
   switch (r.status) {
     case ProxyStatus::NeedMore:
-      check(r.consumed == 0 && r.error.empty());
+      check(r.consumed == 0 && r.error.empty() && r.more >= 1);
       break;
     case ProxyStatus::Error:
-      check(r.consumed == 0 && !r.error.empty());
+      check(r.consumed == 0 && !r.error.empty() && r.more == 0);
       break;
     case ProxyStatus::Done:
-      check(r.consumed > 0 && r.consumed <= in.size() && r.error.empty());
+      check(r.consumed > 0 && r.consumed <= in.size() && r.error.empty() && r.more == 0);
       check(r.header.version == 1 || r.header.version == 2);
       check(r.header.version == 2 || r.consumed <= 107);
       check(r.header.version == 1 || r.consumed <= 16 + 4096);
@@ -82,7 +82,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (r.status == ProxyStatus::Done) {
     std::string_view hdr = in.substr(0, r.consumed);
     check(same(net::parse_proxy_header(hdr), r));
-    for (size_t k = 0; k < r.consumed; ++k) check(net::parse_proxy_header(hdr.substr(0, k)).status == ProxyStatus::NeedMore);
+    for (size_t k = 0; k < r.consumed; ++k) {
+      ProxyResult p = net::parse_proxy_header(hdr.substr(0, k));
+      check(p.status == ProxyStatus::NeedMore && k + p.more <= r.consumed);
+    }
   }
 
   // Prefixes: every one for short inputs, a sample of the rest for long ones.

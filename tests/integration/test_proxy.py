@@ -429,6 +429,20 @@ class ProxyDirectTest(unittest.TestCase):
             c.close()
         self.assertIsNotNone(mx.wait_log(r"connect id=\S+ client=198\.51\.100\.11:40020 ", 5), self.diag())
 
+    def test_bytes_right_after_the_shortest_v1_header_are_smtp(self):
+        # "PROXY UNKNOWN\r\n" (15 bytes, the shortest header) and the first command in one write: the
+        # session reads no byte past the header, so the command arrives whole.
+        mx = self.start_mx()
+        self.baseline(mx)
+        c = Raw(mx.port)
+        try:
+            c.send(b"PROXY UNKNOWN\r\nEHLO same.write.test\r\n")
+            self.assertTrue((c.reply() or "").startswith("220"), self.diag())
+            self.assertTrue((c.reply() or "").startswith("250"), self.diag())
+            self.assertTrue(c.cmd("QUIT").startswith("221"))
+        finally:
+            c.close()
+
     def test_per_ip_limit_counts_the_proxy_source(self):
         mx = self.start_mx(limits={"connections_per_ip": 1})
         self.baseline(mx)

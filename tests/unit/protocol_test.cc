@@ -318,7 +318,7 @@ TEST(Protocol, BareLfEndingACommandCloses) {
   std::string out = d.feed("NOOP\nNOOP\r\n");
   EXPECT_EQ(out, core::replies::bare_line_ending().wire());
   EXPECT_TRUE(d.closed);
-  EXPECT_EQ(d.p.close_reason(), "violation");
+  EXPECT_EQ(name(d.p.close_reason()), "violation");
 }
 
 TEST(Protocol, BareCrInsideACommandCloses) {
@@ -392,6 +392,29 @@ TEST(Protocol, EveryReplyAfterGreetingCarriesAnEnhancedCodeExceptEhloAnd354) {
     ASSERT_GE(line.size(), 9u) << line;
     EXPECT_TRUE(isdigit(line[4]) && line[5] == '.') << line;
   }
+}
+
+using smtpd::CloseReason;
+
+// The disconnect line's reason= values: operators and the integration tests grep these.
+TEST(CloseReason, NamesAreTheLoggedOnes) {
+  const std::pair<CloseReason, std::string_view> names[] = {
+      {CloseReason::None, ""},           {CloseReason::Quit, "quit"},           {CloseReason::Eof, "eof"},
+      {CloseReason::Error, "error"},     {CloseReason::Timeout, "timeout"},     {CloseReason::Violation, "violation"},
+      {CloseReason::Errors, "errors"},   {CloseReason::Auth, "auth"},           {CloseReason::Shutdown, "shutdown"},
+      {CloseReason::Limit, "limit"},     {CloseReason::Rejected, "rejected"},   {CloseReason::Refused, "refused"},
+      {CloseReason::Proxy, "proxy"},     {CloseReason::Tls, "tls"},
+  };
+  for (const auto& [r, n] : names) EXPECT_EQ(name(r), n);
+}
+
+TEST(CloseReason, TheEngineNamesWhyItClosed) {
+  Driver quit;
+  quit.feed("QUIT\r\n");
+  EXPECT_EQ(quit.p.close_reason(), CloseReason::Quit);
+  Driver open;
+  open.feed("NOOP\r\n");
+  EXPECT_EQ(open.p.close_reason(), CloseReason::None);
 }
 
 }  // namespace

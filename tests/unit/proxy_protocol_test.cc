@@ -171,8 +171,53 @@ TEST_P(Valid, TrailingBytesUntouched) {
   }
 }
 
+// `more` is what a reader may take without looking: never a byte past the header.
+TEST_P(Valid, NeedMoreNeverReachesPastTheHeader) {
+  const ValidCase& c = GetParam();
+  for (size_t k = 0; k < c.bytes.size(); ++k) {
+    ProxyResult r = parse_proxy_header(std::string_view(c.bytes).substr(0, k));
+    ASSERT_EQ(r.status, ProxyStatus::NeedMore);
+    EXPECT_GE(r.more, 1u) << "prefix of " << k << " bytes";
+    EXPECT_LE(k + r.more, c.bytes.size()) << "prefix of " << k << " bytes";
+  }
+}
+
+// The session's loop with the header and what follows it all in the socket: reading what `more`
+// says ends exactly at the header's end.
+TEST_P(Valid, ReadingWhatNeedMoreSaysStopsAtTheHeadersEnd) {
+  const ValidCase& c = GetParam();
+  const std::string stream = c.bytes + "EHLO client.example\r\n";
+  std::string buf;
+  ProxyResult r = parse_proxy_header(buf);
+  size_t reads = 0;
+  while (r.status == ProxyStatus::NeedMore && reads < stream.size()) {
+    buf += stream.substr(buf.size(), r.more);
+    ++reads;
+    r = parse_proxy_header(buf);
+  }
+  ASSERT_EQ(r.status, ProxyStatus::Done) << r.error;
+  EXPECT_EQ(buf, c.bytes);
+  EXPECT_EQ(r.consumed, c.bytes.size());
+  if (c.version == 2) {
+    EXPECT_LE(reads, 3u);  // the fixed part (15, then 1), then the rest
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(ProxyProtocol, Valid, ::testing::ValuesIn(valid_cases()),
                          [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ProxyProtocol, NothingYetNeedsTheShortestHeader) {
+  ProxyResult r = parse_proxy_header("");
+  ASSERT_EQ(r.status, ProxyStatus::NeedMore);
+  EXPECT_EQ(r.more, std::string("PROXY UNKNOWN\r\n").size());  // v2 headers are at least 16 bytes
+}
+
+TEST(ProxyProtocol, NeedMoreCountsKnownLengths) {
+  EXPECT_EQ(parse_proxy_header(kHaproxyS1.substr(0, 1)).more, 15u);   // the v2 fixed part
+  EXPECT_EQ(parse_proxy_header(kHaproxyS1.substr(0, 16)).more, 12u);  // its length field: 12 address bytes
+  EXPECT_EQ(parse_proxy_header("PROXY UNKNOWN\r").more, 1u);          // the LF
+  EXPECT_EQ(parse_proxy_header("PROXY TCP4 1.2.3.4 5.6.7.8 1 ").more, 3u);  // a port digit and CRLF
+}
 
 // --- malformed headers ---
 
