@@ -40,19 +40,19 @@ smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
   s->relay.connect_timeout = c->qmqp.connect_timeout;
   s->relay.answer_timeout = c->qmqp.answer_timeout;
   smtpd::TlsContextOrError tls = smtpd::make_tls_context(c->tls);
-  if (!tls.error.empty()) return {nullptr, tls.error};
+  if (!tls.error.empty()) return {nullptr, c->at("tls", tls.error)};
   s->tls = tls.ctx;
   ldap::DirectoryOrError dir = ldap::make_directory(c->directory, nullptr);
-  if (!dir.error.empty()) return {nullptr, "directory: " + dir.error};
+  if (!dir.error.empty()) return {nullptr, c->at("directory", "directory: " + dir.error)};
   s->directory = dir.dir;
   filters::BuildContext ctx{c, *s->resources, s->directory};
   for (const auto& p : c->profiles) {
     auto chain = std::make_shared<filters::Chain>(p.reject_score, p.tag_score);
     for (const auto& name : p.filters) {
       const filters::Descriptor* d = filters::find(name);
-      if (!d) return {nullptr, fmt::format("filter '{}' is not built into this mxfront", name)};
+      if (!d) return {nullptr, c->at("profile", fmt::format("filter '{}' is not built into this mxfront", name))};
       filters::Built f = d->build(ctx);
-      if (!f.filter) return {nullptr, f.error};
+      if (!f.filter) return {nullptr, c->at(c->section_lines.count(name) ? name : "profile", f.error)};
       chain->add(f.filter, c->filters.of(name));
     }
     s->chains[p.name] = chain;

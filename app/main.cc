@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   if (std::strcmp(argv[1], "--check-config") == 0) {
     smtpd::SnapshotOrError snap = app::build_generation(r.config);  // TLS context, directory and filters too
     if (!snap.snap) {
-      std::fprintf(stderr, "%s: %s\n", argv[2], snap.error.c_str());
+      std::fprintf(stderr, "%s\n", snap.error.c_str());
       return 1;
     }
     std::printf("%s: ok (sha256 %s)\n", argv[2], r.config->hash.c_str());
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
                    r.config->hash.substr(0, 12));
   smtpd::SnapshotOrError snap = app::build_generation(r.config);
   if (!snap.snap) {
-    core::log().error("{}: {}", r.config->source, snap.error);
+    core::log().error("{}", snap.error);
     return 1;
   }
   for (const auto& d : filters::registry())

@@ -3,6 +3,8 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -111,6 +113,10 @@ struct Config {
   Admin admin;
 
   const Profile& profile(const std::string& name) const;  // aborts for a name the loader did not make
+  // Where each top-level table starts in the file, so that a problem found later (a certificate
+  // that does not load, a signature directory) is still reported as "file:line: what".
+  std::map<std::string, int, std::less<>> section_lines;
+  std::string at(std::string_view section, const std::string& what) const;  // "file:line: what"
 };
 
 }  // namespace config

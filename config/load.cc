@@ -2,9 +2,7 @@
 // are errors), apply each value through its row's setter, then check cross-key requirements.
 #include "config/load.h"
 
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -110,35 +108,12 @@ struct Loader {
     return true;
   }
 
+  // Both files or none; whether they load and match is checked by the TLS code that uses them
+  // (smtpd/tls.cc), when the generation is built (--check-config builds it too).
   bool check_tls(const toml::table& root, const Config& c) {
     if (c.tls.cert_file.empty() && c.tls.key_file.empty()) return true;
-    auto at = where(root, "tls");
-    if (c.tls.cert_file.empty() || c.tls.key_file.empty()) return fail(at, "tls needs both cert_file and key_file");
-    std::string err = tls_problem(c.tls);
-    if (!err.empty()) return fail(at, err);
+    if (c.tls.cert_file.empty() || c.tls.key_file.empty()) return fail(where(root, "tls"), "tls needs both cert_file and key_file");
     return true;
-  }
-
-  // Loads the certificate and key exactly as the server will, so --check-config catches them.
-  static std::string tls_problem(const Tls& t) {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-    std::string err;
-    auto openssl_error = [] {
-      char buf[256];
-      ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
-      ERR_clear_error();
-      return std::string(buf);
-    };
-    if (SSL_CTX_use_certificate_chain_file(ctx, t.cert_file.c_str()) != 1)
-      err = fmt::format("tls.cert_file '{}': {}", t.cert_file, openssl_error());
-    else if (SSL_CTX_use_PrivateKey_file(ctx, t.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-      err = fmt::format("tls.key_file '{}': {}", t.key_file, openssl_error());
-    else if (SSL_CTX_check_private_key(ctx) != 1)
-      err = "tls.key_file does not match tls.cert_file";
-    else if (!t.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, t.ciphers.c_str()) != 1)
-      err = fmt::format("tls.ciphers '{}': no usable cipher", t.ciphers);
-    SSL_CTX_free(ctx);
-    return err;
   }
 
   bool check_listeners(const toml::table& root, const Config& c) {
@@ -158,6 +133,7 @@ struct Loader {
     for (const auto& f : schema.filters) c.filters.settings[std::string(f.name)] = f.defaults;
     for (const auto& [k, v] : root) {
       std::string_view section = k.str();
+      c.section_lines[std::string(section)] = v.source().begin.line ? static_cast<int>(v.source().begin.line) : 1;
       if (section == "profile") {
         if (!apply_profile(v, c)) return false;
         continue;

@@ -458,5 +458,10 @@ const Profile& Config::profile(const std::string& name) const {
   std::abort();
 }
 
+std::string Config::at(std::string_view section, const std::string& what) const {
+  auto it = section_lines.find(section);
+  return fmt::format("{}:{}: {}", source, it == section_lines.end() ? 1 : it->second, what);
+}
+
 std::string Listener::name() const { return core::HostPort{host, port}.str(); }
 }  // namespace config

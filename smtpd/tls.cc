@@ -1,6 +1,8 @@
 // OpenSSL server context set-up (through Boost.Asio ssl::context).
 #include "smtpd/tls.h"
 
+#include <openssl/err.h>
+
 #include <fmt/format.h>
 
 namespace smtpd {
@@ -17,8 +19,17 @@ TlsContextOrError make_tls_context(const config::Tls& t) {
     SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (!t.ciphers.empty() && SSL_CTX_set_cipher_list(native, t.ciphers.c_str()) != 1)
       return {nullptr, fmt::format("tls.ciphers '{}': no usable cipher", t.ciphers)};
-    ctx->use_certificate_chain_file(t.cert_file);
-    ctx->use_private_key_file(t.key_file, ssl::context::pem);
+    auto openssl_error = [] {
+      char buf[256];
+      ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+      ERR_clear_error();
+      return std::string(buf);
+    };
+    if (SSL_CTX_use_certificate_chain_file(native, t.cert_file.c_str()) != 1)
+      return {nullptr, fmt::format("tls.cert_file '{}': {}", t.cert_file, openssl_error())};
+    if (SSL_CTX_use_PrivateKey_file(native, t.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+      return {nullptr, fmt::format("tls.key_file '{}': {}", t.key_file, openssl_error())};
+    if (SSL_CTX_check_private_key(native) != 1) return {nullptr, "tls.key_file does not match tls.cert_file"};
     return {ctx, {}};
   } catch (const std::exception& e) {
     return {nullptr, fmt::format("tls: {}", e.what())};

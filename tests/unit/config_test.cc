@@ -99,8 +99,6 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"SubmissionWithoutTls", kMinimal + "[[listener]]\naddress = \"127.0.0.1:587\"\nprofile = \"submission\"\n",
             "needs [tls] cert_file and key_file"},
         Bad{"CertWithoutKey", kMinimal + "[tls]\ncert_file = \"/nonexistent.pem\"\n", "tls needs both cert_file and key_file"},
-        Bad{"UnreadableCert", kMinimal + "[tls]\ncert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"\n",
-            "t.toml:7: tls.cert_file '/nonexistent.pem'"},
         Bad{"BadTlsVersion", kMinimal + "[tls]\nmin_version = \"1.0\"\n", "tls.min_version"},
         Bad{"LdapWithoutUris", kMinimal + "[directory]\ntype = \"ldap\"\n", "needs directory.uris and directory.base_dn"},
         Bad{"BadLdapUri", kMinimal + "[directory]\nuris = [\"http://x\"]\n", "not an ldap://"}),
