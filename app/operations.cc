@@ -112,7 +112,7 @@ smtpd::Hooks Operations::hooks(std::function<smtpd::SnapshotOrError(const smtpd:
   h.swapped = [this](const smtpd::Snapshot& now) {
     if (impl_->monitor) impl_->monitor->set(dependencies_of(now));
   };
-  h.listening = [this] { return impl_->start(); };
+  h.starting = [this] { return impl_->start(); };
   h.ready = [](const std::string& status) { ops::ServiceManager::ready(status); };
   h.reloading = [] { ops::ServiceManager::reloading(); };
   h.stopping = [] { ops::ServiceManager::stopping(); };

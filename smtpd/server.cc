@@ -260,13 +260,15 @@ int Server::run() {
     s.workers.push_back(std::make_unique<asio::io_context>(1));
     s.guards.push_back(asio::make_work_guard(*s.workers.back()));
   }
-  if (!s.open_listeners()) return 1;
   for (unsigned i = 0; i < n; ++i) {
     s.heartbeats.push_back(std::make_unique<std::atomic<int64_t>>(Impl::Clock::now().time_since_epoch().count()));
     asio::co_spawn(*s.workers[i], s.heartbeat(*s.heartbeats.back()), asio::detached);
   }
+  // The admin endpoints first (State is complete from here on): a probe that finds the SMTP port
+  // open also finds them, and /readyz says "not listening" until the listeners are open.
+  if (s.hooks.starting && !s.hooks.starting()) return 1;
+  if (!s.open_listeners()) return 1;
   s.listening = true;
-  if (s.hooks.listening && !s.hooks.listening()) return 1;
   for (unsigned i = 0; i < n; ++i) s.threads.emplace_back([ctx = s.workers[i].get()] { ctx->run(); });
   for (size_t i = 0; i < s.acceptors.size(); ++i)
     asio::co_spawn(s.main, s.accept_loop(*s.acceptors[i], cfg->listeners[i]), asio::detached);

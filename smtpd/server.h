@@ -23,8 +23,8 @@ struct Hooks {
   std::function<SnapshotOrError(const Snapshot& current)> rebuild;
   // After a new generation went live.
   std::function<void(const Snapshot& now)> swapped;
-  // Once the listeners are bound, before serving: false aborts start-up (exit 1).
-  std::function<bool()> listening;
+  // Before the listeners are opened (state() already answers): false aborts start-up (exit 1).
+  std::function<bool()> starting;
   // Service-manager notifications (systemd): status texts and the watchdog.
   std::function<void(const std::string& status)> ready;
   std::function<void()> reloading, stopping, watchdog_ping;
