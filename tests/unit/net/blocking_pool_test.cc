@@ -1,7 +1,7 @@
 // Unit tests for net::BlockingPool: where jobs run and where the awaiting coroutine resumes, load
 // shedding at the queue limit, parallelism, thread names, and shutdown with jobs still queued.
 #include "net/blocking_pool.h"
-#include "io_thread.h"
+#include "tests/unit/net/io_thread.h"
 
 #include <gtest/gtest.h>
 #include <pthread.h>

@@ -13,7 +13,7 @@
 #include "filters/chain.h"
 #include "filters/ocr/ocr_filter.h"
 #include "filters/rules/rules.h"
-#include "io_thread.h"
+#include "tests/unit/net/io_thread.h"
 
 namespace filters {
 namespace {

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "filters/mime_text.h"
-#include "io_thread.h"
+#include "tests/unit/net/io_thread.h"
 
 namespace filters {
 namespace {
