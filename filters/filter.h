@@ -60,9 +60,9 @@ struct Context {
   std::string helo;                             // the last HELO/EHLO name ("" at Connect)
   bool authenticated = false;                   // the client passed AUTH
   bool tls = false;
-  smtpd::Address sender;                        // MailFrom and later
-  smtpd::Address recipient;                     // RcptTo: the recipient being judged
-  std::vector<smtpd::Address> recipients;       // Data: every accepted recipient
+  smtp::Address sender;                        // MailFrom and later
+  smtp::Address recipient;                     // RcptTo: the recipient being judged
+  std::vector<smtp::Address> recipients;       // Data: every accepted recipient
   std::shared_ptr<const std::string> message;   // Data: as received, LF line endings, dot-unstuffed
   // Data: the message's one MIME parse, made on first use and shared by every check of the chain
   // (set by ChainRun; may be null, e.g. in unit tests: see parsed_message() in parsed_message.h).

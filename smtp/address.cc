@@ -5,7 +5,7 @@
 
 #include "core/domain.h"
 
-namespace smtpd {
+namespace smtp {
 namespace {
 
 constexpr size_t kMaxLocal = 64;
@@ -176,4 +176,4 @@ PathResult parse_path(std::string_view arg, PathKind kind) {
   return {std::move(out), {}};
 }
 
-}  // namespace smtpd
+}  // namespace smtp

@@ -11,7 +11,7 @@
 
 #include "core/text.h"
 
-namespace smtpd {
+namespace smtp {
 
 struct Address {
   std::string local;    // as written, quotes included when quoted
@@ -49,4 +49,4 @@ bool has_routing_syntax(const Address& a);
 
 using core::lowercase;
 
-}  // namespace smtpd
+}  // namespace smtp

@@ -3,7 +3,7 @@
 #pragma once
 #include <string_view>
 
-namespace smtpd {
+namespace smtp {
 
 enum class CloseReason {
   None,       // not closed (yet)
@@ -42,4 +42,4 @@ constexpr std::string_view name(CloseReason r) {
   return "?";
 }
 
-}  // namespace smtpd
+}  // namespace smtp

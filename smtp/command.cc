@@ -4,7 +4,7 @@
 #include <array>
 #include <cctype>
 
-namespace smtpd {
+namespace smtp {
 namespace {
 
 bool iprefix(std::string_view s, std::string_view p) {
@@ -50,4 +50,4 @@ Command parse_command(std::string_view line) {
   return {Verb::Unknown, {}};
 }
 
-}  // namespace smtpd
+}  // namespace smtp

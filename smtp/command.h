@@ -3,7 +3,7 @@
 #pragma once
 #include <string_view>
 
-namespace smtpd {
+namespace smtp {
 
 enum class Verb { Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Help, StartTls, Auth, NotImplemented, Unknown };
 
@@ -14,4 +14,4 @@ struct Command {
 
 Command parse_command(std::string_view line);
 
-}  // namespace smtpd
+}  // namespace smtp

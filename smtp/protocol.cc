@@ -7,7 +7,7 @@
 #include "core/base64.h"
 #include "smtp/command.h"
 
-namespace smtpd {
+namespace smtp {
 
 using core::Reply;
 namespace R = core::replies;
@@ -468,4 +468,4 @@ Reply Protocol::ehlo_reply() const {
   return {250, "", text};
 }
 
-}  // namespace smtpd
+}  // namespace smtp

@@ -1,4 +1,4 @@
-// smtpd::Protocol — the sans-I/O RFC 5321 server engine: bytes in, events and reply bytes out.
+// smtp::Protocol — the sans-I/O RFC 5321 server engine: bytes in, events and reply bytes out.
 // No sockets, no clock, no threads. The session feeds received bytes with receive(), then calls
 // next() until it returns NeedInput (flush output() to the client, read more) or Close (flush,
 // close). Events that need a decision (Helo, MailFrom, RcptTo, DataStart, Message) pause the
@@ -17,7 +17,7 @@
 #include "smtp/address.h"
 #include "smtp/close_reason.h"
 
-namespace smtpd {
+namespace smtp {
 
 struct Settings {
   std::string hostname = "localhost";
@@ -161,4 +161,4 @@ class Protocol {
   std::optional<core::Reply> data_failure_;  // too big / line too long / aborted
 };
 
-}  // namespace smtpd
+}  // namespace smtp

@@ -37,8 +37,8 @@ namespace R = core::replies;
 
 namespace {
 
-Settings settings_from(const config::Config& c, const config::Profile& p, bool tls_available) {
-  Settings s;
+smtp::Settings settings_from(const config::Config& c, const config::Profile& p, bool tls_available) {
+  smtp::Settings s;
   s.hostname = c.hostname;
   s.line_length = c.limits.line_length;
   s.data_line_length = c.limits.data_line_length;
@@ -55,7 +55,7 @@ Settings settings_from(const config::Config& c, const config::Profile& p, bool t
 
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string join_recipients(const Transaction& t) {
+std::string join_recipients(const smtp::Transaction& t) {
   std::string out;
   for (const auto& r : t.recipients) {
     if (!out.empty()) out += ',';
@@ -105,7 +105,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   asio::awaitable<ReadResult> fill(config::Seconds timeout);
   asio::awaitable<bool> flush();
-  asio::awaitable<void> decide(Event e);
+  asio::awaitable<void> decide(smtp::Event e);
   asio::awaitable<bool> greet();
   asio::awaitable<void> judge_message();
   asio::awaitable<void> relay(const std::string& body, const std::string& extra_headers);
@@ -145,7 +145,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<filters::ChainRun> filters_;  // this connection's passage through chain_
   Shared& shared_;
   config::Listener listener_;
-  Protocol proto_;
+  smtp::Protocol proto_;
   Reservation reservation_;
   ConnectionLimiter::Ticket ticket_;
 
@@ -156,7 +156,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool counted_txn_ = false;
   size_t auth_failures_ = 0;
   std::vector<std::string> auth_addresses_;  // addresses the authenticated user may send as
-  CloseReason reason_ = CloseReason::None;
+  smtp::CloseReason reason_ = smtp::CloseReason::None;
 };
 
 config::Seconds Session::read_timeout() const {
@@ -245,18 +245,18 @@ filters::Context Session::context() const {
   return c;
 }
 
-asio::awaitable<void> Session::decide(Event e) {
-  filters::Phase phase = e == Event::Helo ? filters::Phase::Helo
-                         : e == Event::MailFrom ? filters::Phase::MailFrom
+asio::awaitable<void> Session::decide(smtp::Event e) {
+  filters::Phase phase = e == smtp::Event::Helo ? filters::Phase::Helo
+                         : e == smtp::Event::MailFrom ? filters::Phase::MailFrom
                                                 : filters::Phase::RcptTo;
   filters::Context ctx = context();
-  if (e == Event::Helo) ctx.helo = proto_.pending_helo();
-  if (e == Event::MailFrom) ctx.sender = proto_.pending_address();
-  if (e == Event::RcptTo) {
+  if (e == smtp::Event::Helo) ctx.helo = proto_.pending_helo();
+  if (e == smtp::Event::MailFrom) ctx.sender = proto_.pending_address();
+  if (e == smtp::Event::RcptTo) {
     ctx.sender = proto_.transaction().sender;
     ctx.recipient = proto_.pending_address();
   }
-  if (e == Event::MailFrom) {
+  if (e == smtp::Event::MailFrom) {
     filters_->new_transaction();
     if (!sender_allowed()) {
       proto_.reject(R::sender_not_owned(proto_.pending_address().str()));
@@ -272,9 +272,9 @@ asio::awaitable<void> Session::decide(Event e) {
     case filters::Step::Refuse: proto_.reject(*a.reply); break;
     case filters::Step::Disconnect: proto_.disconnect(*a.reply); break;
   }
-  if (e == Event::RcptTo && (v.action == filters::Action::Reject || v.action == filters::Action::TempFail))
+  if (e == smtp::Event::RcptTo && (v.action == filters::Action::Reject || v.action == filters::Action::TempFail))
     core::count(core::Counter::RecipientsRejected);
-  if (v.action == filters::Action::Reject && e == Event::RcptTo)
+  if (v.action == filters::Action::Reject && e == smtp::Event::RcptTo)
     core::log().info("reject id={} client={} rcpt=<{}> reason=\"{}\"", sid_, ip_, proto_.pending_address().str(), v.reason);
 }
 
@@ -296,7 +296,7 @@ asio::awaitable<bool> Session::greet() {
   filters::Answer a = filters::reply_for(filters::Phase::Connect, v, reply_names());
   proto_.greet(*a.reply);  // a refusal (not 2xx) closes the connection
   if (a.step == filters::Step::Proceed) co_return true;
-  reason_ = CloseReason::Refused;
+  reason_ = smtp::CloseReason::Refused;
   co_return false;
 }
 
@@ -343,9 +343,9 @@ asio::awaitable<void> Session::judge_message() {
 // An authenticated user may only send as its own addresses (or with the null sender).
 bool Session::sender_allowed() const {
   if (!proto_.authenticated() || !profile_.sender_login_match) return true;
-  const Address& from = proto_.pending_address();
+  const smtp::Address& from = proto_.pending_address();
   if (from.null()) return true;
-  std::string want = lowercase(from.str());
+  std::string want = smtp::lowercase(from.str());
   return std::find(auth_addresses_.begin(), auth_addresses_.end(), want) != auth_addresses_.end();
 }
 
@@ -369,7 +369,7 @@ asio::awaitable<bool> Session::read_proxy_header() {
   for (const auto& c : listener_.proxy_trusted) trusted = trusted || c.contains(ip_);
   if (!trusted) {
     core::log().warn("proxy id={} peer={} untrusted: closed", sid_, ip_);
-    reason_ = CloseReason::Proxy;
+    reason_ = smtp::CloseReason::Proxy;
     co_return false;
   }
   std::string buf;
@@ -386,7 +386,7 @@ asio::awaitable<bool> Session::read_proxy_header() {
   if (!ok || r.status != net::ProxyStatus::Done) {
     core::log().warn("proxy id={} peer={} bad header: {}", sid_, ip_,
                      !ok ? (timed_out() ? "timeout" : "connection closed") : r.error);
-    reason_ = CloseReason::Proxy;
+    reason_ = smtp::CloseReason::Proxy;
     co_return false;
   }
   if (!r.header.local) {
@@ -407,7 +407,7 @@ asio::awaitable<bool> Session::start_tls() {
   if (ec || timed_out()) {
     core::count(core::Counter::TlsHandshakeFailures);
     core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out() ? "timeout" : ec.message());
-    reason_ = CloseReason::Tls;
+    reason_ = smtp::CloseReason::Tls;
     co_return false;
   }
   core::count(core::Counter::TlsHandshakes);
@@ -450,7 +450,7 @@ asio::awaitable<void> Session::authenticate() {
 
 asio::awaitable<void> Session::relay(const std::string& body, const std::string& extra_headers) {
   auto t0 = Clock::now();
-  const Transaction& t = proto_.transaction();
+  const smtp::Transaction& t = proto_.transaction();
   qmqp::Envelope env;
   env.sender = t.sender.str();
   for (const auto& r : t.recipients)
@@ -519,39 +519,39 @@ asio::awaitable<void> Session::run() {
   core::count(proto_.closing() ? core::Counter::ConnectionsRefused : core::Counter::ConnectionsAccepted);
 
   for (bool open = true; open;) {
-    Event e = proto_.next();
+    smtp::Event e = proto_.next();
     switch (e) {
-      case Event::NeedInput: {
+      case smtp::Event::NeedInput: {
         account_memory();
         if (!co_await flush()) {
-          reason_ = timed_out() ? CloseReason::Timeout : CloseReason::Error;
+          reason_ = timed_out() ? smtp::CloseReason::Timeout : smtp::CloseReason::Error;
           open = false;
           break;
         }
         ReadResult rr = co_await fill(read_timeout());
         if (rr == ReadResult::Timeout) proto_.timeout();
         if (rr == ReadResult::Eof || rr == ReadResult::Error) {
-          reason_ = rr == ReadResult::Eof ? CloseReason::Eof : CloseReason::Error;
+          reason_ = rr == ReadResult::Eof ? smtp::CloseReason::Eof : smtp::CloseReason::Error;
           open = false;
         }
         if (shared_.draining) proto_.set_draining();
         break;
       }
-      case Event::Helo:
-      case Event::MailFrom:
-      case Event::RcptTo: co_await decide(e); break;
-      case Event::StartTls:
+      case smtp::Event::Helo:
+      case smtp::Event::MailFrom:
+      case smtp::Event::RcptTo: co_await decide(e); break;
+      case smtp::Event::StartTls:
         if (co_await flush() && co_await start_tls()) {
           proto_.accept();
         } else {
-          if (reason_ == CloseReason::None) reason_ = CloseReason::Error;
+          if (reason_ == smtp::CloseReason::None) reason_ = smtp::CloseReason::Error;
           open = false;
         }
         break;
-      case Event::Auth: co_await authenticate(); break;
-      case Event::DataStart: on_data_start(); break;
-      case Event::Message: co_await judge_message(); break;
-      case Event::Close:
+      case smtp::Event::Auth: co_await authenticate(); break;
+      case smtp::Event::DataStart: on_data_start(); break;
+      case smtp::Event::Message: co_await judge_message(); break;
+      case smtp::Event::Close:
         watchdog_.clear();  // the last flush (the 421 after a timeout too) is judged on its own
         co_await flush();
         reason_ = proto_.close_reason();
@@ -564,8 +564,8 @@ asio::awaitable<void> Session::run() {
 }
 
 void Session::finish(boost::system::error_code& ec) {
-  if (reason_ == CloseReason::Timeout) core::count(core::Counter::Timeouts);
-  if (reason_ == CloseReason::Violation || reason_ == CloseReason::Errors) core::count(core::Counter::ProtocolViolations);
+  if (reason_ == smtp::CloseReason::Timeout) core::count(core::Counter::Timeouts);
+  if (reason_ == smtp::CloseReason::Violation || reason_ == smtp::CloseReason::Errors) core::count(core::Counter::ProtocolViolations);
   set_in_transaction(false);
   if (filters_) filters_->cancel();
   watchdog_.stop();

@@ -9,13 +9,13 @@ namespace filters {
 RelayControl::RelayControl(std::vector<std::string> d, std::shared_ptr<ldap::Directory> dir)
     : domains_(std::move(d)), directory_(std::move(dir)) {}
 
-bool RelayControl::is_local_domain(const smtpd::Address& rcpt) const {
-  std::string d = smtpd::lowercase(rcpt.domain);
+bool RelayControl::is_local_domain(const smtp::Address& rcpt) const {
+  std::string d = smtp::lowercase(rcpt.domain);
   return std::find(domains_.begin(), domains_.end(), d) != domains_.end();
 }
 
-Verdict RelayControl::decide(const smtpd::Address& rcpt, bool authenticated) const {
-  if (smtpd::has_routing_syntax(rcpt)) return {Action::Reject, core::replies::relay_denied(), "routing syntax in local part"};
+Verdict RelayControl::decide(const smtp::Address& rcpt, bool authenticated) const {
+  if (smtp::has_routing_syntax(rcpt)) return {Action::Reject, core::replies::relay_denied(), "routing syntax in local part"};
   if (rcpt.domain.empty()) return {Action::Accept, std::nullopt, "postmaster"};  // parser allows only <postmaster>
   if (is_local_domain(rcpt)) return {Action::Accept, std::nullopt, "local domain"};
   if (authenticated) return {Action::Accept, std::nullopt, "authenticated relay"};
@@ -33,8 +33,8 @@ Verdict RelayControl::from_lookup(const ldap::RecipientResult& r) {
 }
 
 boost::asio::awaitable<Verdict> RelayControl::check(Phase, std::shared_ptr<const Context> ctx) {
-  const smtpd::Address& rcpt = ctx->recipient;
-  if (directory_ && !smtpd::has_routing_syntax(rcpt) && !rcpt.domain.empty() && is_local_domain(rcpt))
+  const smtp::Address& rcpt = ctx->recipient;
+  if (directory_ && !smtp::has_routing_syntax(rcpt) && !rcpt.domain.empty() && is_local_domain(rcpt))
     co_return from_lookup(co_await directory_->find_recipient(rcpt.str()));
   co_return decide(rcpt, ctx->authenticated);
 }

@@ -24,12 +24,12 @@ class RelayControl final : public Filter {
   boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
 
   // The decision as if every local address existed (pure, for tests).
-  Verdict decide(const smtpd::Address& rcpt, bool authenticated = false) const;
+  Verdict decide(const smtp::Address& rcpt, bool authenticated = false) const;
   // A directory answer as a verdict (pure, for tests).
   static Verdict from_lookup(const ldap::RecipientResult& r);
 
  private:
-  bool is_local_domain(const smtpd::Address& rcpt) const;
+  bool is_local_domain(const smtp::Address& rcpt) const;
 
   std::vector<std::string> domains_;
   std::shared_ptr<ldap::Directory> directory_;

@@ -7,10 +7,10 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
-  for (auto kind : {smtpd::PathKind::Sender, smtpd::PathKind::Recipient}) {
-    smtpd::PathResult r = smtpd::parse_path(in, kind);
+  for (auto kind : {smtp::PathKind::Sender, smtp::PathKind::Recipient}) {
+    smtp::PathResult r = smtp::parse_path(in, kind);
     if (r.ok) {
-      (void)smtpd::has_routing_syntax(r.ok->address);
+      (void)smtp::has_routing_syntax(r.ok->address);
       if (r.ok->address.str().size() > size) __builtin_trap();  // never invents bytes
     }
   }

@@ -1,4 +1,4 @@
-// libFuzzer target for the AUTH exchanges (RFC 4954) of smtpd::Protocol on a TLS-active session
+// libFuzzer target for the AUTH exchanges (RFC 4954) of smtp::Protocol on a TLS-active session
 // with AUTH offered: PLAIN with an initial response or a continuation, LOGIN's two steps, "*"
 // cancels, bad base64, over-long lines, pipelined commands after AUTH — plus the strict base64
 // decoder itself, whose result must re-encode to the same text.
@@ -14,11 +14,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto decoded = core::base64_decode(in)) {
     if (core::base64_encode(*decoded) != in) __builtin_trap();  // canonical only
   }
-  smtpd::Settings s;
+  smtp::Settings s;
   s.auth = true;
   s.tls_active = true;
   s.auth_failure_limit = 3;
-  smtpd::Protocol p(s);
+  smtp::Protocol p(s);
   p.set_tls_active();
   p.greet(core::replies::greeting("fuzz"));
   p.receive("EHLO fuzz.test\r\n");
@@ -26,9 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   unsigned verdicts = size ? data[size - 1] : 0;
   for (size_t off = 0;; off += step) {
     for (int guard = 0; guard < 10000; ++guard) {
-      smtpd::Event e = p.next();
-      if (e == smtpd::Event::NeedInput || e == smtpd::Event::Close) break;
-      if (e == smtpd::Event::Auth) {
+      smtp::Event e = p.next();
+      if (e == smtp::Event::NeedInput || e == smtp::Event::Close) break;
+      if (e == smtp::Event::Auth) {
         // The login and password the engine decoded are what the directory would see.
         volatile size_t n = p.auth_login().size() + p.auth_password().size();
         (void)n;

@@ -1,4 +1,4 @@
-// libFuzzer target for smtpd::Protocol: arbitrary bytes, split at arbitrary points, with
+// libFuzzer target for smtp::Protocol: arbitrary bytes, split at arbitrary points, with
 // decisions derived from the input; the engine must never crash, hang or grow without bound.
 #include <cstddef>
 #include <cstdint>
@@ -7,11 +7,11 @@
 #include "smtp/protocol.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  smtpd::Settings s;
+  smtp::Settings s;
   s.message_size = 4096;
   s.data_line_length = 1024;
   s.recipients = 4;
-  smtpd::Protocol p(s);
+  smtp::Protocol p(s);
   p.greet(core::replies::greeting("fuzz"));
   std::string_view in(reinterpret_cast<const char*>(data), size);
   size_t step = size ? (data[0] % 17) + 1 : 1;
@@ -19,8 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t off = 0; off < in.size(); off += step) {
     p.receive(in.substr(off, step));
     for (int guard = 0; guard < 10000; ++guard) {
-      smtpd::Event e = p.next();
-      if (e == smtpd::Event::NeedInput || e == smtpd::Event::Close) break;
+      smtp::Event e = p.next();
+      if (e == smtp::Event::NeedInput || e == smtp::Event::Close) break;
       switch (++choice % 5) {
         case 0: p.reject(core::replies::relay_denied()); break;
         case 1: p.disconnect(core::replies::shutting_down()); break;

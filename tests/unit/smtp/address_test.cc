@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-using namespace smtpd;
+using namespace smtp;
 
 namespace {
 

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-using namespace smtpd;
+using namespace smtp;
 
 TEST(Command, VerbsAreCaseInsensitive) {
   EXPECT_EQ(parse_command("ehlo x").verb, Verb::Ehlo);

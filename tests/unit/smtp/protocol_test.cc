@@ -1,4 +1,4 @@
-// smtpd::Protocol behaviour: sequencing, PIPELINING order, DATA framing and transparency,
+// smtp::Protocol behaviour: sequencing, PIPELINING order, DATA framing and transparency,
 // limits, smuggling defence (CVE-2023-51764 family), drain and timeouts — no sockets.
 #include "smtp/protocol.h"
 
@@ -6,9 +6,9 @@
 
 #include <functional>
 
-using smtpd::Event;
-using smtpd::Protocol;
-using smtpd::Settings;
+using smtp::Event;
+using smtp::Protocol;
+using smtp::Settings;
 
 namespace {
 
@@ -394,7 +394,7 @@ TEST(Protocol, EveryReplyAfterGreetingCarriesAnEnhancedCodeExceptEhloAnd354) {
   }
 }
 
-using smtpd::CloseReason;
+using smtp::CloseReason;
 
 // The disconnect line's reason= values: operators and the integration tests grep these.
 TEST(CloseReason, NamesAreTheLoggedOnes) {

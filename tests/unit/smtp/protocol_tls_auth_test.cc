@@ -1,13 +1,13 @@
-// smtpd::Protocol: STARTTLS (RFC 3207, CVE-2011-0411) and AUTH PLAIN/LOGIN (RFC 4954) rules,
+// smtp::Protocol: STARTTLS (RFC 3207, CVE-2011-0411) and AUTH PLAIN/LOGIN (RFC 4954) rules,
 // and the submission profile's "AUTH before MAIL".
 #include <gtest/gtest.h>
 
 #include "core/base64.h"
 #include "smtp/protocol.h"
 
-using smtpd::Event;
-using smtpd::Protocol;
-using smtpd::Settings;
+using smtp::Event;
+using smtp::Protocol;
+using smtp::Settings;
 
 namespace {
 

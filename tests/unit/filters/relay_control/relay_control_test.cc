@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 using namespace filters;
-using smtpd::parse_path;
-using smtpd::PathKind;
+using smtp::parse_path;
+using smtp::PathKind;
 
 namespace {
 Action decide(const char* path) {

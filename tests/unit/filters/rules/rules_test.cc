@@ -74,7 +74,7 @@ class Fixture {
     c.helo = name;
     return check(Phase::Helo, std::move(c));
   }
-  Verdict sender(smtpd::Address a) {
+  Verdict sender(smtp::Address a) {
     Context c;
     c.sender = std::move(a);
     return check(Phase::MailFrom, std::move(c));
