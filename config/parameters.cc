@@ -436,9 +436,16 @@ std::string markdown_table(const Schema& schema) {
     std::string key = p.section == "listener" || array ? fmt::format("[[{}]] {}", p.section, p.key)
                       : p.section == "profile" ? fmt::format("profile.NAME.{}", p.key)
                                                : fmt::format("{}.{}", p.section, p.key);
-    out += fmt::format("| `{}` | {} | {} | {} |\n", key, p.type, p.default_text, p.doc);
+    out += fmt::format("| `{}` | {} | {} | {} |\n", key, p.type, default_of(schema, p), p.doc);
   }
   return out;
+}
+
+std::string default_of(const Schema& schema, const Parameter& p) {
+  if (!p.default_text.empty() || !p.apply.show) return p.default_text;
+  Config c;  // every initialiser, nothing loaded
+  if (const ArraySection* a = schema.find_array(p.section)) a->push(c);
+  return p.apply.show(c);
 }
 
 }  // namespace config

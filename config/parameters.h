@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <toml++/toml.h>
@@ -14,14 +15,33 @@
 
 namespace config {
 
+// How a row stores its value. `apply` validates a TOML node and stores it, returning an error text
+// (without file:line) or "". `show` — set by the typed setters of setters.h — prints the value the
+// row's field holds now, as TOML; shown on a default Config it is the struct's initialiser, so the
+// documented default is generated from (or checked against) the one place the default is written.
+struct Setter {
+  using Apply = std::function<std::string(Config&, Listener&, const toml::node&)>;
+  using Show = std::function<std::string(Config&)>;
+  Apply apply;
+  Show show;
+
+  Setter() = default;
+  template <class F, std::enable_if_t<std::is_invocable_r_v<std::string, F&, Config&, Listener&, const toml::node&>, int> = 0>
+  Setter(F f) : apply(std::move(f)) {}  // a hand-written setter: no show
+  Setter(Apply a, Show s) : apply(std::move(a)), show(std::move(s)) {}
+  std::string operator()(Config& c, Listener& l, const toml::node& n) const { return apply(c, l, n); }
+  explicit operator bool() const { return static_cast<bool>(apply); }
+};
+
 struct Parameter {
   std::string_view section;       // "server", "limits", ... or "listener" for each [[listener]]
   std::string_view key;
   std::string_view type;          // for docs: "string", "integer", "seconds", "bool", "list", ...
-  std::string default_text;       // for docs; the real default is the struct's initialiser
+  // For docs. The real default is the struct's initialiser: rows with a typed setter (apply.show)
+  // may leave this empty and get it generated; when both exist, unit_config_test checks they agree.
+  std::string default_text;
   std::string doc;
-  // Validates `node` and stores it; returns an error text (without file:line) or "".
-  std::function<std::string(Config&, Listener&, const toml::node& node)> apply;
+  Setter apply;
   // Rows of section "profile" apply to one [profile.NAME] table through this instead.
   std::function<std::string(Profile&, const toml::node& node)> apply_profile;
 };
@@ -65,6 +85,9 @@ Schema make_schema(std::vector<FilterSchema> filters);
 const Schema& core_schema();
 std::vector<Profile> default_profiles();
 std::string markdown_table(const Schema& schema);
+// The default a row documents: default_text, or else apply.show on a default Config (with one
+// default element pushed for a row of an array section).
+std::string default_of(const Schema& schema, const Parameter& p);
 
 // "host:port", "[v6]:port" -> host, port: core::parse_host_port (HostSyntax::Numeric when `numeric`
 // is set, else Name) for the callers that keep host and port apart; `err` gets its error text.

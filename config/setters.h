@@ -11,26 +11,43 @@
 #include <toml++/toml.h>
 
 #include "config/config.h"
+#include "config/parameters.h"
 
 namespace config::setters {
 
 
-using Setter = std::function<std::string(Config&, Listener&, const toml::node&)>;
+using Setter = config::Setter;
+
+// The TOML text of a value, for Setter::show.
+inline std::string toml_text(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+inline std::string toml_text(const std::vector<std::string>& list) {
+  std::string out = "[";
+  for (const auto& s : list) out += (out.size() > 1 ? ", " : "") + toml_text(s);
+  return out + "]";
+}
+inline std::string toml_text(double v) { return fmt::format("{}", v); }
 
 template <typename Get>
 Setter size_param(Get get, int64_t min, int64_t max) {
-  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
+  return {[get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
     auto v = n.value_exact<int64_t>();
     if (!v) return "expected an integer";
     if (*v < min || *v > max) return fmt::format("must be between {} and {}", min, max);
     get(c) = static_cast<std::remove_reference_t<decltype(get(c))>>(*v);
     return {};
-  };
+  }, [get](Config& c) { return fmt::format("{}", get(c)); }};
 }
 
 template <typename Get>
 Setter seconds_param(Get get, double min, double max) {
-  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
+  return {[get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
     std::optional<double> v;
     if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
     else if (auto d = n.value_exact<double>()) v = *d;
@@ -38,17 +55,17 @@ Setter seconds_param(Get get, double min, double max) {
     if (*v < min || *v > max) return fmt::format("must be between {} and {} seconds", min, max);
     get(c) = Seconds(*v);
     return {};
-  };
+  }, [get](Config& c) { return toml_text(get(c).count()); }};
 }
 
 template <typename Get>
 Setter bool_param(Get get) {
-  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+  return {[get](Config& c, Listener&, const toml::node& n) -> std::string {
     auto v = n.value_exact<bool>();
     if (!v) return "expected true or false";
     get(c) = *v;
     return {};
-  };
+  }, [get](Config& c) -> std::string { return get(c) ? "true" : "false"; }};
 }
 
 inline std::vector<std::string> string_list(const toml::node& n, std::string& err) {
@@ -71,40 +88,40 @@ inline std::vector<std::string> string_list(const toml::node& n, std::string& er
 
 template <typename Get>
 Setter string_param(Get get) {
-  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+  return {[get](Config& c, Listener&, const toml::node& n) -> std::string {
     auto v = n.value_exact<std::string>();
     if (!v) return "expected a string";
     get(c) = *v;
     return {};
-  };
+  }, [get](Config& c) { return toml_text(get(c)); }};
 }
 
 template <typename Get>
 Setter list_param(Get get) {
-  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+  return {[get](Config& c, Listener&, const toml::node& n) -> std::string {
     std::string err;
     auto v = string_list(n, err);
     if (!err.empty()) return err;
     get(c) = std::move(v);
     return {};
-  };
+  }, [get](Config& c) { return toml_text(get(c)); }};
 }
 
 template <typename Get>
 Setter millis_param(Get get, double min, double max) {
-  return [get, min, max](Config& c, Listener& l, const toml::node& n) -> std::string {
+  return {[get, min, max](Config& c, Listener& l, const toml::node& n) -> std::string {
     Seconds s{};
     auto tmp = seconds_param([&s](Config&) -> Seconds& { return s; }, min, max);
     if (auto e = tmp(c, l, n); !e.empty()) return e;
     get(c) = std::chrono::milliseconds(static_cast<int64_t>(s.count() * 1000));
     return {};
-  };
+  }, [get](Config& c) { return toml_text(get(c).count() / 1000.0); }};
 }
 
 
 // A number (integer or decimal) within [min, max], stored as a double.
 inline Setter number_param(std::function<double&(Config&)> get, double min, double max) {
-  return [get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
+  return {[get, min, max](Config& c, Listener&, const toml::node& n) -> std::string {
     std::optional<double> v;
     if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i);
     else if (auto d = n.value_exact<double>()) v = *d;
@@ -112,7 +129,7 @@ inline Setter number_param(std::function<double&(Config&)> get, double min, doub
     if (*v < min || *v > max) return fmt::format("must be between {} and {}", min, max);
     get(c) = *v;
     return {};
-  };
+  }, [get](Config& c) { return toml_text(get(c)); }};
 }
 
 // A getter for `member` of the section `name` that a filter owns (Config::sections, type S).
@@ -130,7 +147,12 @@ auto last_field(std::string_view name, std::vector<E> S::*list, T E::*member) {
 // One of a closed set of names, stored as its enum value.
 template <class Get, class E>
 Setter enum_param(Get get, std::vector<std::pair<std::string, E>> names) {
-  return [get, names](Config& c, Listener&, const toml::node& n) -> std::string {
+  auto show = [get, names](Config& c) -> std::string {
+    for (const auto& [name, value] : names)
+      if (get(c) == value) return toml_text(name);
+    return "?";
+  };
+  return {[get, names](Config& c, Listener&, const toml::node& n) -> std::string {
     auto s = n.value_exact<std::string>();
     if (s)
       for (const auto& [name, value] : names)
@@ -141,13 +163,18 @@ Setter enum_param(Get get, std::vector<std::pair<std::string, E>> names) {
     std::string list;
     for (const auto& [name, value] : names) list += (list.empty() ? "\"" : ", \"") + name + "\"";
     return "expected one of " + list;
-  };
+  }, show};
 }
 
 // A list of addresses / CIDR ranges.
 template <class Get>
 Setter cidr_list(Get get) {
-  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
+  auto show = [get](Config& c) {
+    std::vector<std::string> out;
+    for (const auto& r : get(c)) out.push_back(r.str());
+    return toml_text(out);
+  };
+  return {[get](Config& c, Listener&, const toml::node& n) -> std::string {
     std::string err;
     auto list = string_list(n, err);
     if (!err.empty()) return err;
@@ -159,7 +186,7 @@ Setter cidr_list(Get get) {
     }
     get(c) = std::move(out);
     return {};
-  };
+  }, show};
 }
 
 }  // namespace config::setters

@@ -2,6 +2,7 @@
 #include "config/load.h"
 #include "config/parameters.h"
 #include "filters/registry/registry.h"
+#include "smtp/protocol.h"
 
 #include <gtest/gtest.h>
 
@@ -13,6 +14,43 @@ const std::string kMinimal =
     "[[listener]]\naddress = \"127.0.0.1:2525\"\n"
     "[relay]\nlocal_domains = [\"Example.ORG\"]\n"
     "[qmqp]\nservers = [\"127.0.0.1:628\", \"[::1]:629\", \"mailbox.internal:628\"]\n";
+
+// The documented default of a row is the struct's initialiser: for every row whose setter can show
+// its value, the text in the row (what --config-doc and the README print) is what a Config holds
+// before anything is loaded. "(...)" notes after the value are commentary and not compared; "\\|"
+// is a '|' escaped for the Markdown table.
+std::string documented_value(std::string text) {
+  for (size_t i; (i = text.find("\\|")) != std::string::npos;) text.erase(i, 1);
+  if (auto note = text.find(" ("); note != std::string::npos) text.resize(note);
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') text = text.substr(1, text.size() - 2);
+  return text;
+}
+
+TEST(Config, EveryDocumentedDefaultIsTheStructsInitialiser) {
+  const config::Schema& schema = filters::config_schema();
+  int checked = 0;
+  for (const auto& p : schema.rows) {
+    if (!p.apply.show || p.default_text.empty() || p.default_text[0] == '(') continue;  // "(required)"
+    config::Config c;
+    if (const auto* a = schema.find_array(p.section)) a->push(c);
+    std::string shown = p.apply.show(c);
+    EXPECT_EQ(documented_value(p.default_text), documented_value(shown)) << p.section << "." << p.key;
+    ++checked;
+  }
+  EXPECT_GT(checked, 80);  // the typed rows: most of the table
+}
+
+TEST(Config, TheEngineDefaultsAreTheConfigDefaults) {
+  // smtp::Settings (below config in the layers) repeats the limits for its own unit tests.
+  config::Config c;
+  smtp::Settings s;
+  EXPECT_EQ(s.line_length, c.limits.line_length);
+  EXPECT_EQ(s.data_line_length, c.limits.data_line_length);
+  EXPECT_EQ(s.message_size, c.limits.message_size);
+  EXPECT_EQ(s.recipients, c.limits.recipients);
+  EXPECT_EQ(s.error_limit, c.limits.errors);
+  EXPECT_EQ(s.auth_failure_limit, c.auth.failure_limit);
+}
 
 TEST(Config, MinimalFileGetsDocumentedDefaults) {
   auto r = load_string(kMinimal, "t.toml", filters::config_schema());
