@@ -1,5 +1,6 @@
-// Unique, sortable identifiers for sessions (logs, Received header): time + pid + counter,
-// unique across restarts and across the instances of a farm (hostname goes alongside in logs).
+// Unique, sortable identifiers for sessions (logs, Received header): time + instance + counter.
+// The instance part is random, drawn once per process: the pid alone is 1 in every container of a
+// farm, so instances started in the same second would mint the same ids.
 #pragma once
 #include <string>
 
