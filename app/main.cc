@@ -19,12 +19,14 @@
 #include "smtpd/server.h"
 
 namespace {
-void usage() {
-  std::fprintf(stderr,
+// To stdout when asked for (--help, exit 0), to stderr after a usage error (exit 2).
+void usage(std::FILE* to) {
+  std::fprintf(to,
                "usage: mxfront --config FILE        run the server\n"
-               "       mxfront --check-config FILE  validate FILE and exit (0 = valid)\n"
+               "       mxfront --check-config FILE  validate FILE (every error, one file:line each) and exit (0 = valid)\n"
                "       mxfront --config-doc         print every config key with its default\n"
-               "       mxfront --version\n");
+               "       mxfront --version\n"
+               "       mxfront --help\n");
 }
 }  // namespace
 
@@ -49,12 +51,16 @@ int main(int argc, char** argv) {
     std::printf("mxfront %s (%s)\n", core::kVersion, core::kGitRev);
     return 0;
   }
+  if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    usage(stdout);
+    return 0;
+  }
   if (argc == 2 && std::strcmp(argv[1], "--config-doc") == 0) {
     std::fputs(config::markdown_table(filters::config_schema()).c_str(), stdout);
     return 0;
   }
   if (argc != 3 || (std::strcmp(argv[1], "--config") != 0 && std::strcmp(argv[1], "--check-config") != 0)) {
-    usage();
+    usage(stderr);
     return 2;
   }
   smtpd::block_control_signals();  // before any thread: only the main loop takes them

@@ -111,8 +111,8 @@ std::string set_listener_trusted(Config&, Listener& l, const toml::node& n) {
   if (!err.empty()) return err;
   l.proxy_trusted.clear();
   for (const auto& s : list) {
-    auto c = core::Cidr::parse(s);
-    if (!c) return fmt::format("'{}' is not an address or CIDR range", s);
+    auto c = config_cidr(s, err);
+    if (!c) return err;
     l.proxy_trusted.push_back(*c);
   }
   return {};

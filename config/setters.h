@@ -166,6 +166,23 @@ Setter enum_param(Get get, std::vector<std::pair<std::string, E>> names) {
   }, show};
 }
 
+// An address or CIDR range as written in a config file: a range with host bits set
+// ("10.0.0.1/8") is refused, since its writer meant either the host or another range.
+inline std::optional<core::Cidr> config_cidr(const std::string& s, std::string& err) {
+  auto r = core::Cidr::parse(s);
+  if (!r) {
+    err = fmt::format("'{}' is not an address or CIDR range", s);
+    return std::nullopt;
+  }
+  core::Cidr net = *r;
+  for (int bit = r->prefix; bit < (r->v6 ? 128 : 32); ++bit) net.addr[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  if (net.addr != r->addr) {
+    err = fmt::format("'{}' has host bits set: write {} (the range) or the address alone", s, net.str());
+    return std::nullopt;
+  }
+  return r;
+}
+
 // A list of addresses / CIDR ranges.
 template <class Get>
 Setter cidr_list(Get get) {
@@ -180,8 +197,8 @@ Setter cidr_list(Get get) {
     if (!err.empty()) return err;
     std::vector<core::Cidr> out;
     for (const auto& s : list) {
-      auto r = core::Cidr::parse(s);
-      if (!r) return fmt::format("'{}' is not an address or CIDR range", s);
+      auto r = config_cidr(s, err);
+      if (!r) return err;
       out.push_back(*r);
     }
     get(c) = std::move(out);
