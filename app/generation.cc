@@ -72,13 +72,8 @@ std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s) {
     deps.push_back({"qmqp", core::HostPort{srv.host, srv.port}.str(),
                     [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); }});
   }
-  if (c.directory.type == "ldap")
-    for (const auto& uri : c.directory.uris) {
-      std::string host;
-      uint16_t port = 0;
-      if (!ldap::uri_endpoint(uri, host, port)) continue;  // ldapi://: a local socket
-      deps.push_back({"ldap", uri, [host, port] { return ops::tcp_connect_check(host, port, milliseconds(2000)); }});
-    }
+  if (s.directory)
+    for (auto& dep : s.directory->dependencies()) deps.push_back(std::move(dep));
   filters::BuildContext ctx{s.config, *s.resources, s.directory};
   for (const auto* d : used_filters(c))
     if (d->dependencies)

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/dependency.h"
+
 namespace ldap {
 
 enum class Lookup {
@@ -43,6 +45,10 @@ class Directory {
   // `user` is a login name or an address, as the client sent it in AUTH.
   virtual boost::asio::awaitable<AuthResult> authenticate(std::string user, std::string password) = 0;
   virtual std::string describe() const = 0;  // "users file /etc/mxfront/users" / "ldap ldap://a, ldap://b"
+  // The servers it depends on, for /health: each check does what a lookup does (connect, bind as
+  // the configured DN, read the base), so a wrong bind DN or password shows as down. Blocking and
+  // bounded; run by the dependency monitor, never on an I/O thread. None for a local file.
+  virtual std::vector<core::Dependency> dependencies() const { return {}; }
 };
 
 }  // namespace ldap

@@ -191,6 +191,23 @@ struct LdapDirectory::Core {
     return nullptr;
   }
 
+  // The health of uris[i] as a lookup would find it: connect, bind as bind_dn, read base_dn
+  // (scope base). "" when all three work, else what failed. Blocking, bounded by opts.timeout.
+  std::string health(size_t i) {
+    std::string err;
+    LDAP* ld = open_search_handle(i, err);
+    if (!ld) return err;
+    LDAPMessage* res = nullptr;
+    timeval tv_copy = tv;
+    char* no_attrs[] = {const_cast<char*>(LDAP_NO_ATTRS), nullptr};
+    int rc = ldap_search_ext_s(ld, opts.base_dn.c_str(), LDAP_SCOPE_BASE, "(objectClass=*)", no_attrs, 0, nullptr,
+                               nullptr, &tv_copy, 1, &res);
+    if (res) ldap_msgfree(res);
+    if (rc != LDAP_SUCCESS) err = fmt::format("{}: read base {}: {}", uri(i), opts.base_dn, ldap_error(ld, rc));
+    close_handle(ld);
+    return err;
+  }
+
   // One search on `ld`: 0 and the entries, or the libldap error code.
   int search_once(LDAP* ld, const std::string& filter, Search& s) {
     LDAPMessage* res = nullptr;
@@ -428,6 +445,13 @@ boost::asio::awaitable<AuthResult> LdapDirectory::authenticate(std::string user,
   }
   core_->count(r->status);
   co_return std::move(*r);
+}
+
+std::vector<core::Dependency> LdapDirectory::dependencies() const {
+  std::vector<core::Dependency> deps;
+  for (size_t i = 0; i < core_->opts.uris.size(); ++i)
+    deps.push_back({"ldap", core_->opts.uris[i], [c = core_, i] { return c->health(i); }});
+  return deps;
 }
 
 std::string LdapDirectory::describe() const { return "ldap " + fmt::format("{}", fmt::join(core_->opts.uris, ", ")); }

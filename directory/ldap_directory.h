@@ -59,6 +59,7 @@ class LdapDirectory final : public Directory {
   boost::asio::awaitable<RecipientResult> find_recipient(std::string address) override;
   boost::asio::awaitable<AuthResult> authenticate(std::string user, std::string password) override;
   std::string describe() const override;
+  std::vector<core::Dependency> dependencies() const override;  // one per URI: connect, bind, read base_dn
   Stats stats() const;
 
  private:

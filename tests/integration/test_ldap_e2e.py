@@ -11,6 +11,7 @@ after SIGCONT); failover from a closed port to slapd. slapd that cannot start fa
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_ldap_e2e.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix)."""
+import json
 import os
 import re
 import subprocess
@@ -21,8 +22,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 sys.path.insert(0, HERE)
-from mxharness import Mxfront, free_port, unique_marker  # noqa: E402
-from slapd_harness import SUFFIX, Slapd  # noqa: E402
+from mxharness import Mxfront, QmqpSink, free_port, http_get, unique_marker  # noqa: E402
+from slapd_harness import ROOT_DN, ROOT_PW, SUFFIX, Slapd  # noqa: E402
 from tls_harness import SmtpTls, profile_overrides  # noqa: E402
 from test_tls_auth import TlsAuthServer, b64, plain_response, run_swaks  # noqa: E402
 
@@ -279,6 +280,50 @@ class LdapE2ETest(TlsAuthServer, unittest.TestCase):
             code, lines = c.cmd(f"AUTH PLAIN {plain_response('alice@example.org', 'alicepw')}")
             self.assertEqual(code, 235, f"{lines}\n{mx2.log()[-3000:]}")
         mx2.check_alive()
+
+
+class LdapHealthTest(unittest.TestCase):
+    """/health checks the directory the way a lookup uses it: connect, bind as the configured DN,
+    read the base. A wrong bind password (every RCPT would get 451) shows the server down with the
+    bind error — not "up" because its port answers — and the right one shows it up."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.slapd = Slapd()
+        cls.addClassCleanup(cls.slapd.close)
+        cls.slapd.start()
+        cls.sink = QmqpSink().__enter__()
+        cls.addClassCleanup(cls.sink.__exit__, None, None, None)
+
+    def health_of(self, password):
+        pw = os.path.join(self.slapd.dir, f"bindpw-{self._testMethodName}")
+        with open(pw, "w") as f:
+            f.write(password + "\n")
+        port = free_port()
+        mx = Mxfront([self.sink.address], config={
+            "directory": dict(ldap_directory([self.slapd.uri], timeout=2), bind_dn=ROOT_DN, bind_password_file=pw),
+            "admin": {"address": f"127.0.0.1:{port}", "check_interval": 0.2, "check_fall": 1, "check_rise": 1}})
+        self.addCleanup(mx.kill)
+        mx.start()
+        deadline = time.monotonic() + 15
+        dep = {}
+        while time.monotonic() < deadline:
+            deps = {d["name"]: d for d in json.loads(http_get(port, "/health")[1])["dependencies"]}
+            dep = deps.get(self.slapd.uri, {})
+            if dep.get("checked"):
+                break
+            time.sleep(0.1)
+        self.assertEqual(dep.get("kind"), "ldap", dep)
+        return dep
+
+    def test_a_wrong_bind_password_shows_the_directory_down(self):
+        dep = self.health_of("not-the-password")
+        self.assertFalse(dep["up"], dep)
+        self.assertIn(f"bind as {ROOT_DN}", dep["last_error"])
+
+    def test_the_right_bind_password_shows_the_directory_up(self):
+        dep = self.health_of(ROOT_PW)
+        self.assertTrue(dep["up"], dep)
 
 
 if __name__ == "__main__":
