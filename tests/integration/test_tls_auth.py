@@ -554,7 +554,7 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
         self.assert_no_leak()
 
     def test_silent_client_on_implicit_tls_port_times_out(self):
-        # limits.greeting_timeout = 3 bounds the handshake
+        # limits.tls_handshake_timeout = 3 bounds the handshake
         s = socket.create_connection(("127.0.0.1", self.subs_port), timeout=10)
         try:
             port = s.getsockname()[1]
@@ -565,8 +565,8 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
                 d = b""
             elapsed = time.monotonic() - t0
             self.assertEqual(d, b"", "server sent something to a client that never said hello")
-            self.assertLess(elapsed, 8, "handshake not bounded by greeting_timeout")
-            self.assertGreater(elapsed, 2, "closed before greeting_timeout")
+            self.assertLess(elapsed, 8, "handshake not bounded by tls_handshake_timeout")
+            self.assertGreater(elapsed, 2, "closed before tls_handshake_timeout")
         finally:
             s.close()
         self._expect_handshake_failure_logged(port, "timeout")
