@@ -68,6 +68,8 @@ struct Limits {
   Seconds data_timeout{180};            // waiting for each next block of DATA
   Seconds session_timeout{1800};        // whole connection
   size_t inflight_bytes = 268435456;    // all message data held in memory at once
+  double inflight_share = 0.25;         // of inflight_bytes, what one client network (/24, /64) may hold
+  Seconds tls_handshake_timeout{10};    // implicit TLS and STARTTLS handshakes
 };
 
 // The HTTP listener for health checks and metrics (ops/admin_server.h).

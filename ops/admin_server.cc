@@ -3,6 +3,7 @@
 
 #include <utility>  // before Boost 1.74 Asio
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,6 +14,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <list>
 #include <thread>
 
 #include "core/log.h"
@@ -25,7 +27,9 @@ using asio::ip::tcp;
 
 namespace {
 constexpr size_t kMaxConnections = 64;
-constexpr auto kDeadline = std::chrono::seconds(5);
+constexpr size_t kMaxPerPeer = 16;
+constexpr auto kRequestDeadline = std::chrono::seconds(2);  // connect to the end of the request
+constexpr auto kDeadline = std::chrono::seconds(5);         // connect to the end of the answer
 
 struct Answer {
   http::status status;
@@ -53,18 +57,38 @@ struct AdminServer::Impl {
   asio::io_context ctx{1};
   std::unique_ptr<tcp::acceptor> acceptor;
   std::thread thread;
-  size_t open = 0;  // connections being served (admin thread only)
+  // Connections being served, oldest first (admin thread only).
+  struct Conn {
+    beast::tcp_stream stream;
+    asio::ip::address peer;
+    bool waiting = true;  // for its request: may be shed
+  };
+  std::list<Conn> conns;
 
-  asio::awaitable<void> serve(tcp::socket s) {
-    beast::tcp_stream stream(std::move(s));
+  // Closes the oldest connection still waiting for its request (of `peer` only, if given).
+  bool shed_oldest_waiting(const asio::ip::address* peer) {
+    for (auto& c : conns) {
+      if (!c.waiting || (peer && c.peer != *peer)) continue;
+      c.waiting = false;
+      c.stream.cancel();  // its read ends; serve() closes it
+      core::log().info("admin: shed an idle connection from {} (connection limit)", c.peer.to_string());
+      return true;
+    }
+    return false;
+  }
+
+  asio::awaitable<void> serve(std::list<Conn>::iterator it) {
+    beast::tcp_stream& stream = it->stream;
     beast::flat_buffer buf(8192);
     http::request<http::string_body> req;
     http::request_parser<http::string_body> parser;
     parser.body_limit(4096);
     parser.header_limit(8192);
     boost::system::error_code ec;
-    stream.expires_after(kDeadline);
+    stream.expires_after(kRequestDeadline);
     co_await http::async_read(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+    it->waiting = false;
+    stream.expires_after(kDeadline - kRequestDeadline);
     if (!ec) {
       req = parser.release();
       Answer a = req.method() == http::verb::get || req.method() == http::verb::head
@@ -82,7 +106,7 @@ struct AdminServer::Impl {
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream.close();
-    --open;
+    conns.erase(it);
   }
 
   // Runs the server's reload (which blocks this thread until the main thread has done it).
@@ -102,12 +126,17 @@ struct AdminServer::Impl {
       tcp::socket s = co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       if (ec) continue;
-      if (open >= kMaxConnections) {
+      auto peer = s.remote_endpoint(ec).address();
+      if (ec) continue;
+      size_t from_peer = std::count_if(conns.begin(), conns.end(), [&](const Conn& c) { return c.peer == peer; });
+      bool room = from_peer < kMaxPerPeer ? conns.size() < kMaxConnections || shed_oldest_waiting(nullptr)
+                                          : shed_oldest_waiting(&peer);
+      if (!room) {
         s.close(ec);
         continue;
       }
-      ++open;
-      asio::co_spawn(ctx, serve(std::move(s)), asio::detached);
+      conns.push_back(Conn{beast::tcp_stream(std::move(s)), peer});
+      asio::co_spawn(ctx, serve(std::prev(conns.end())), asio::detached);
     }
   }
 };

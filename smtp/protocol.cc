@@ -433,6 +433,11 @@ void Protocol::timeout() { close_with(R::timeout(), CloseReason::Timeout); }
 
 void Protocol::set_draining() { draining_ = true; }
 
+void Protocol::shut_down() {
+  draining_ = true;
+  if (!in_transaction()) close_with(R::shutting_down(), CloseReason::Shutdown);
+}
+
 std::optional<Event> Protocol::error(const Reply& r) {
   send(r);
   if (++errors_ >= s_.error_limit) {

@@ -70,6 +70,7 @@ class Protocol {
   // Session-level interventions.
   void timeout();                             // 421 4.4.2, then Close
   void set_draining();                        // idle sessions get 421 4.3.2 on their next command
+  void shut_down();                           // draining; outside a transaction 421 4.3.2 now, then Close
   void set_tls_active() { tls_active_ = true; }  // implicit TLS: the handshake is done
   void abort_data(const core::Reply& r);      // while in DATA: drop the body, answer r at its end
 

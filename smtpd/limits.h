@@ -1,5 +1,6 @@
 // Process-wide bounds shared by all I/O threads: concurrent connections (total and per client
-// address) and the bytes of message data held in memory. Thread-safe; RAII handles release.
+// address) and the bytes of message data held in memory (in all, and per client network).
+// Thread-safe; RAII handles release.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -23,11 +24,16 @@ class ConnectionLimiter {
    private:
     friend class ConnectionLimiter;
     ConnectionLimiter* owner_ = nullptr;
-    std::string ip_;
+    std::string ip_;  // empty: counted against the total only
   };
 
   ConnectionLimiter(size_t total, size_t per_ip) : total_(total), per_ip_(per_ip) {}
   Result acquire(const std::string& ip, Ticket& t);
+  // Counts against the total only: a trusted balancer's connection before its PROXY header named
+  // the client. rekey() then counts it against that client's address as well (on TooManyFromIp
+  // the ticket stays counted against the total only, until released).
+  Result acquire_total(Ticket& t);
+  Result rekey(Ticket& t, const std::string& ip);
   size_t current() const;
 
  private:
@@ -38,28 +44,46 @@ class ConnectionLimiter {
   std::unordered_map<std::string, size_t> by_ip_;
 };
 
+// The bytes of message data held in memory: `limit` by all sessions together, `per_client` by the
+// sessions of one client (keyed by client_network(): a /24 or /64), so that a few slow senders
+// cannot hold the whole budget (0 = no per-client bound).
 class MemoryBudget {
  public:
-  explicit MemoryBudget(size_t limit) : limit_(limit) {}
+  explicit MemoryBudget(size_t limit, size_t per_client = 0) : limit_(limit), per_client_(per_client) {}
   bool reserve(size_t n);
   void release(size_t n) { used_.fetch_sub(n, std::memory_order_relaxed); }
+  bool reserve(const std::string& client, size_t n);  // the client's share first, then the total
+  void release(const std::string& client, size_t n);
   size_t used() const { return used_.load(std::memory_order_relaxed); }
+  size_t used_by(const std::string& client) const;
+  // Whether `n` more bytes would fit, for `client` and in all (a hint: nothing is reserved).
+  bool room_for(const std::string& client, size_t n) const;
 
  private:
-  size_t limit_;
+  size_t limit_, per_client_;
   std::atomic<size_t> used_{0};
+  mutable std::mutex mu_;  // by_client_
+  std::unordered_map<std::string, size_t> by_client_;
 };
 
 // One session's share of a MemoryBudget, kept equal to what the session holds.
 class Reservation {
  public:
   explicit Reservation(MemoryBudget& b) : b_(b) {}
-  ~Reservation() { b_.release(held_); }
+  ~Reservation() { b_.release(client_, held_); }
+  // The client network the bytes are counted for (set while nothing is held; "" = none).
+  void set_client(std::string client);
   bool update(size_t want);  // false if growing to `want` would exceed the budget (nothing reserved)
+  bool room_for(size_t more) const { return b_.room_for(client_, more); }
 
  private:
   MemoryBudget& b_;
+  std::string client_;
   size_t held_ = 0;
 };
+
+// The key of the per-client memory share: the /24 of an IPv4 address ("192.0.2.0/24"), the /64 of
+// an IPv6 one ("2001:db8:1:2::/64"); IPv4-mapped IPv6 counts as IPv4. Unparsable text is its own key.
+std::string client_network(const std::string& ip);
 
 }  // namespace smtpd

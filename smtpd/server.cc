@@ -200,6 +200,7 @@ struct Server::Impl {
       boost::system::error_code ec;
       a->close(ec);
     }
+    shared.drain_wakeups.wake_all();  // idle sessions close at once; transactions may finish
     auto cfg = current()->config;
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(cfg->shutdown_timeout);

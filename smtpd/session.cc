@@ -7,6 +7,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -101,12 +102,15 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> run();
 
  private:
-  enum class ReadResult { Ok, Eof, Timeout, Error };
+  enum class ReadResult { Ok, Eof, Timeout, Error, Drained };
 
   asio::awaitable<ReadResult> fill(config::Seconds timeout);
   asio::awaitable<bool> flush();
   asio::awaitable<void> decide(smtp::Event e);
+  asio::awaitable<bool> admit();
   asio::awaitable<bool> greet();
+  void close_unanswered(std::string_view when);
+  void on_drain();
   asio::awaitable<void> judge_message();
   asio::awaitable<void> relay(const std::string& body, const std::string& extra_headers);
   filters::Context context() const;
@@ -148,6 +152,11 @@ class Session : public std::enable_shared_from_this<Session> {
   smtp::Protocol proto_;
   Reservation reservation_;
   ConnectionLimiter::Ticket ticket_;
+  ConnectionLimiter::Result admission_ = ConnectionLimiter::Result::Ok;  // taken at accept
+  Reply banner_;                                                           // set by admit()
+  uint64_t wakeup_ = 0;                                                    // in shared_.drain_wakeups
+  bool waiting_ = false;  // for the client's bytes (a command, a TLS handshake, a PROXY header)
+  bool drained_ = false;  // the drain ended that wait
 
   std::string sid_, ip_;
   uint16_t port_ = 0;
@@ -171,8 +180,11 @@ asio::awaitable<Session::ReadResult> Session::fill(config::Seconds timeout) {
   if (tls_) {  // TLS: the stream may hold decrypted bytes already, so read through it directly
     boost::system::error_code ec;
     arm(timeout);
+    waiting_ = true;
     size_t n = co_await tls_->async_read_some(asio::buffer(*tls_buf_), asio::redirect_error(asio::use_awaitable, ec));
+    waiting_ = false;
     disarm();
+    if (drained_) co_return ReadResult::Drained;
     if (timed_out()) co_return ReadResult::Timeout;
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) co_return ReadResult::Eof;
     if (ec) co_return ReadResult::Error;
@@ -183,8 +195,11 @@ asio::awaitable<Session::ReadResult> Session::fill(config::Seconds timeout) {
   for (;;) {
     boost::system::error_code ec;
     arm(timeout);
+    waiting_ = true;
     co_await sock_.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    waiting_ = false;
     disarm();
+    if (drained_) co_return ReadResult::Drained;
     if (timed_out()) co_return ReadResult::Timeout;
     if (ec) co_return ReadResult::Error;
     size_t n = sock_.read_some(asio::buffer(buf), ec);
@@ -221,13 +236,16 @@ void Session::set_in_transaction(bool on) {
 // received is dropped and answered 452 4.3.1 at its end.
 void Session::account_memory() {
   if (reservation_.update(proto_.held_bytes())) return;
+  if (proto_.in_data())
+    core::log().info("inflight id={} client={} message dropped at {} bytes: memory bound (all sessions {}, this client {})", sid_,
+                     ip_, proto_.held_bytes(), shared_.budget.used(), shared_.budget.used_by(client_network(ip_)));
   proto_.abort_data(R::insufficient_storage());
   reservation_.update(0);
   reservation_.update(proto_.held_bytes());  // the small remainder; may fail, nothing left to drop
 }
 
 void Session::on_data_start() {
-  if (shared_.budget.used() + cfg_.limits.data_line_length > cfg_.limits.inflight_bytes) {
+  if (!reservation_.room_for(cfg_.limits.data_line_length)) {  // in all, and this client's share
     proto_.reject(R::insufficient_storage());
     return;
   }
@@ -278,26 +296,53 @@ asio::awaitable<void> Session::decide(smtp::Event e) {
     core::log().info("reject id={} client={} rcpt=<{}> reason=\"{}\"", sid_, ip_, proto_.pending_address().str(), v.reason);
 }
 
-// The greeting: connection limits first, then the chain's connect phase (client block lists;
-// the RBL lookups start here). A refusal is sent as the banner and the connection closed.
-asio::awaitable<bool> Session::greet() {
+// Admission: the connection limits (taken at accept), then the chain's connect phase (client
+// block lists; the RBL lookups start here). Leaves the banner in banner_; false = refused (the
+// banner says why). On implicit-TLS listeners it runs before the handshake.
+asio::awaitable<bool> Session::admit() {
   if (shared_.draining) {
-    proto_.greet(R::shutting_down());
+    banner_ = R::shutting_down();
     co_return false;
   }
-  switch (shared_.limiter.acquire(ip_, ticket_)) {
+  switch (admission_) {
     case ConnectionLimiter::Result::Ok: break;
-    case ConnectionLimiter::Result::TooMany: proto_.greet(R::too_many_connections()); co_return false;
-    case ConnectionLimiter::Result::TooManyFromIp: proto_.greet(R::too_many_connections_from_ip()); co_return false;
+    case ConnectionLimiter::Result::TooMany: banner_ = R::too_many_connections(); co_return false;
+    case ConnectionLimiter::Result::TooManyFromIp: banner_ = R::too_many_connections_from_ip(); co_return false;
   }
   filters::Context ctx = context();
   filters_->connect(ctx);
   filters::Verdict v = co_await filters_->run(filters::Phase::Connect, std::move(ctx));
   filters::Answer a = filters::reply_for(filters::Phase::Connect, v, reply_names());
-  proto_.greet(*a.reply);  // a refusal (not 2xx) closes the connection
+  banner_ = *a.reply;
   if (a.step == filters::Step::Proceed) co_return true;
   reason_ = smtp::CloseReason::Refused;
   co_return false;
+}
+
+// The greeting: admission, then its banner. A refusal (not 2xx) closes the connection once sent.
+asio::awaitable<bool> Session::greet() {
+  bool ok = co_await admit();
+  proto_.greet(banner_);
+  co_return ok;
+}
+
+// A refusal that cannot be told in SMTP (before a PROXY header or a TLS handshake: nothing may be
+// sent in clear text there): logged and counted, and the connection is closed without a word.
+void Session::close_unanswered(std::string_view when) {
+  core::count(core::Counter::ConnectionsRefused);
+  if (reason_ == smtp::CloseReason::None) reason_ = smtp::CloseReason::Refused;
+  core::log().info("refused id={} client={} listener={} reply=\"{} {} {}\" closed {} without a reply", sid_, ip_,
+                   listener_.name(), banner_.code, banner_.enhanced, banner_.text, when);
+}
+
+// SIGTERM: a session waiting for its client outside a transaction is closed at once (421 4.3.2
+// when SMTP is spoken already); one inside a transaction, or busy, goes on (it looks at
+// shared_.draining before its next wait).
+void Session::on_drain() {
+  if (!waiting_ || proto_.in_transaction() || drained_) return;
+  drained_ = true;
+  boost::system::error_code ignored;
+  raw().cancel(ignored);
 }
 
 // While a long check runs nobody reads the socket: watch it, and when the client closes (FIN or
@@ -376,13 +421,19 @@ asio::awaitable<bool> Session::read_proxy_header() {
   net::ProxyResult r = net::parse_proxy_header(buf);  // NeedMore: what the shortest header needs
   bool ok = true;
   arm(cfg_.limits.greeting_timeout);
+  waiting_ = true;
   while (r.status == net::ProxyStatus::NeedMore) {
     // Only what certainly belongs to the header: the bytes after it stay in the socket.
     ok = co_await read_more(buf, buf.size() + r.more);
     if (!ok) break;
     r = net::parse_proxy_header(buf);
   }
+  waiting_ = false;
   disarm();
+  if (drained_) {
+    reason_ = smtp::CloseReason::Shutdown;
+    co_return false;
+  }
   if (!ok || r.status != net::ProxyStatus::Done) {
     core::log().warn("proxy id={} peer={} bad header: {}", sid_, ip_,
                      !ok ? (timed_out() ? "timeout" : "connection closed") : r.error);
@@ -393,6 +444,7 @@ asio::awaitable<bool> Session::read_proxy_header() {
     core::log().info("proxy id={} peer={} client={}:{} v{}", sid_, ip_, r.header.src_ip, r.header.src_port, r.header.version);
     ip_ = r.header.src_ip;
     port_ = r.header.src_port;
+    admission_ = shared_.limiter.rekey(ticket_, ip_);  // from the balancer's count to the client's
   }
   co_return true;
 }
@@ -401,9 +453,15 @@ asio::awaitable<bool> Session::start_tls() {
   boost::system::error_code ec;
   tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(sock_), *snap_->tls);
   tls_buf_ = std::make_unique<std::array<char, 16384>>();
-  arm(cfg_.limits.greeting_timeout);
+  arm(cfg_.limits.tls_handshake_timeout);
+  waiting_ = true;
   co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+  waiting_ = false;
   disarm();
+  if (drained_) {
+    reason_ = smtp::CloseReason::Shutdown;
+    co_return false;
+  }
   if (ec || timed_out()) {
     core::count(core::Counter::TlsHandshakeFailures);
     core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out() ? "timeout" : ec.message());
@@ -500,22 +558,46 @@ asio::awaitable<void> Session::run() {
   }, deadline_);
   shared_.sessions.fetch_add(1);
   profile_slot().fetch_add(1);
+  // Counted from accept, before any PROXY header or TLS handshake: a socket that never says a word
+  // holds a slot too. Behind a balancer the peer counts against the total only until the header
+  // names the client (read_proxy_header re-keys the ticket).
+  admission_ = listener_.proxy_protocol ? shared_.limiter.acquire_total(ticket_) : shared_.limiter.acquire(ip_, ticket_);
+  wakeup_ = shared_.drain_wakeups.add([w = weak_from_this(), ex = sock_.get_executor()] {
+    asio::post(ex, [w] {
+      if (auto self = w.lock()) self->on_drain();
+    });
+  });
+  if (listener_.proxy_protocol && admission_ != ConnectionLimiter::Result::Ok) {
+    banner_ = R::too_many_connections();
+    close_unanswered("before the PROXY header");
+    finish(ec);
+    co_return;
+  }
   if (listener_.proxy_protocol && !co_await read_proxy_header()) {
     core::count(core::Counter::ConnectionsRefused);
     finish(ec);
     co_return;
   }
+  reservation_.set_client(client_network(ip_));
   core::log().info("connect id={} client={}:{} listener={} profile={}", sid_, ip_, port_, listener_.name(), profile_.name);
+  filters_ = std::make_unique<filters::ChainRun>(chain_, raw().get_executor());
   if (profile_.implicit_tls) {
+    // Limits and block lists before the handshake: a refused client gets no TLS, and as nothing can
+    // be said in clear text on this port, no reply either.
+    if (!co_await admit()) {
+      close_unanswered("before TLS");
+      finish(ec);
+      co_return;
+    }
     if (!snap_->tls || !co_await start_tls()) {
       finish(ec);
       co_return;
     }
     proto_.set_tls_active();
+    proto_.greet(banner_);
+  } else {
+    co_await greet();
   }
-
-  filters_ = std::make_unique<filters::ChainRun>(chain_, raw().get_executor());
-  co_await greet();
   core::count(proto_.closing() ? core::Counter::ConnectionsRefused : core::Counter::ConnectionsAccepted);
 
   for (bool open = true; open;) {
@@ -528,8 +610,13 @@ asio::awaitable<void> Session::run() {
           open = false;
           break;
         }
+        if (shared_.draining && !proto_.in_transaction()) {  // the drain closes idle sessions at once
+          proto_.shut_down();
+          break;
+        }
         ReadResult rr = co_await fill(read_timeout());
         if (rr == ReadResult::Timeout) proto_.timeout();
+        if (rr == ReadResult::Drained) proto_.shut_down();
         if (rr == ReadResult::Eof || rr == ReadResult::Error) {
           reason_ = rr == ReadResult::Eof ? smtp::CloseReason::Eof : smtp::CloseReason::Error;
           open = false;
@@ -567,6 +654,7 @@ void Session::finish(boost::system::error_code& ec) {
   if (reason_ == smtp::CloseReason::Timeout) core::count(core::Counter::Timeouts);
   if (reason_ == smtp::CloseReason::Violation || reason_ == smtp::CloseReason::Errors) core::count(core::Counter::ProtocolViolations);
   set_in_transaction(false);
+  shared_.drain_wakeups.remove(wakeup_);
   if (filters_) filters_->cancel();
   watchdog_.stop();
   raw().close(ec);

@@ -4,10 +4,14 @@
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <boost/asio/ssl/context.hpp>
@@ -34,13 +38,47 @@ struct SnapshotOrError {
   std::string error;
 };
 
+// What one client network may hold of the in-flight budget: limits.inflight_share of it, but
+// never less than one largest message (with a DATA line), nor more than the whole budget.
+inline size_t client_share(const config::Config& c) {
+  size_t largest = c.limits.message_size;
+  for (const auto& p : c.profiles) largest = std::max(largest, p.message_size);
+  size_t share = static_cast<size_t>(static_cast<double>(c.limits.inflight_bytes) * c.limits.inflight_share);
+  return std::min(c.limits.inflight_bytes, std::max(share, largest + c.limits.data_line_length));
+}
+
+// The drain's wake-up calls: each live session leaves one (it posts to the session's own thread);
+// wake_all() runs them once `draining` is set, so that idle sessions close at once.
+class DrainWakeups {
+ public:
+  uint64_t add(std::function<void()> wake) {
+    std::lock_guard lock(mu_);
+    wakeups_.emplace(++next_, std::move(wake));
+    return next_;
+  }
+  void remove(uint64_t id) {
+    std::lock_guard lock(mu_);
+    wakeups_.erase(id);
+  }
+  void wake_all() {
+    std::lock_guard lock(mu_);
+    for (auto& [id, wake] : wakeups_) wake();
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<uint64_t, std::function<void()>> wakeups_;
+  uint64_t next_ = 0;
+};
+
 // Process-wide state shared by sessions on all threads.
 struct Shared {
   explicit Shared(const config::Config& c)
-      : limiter(c.limits.connections, c.limits.connections_per_ip), budget(c.limits.inflight_bytes) {}
+      : limiter(c.limits.connections, c.limits.connections_per_ip), budget(c.limits.inflight_bytes, client_share(c)) {}
   ConnectionLimiter limiter;
   MemoryBudget budget;
   std::atomic<bool> draining{false};
+  DrainWakeups drain_wakeups;
   std::atomic<size_t> sessions{0};      // live sessions
   std::array<std::atomic<size_t>, 3> sessions_by_profile{};  // indexed like config::Config::profiles
   std::atomic<size_t> transactions{0};  // sessions inside a mail transaction

@@ -362,7 +362,7 @@ def profile_overrides(cert_file, key_file, directory, auth=None, tls=None, limit
                      {"address": "127.0.0.1:0", "profile": "submissions"}],
         "tls": {"cert_file": cert_file, "key_file": key_file},
         "auth": {"failure_delay": 0.3, "failure_limit": 3},
-        "limits": {"greeting_timeout": 3},
+        "limits": {"greeting_timeout": 3, "tls_handshake_timeout": 3},
         "directory": dict(directory),
     }
     cfg["tls"].update(tls or {})

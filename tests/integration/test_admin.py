@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import threading
@@ -95,6 +96,42 @@ class AdminTest(unittest.TestCase):
             worst = max(worst, time.monotonic() - t0)
         print(f"\n  admin answers under SMTP saturation: worst /readyz+/livez pair {worst * 1000:.1f} ms")
         stop.set()
+
+    def test_livez_answers_while_idle_connections_hold_the_admin_listener(self):
+        # k8s binds the admin listener on 0.0.0.0 with a 3-failure liveness probe: idle connections
+        # (from the probe's own address and from others) must not make the probe fail.
+        self.start_mx()
+        idle = []
+        self.addCleanup(lambda: [s.close() for s in idle])
+        for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
+            for _ in range(30):
+                idle.append(socket.create_connection(("127.0.0.1", self.admin_port), timeout=10,
+                                                     source_address=(source, 0)))
+        answers = []
+        for _ in range(10):
+            try:
+                answers.append(get(self.admin_port, "/livez", timeout=5)[0])
+            except OSError as e:
+                answers.append(repr(e))
+        self.assertEqual(answers, [200] * 10)
+        # idle connections are closed by the server (request deadline, or shed to make room)
+        deadline = time.monotonic() + 20
+        open_left = list(idle)
+        while open_left and time.monotonic() < deadline:
+            still = []
+            for s in open_left:
+                s.settimeout(0.01)
+                try:
+                    if s.recv(1) == b"":
+                        continue
+                except (ConnectionResetError, BrokenPipeError):
+                    continue
+                except socket.timeout:
+                    pass
+                still.append(s)
+            open_left = still
+            time.sleep(0.2)
+        self.assertEqual(len(open_left), 0, "idle admin connections left open by the server")
 
     def test_a_refused_reload_is_shown_in_health_and_cleared_by_a_good_one(self):
         mx = self.start_mx()

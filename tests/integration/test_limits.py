@@ -3,7 +3,9 @@
 Run from the repo root:  python3 -m unittest -v tests/integration/test_limits.py"""
 import os
 import signal
+import smtplib
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -269,7 +271,69 @@ class LimitsTest(unittest.TestCase):
         self.assertTrue(line.startswith("250 2.0.0"), f"{raw!r}{self.diag()}")
         self.assertEqual(len(self.pf.deliveries(10, 1, match=marker.encode())), 1)
 
+    def test_slow_data_senders_from_one_network_cannot_hold_the_whole_inflight_budget(self):
+        # inflight_bytes 400000, inflight_share 0.25: one /24 may hold 100000 (>= one largest
+        # message, 60000 + a DATA line). The hog (127.0.1.0/24) opens 8 transactions and sends
+        # 55000 octets of each without ending them (a slow sender); before the share bound they held
+        # 385000 of the 400000 and every other client got 452.
+        self.start_mx({"inflight_bytes": 400000, "message_size": 60000, "data_line_length": 1000})
+        hog = []
+        for _ in range(8):
+            c = self.conn(source="127.0.1.2", timeout=20)
+            self.assertEqual(c.cmd("EHLO hog.test")[0], 250)
+            self.assertEqual(c.cmd("MAIL FROM:<hog@example.net>")[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<bob@example.org>")[0], 250)
+            code, line, raw = c.cmd("DATA")
+            self.assertIn(code, (354, 452), raw)
+            if code == 354:
+                c.send(message(unique_marker("hog"), 55000))
+                hog.append(c)
+        time.sleep(1.0)  # the server has read what the hog sent
+        # another network still gets its mail through
+        marker = unique_marker("share")
+        c = self.conn(source="127.0.2.3", timeout=20)
+        self.envelope(c)
+        c.send(message(marker, 30000))
+        time.sleep(0.3)  # the end of data in a later write, as for any message bigger than one burst
+        c.send(b".\r\n")
+        code, line, raw = c.reply()
+        self.assertTrue(line.startswith("250 2.0.0"), f"{raw!r}{self.diag()}")
+        self.assertEqual(len(self.pf.deliveries(10, 1, match=marker.encode())), 1, self.diag())
+        # the hog's own transactions past its share are refused at their end
+        answers = []
+        for h in hog:
+            h.send(b".\r\n")
+            answers.append(h.reply()[1][:9])
+        self.assertIn("452 4.3.1", answers, self.diag())
+        self.assertTrue(self.mx.wait_log(r"inflight id=\S+ client=127\.0\.1\.2 message dropped", 5), self.diag())
+
     # -- drain ----------------------------------------------------------------------------------
+    def test_sigterm_with_idle_clients_exits_promptly_and_tells_them_421(self):
+        # shutdown_timeout 30 s, command_timeout 300 s: idle sessions must not stretch the drain
+        mx = self.start_mx(server={"hostname": "mx.test", "io_threads": 2, "shutdown_timeout": 30})
+        idle = smtplib.SMTP("127.0.0.1", mx.port, timeout=10)
+        self.addCleanup(idle.close)
+        self.assertEqual(idle.ehlo("idle.test")[0], 250)
+        silent = self.conn()  # greeted, never says a word
+        self.assertEqual(silent.greeting[0], 220)
+        mx.expected_exit = True
+        t0 = time.monotonic()
+        os.kill(mx.pid, signal.SIGTERM)
+        try:
+            rc = mx.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.fail(f"still draining {time.monotonic() - t0:.1f} s after SIGTERM with only idle clients{self.diag()}")
+        elapsed = time.monotonic() - t0
+        self.assertEqual(rc, 0, self.diag())
+        self.assertLess(elapsed, 15, self.diag())
+        code, text = idle.getreply()
+        self.assertEqual(code, 421, text)
+        self.assertTrue(text.startswith(b"4.3.2"), text)
+        code, line, raw = silent.reply(timeout=5)
+        self.assertTrue(line.startswith("421 4.3.2"), raw)
+        sid = mx.session_id(silent.local_port)
+        self.assertEqual(mx.disconnect_reason(sid), "shutdown", self.diag())
+
     def test_sigterm_drains_idle_421_in_flight_250_and_exits_0(self):
         mx = self.start_mx()
         marker = unique_marker("drain")

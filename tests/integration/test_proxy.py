@@ -443,6 +443,33 @@ class ProxyDirectTest(unittest.TestCase):
         finally:
             c.close()
 
+    def test_connections_waiting_for_their_header_count_against_the_total(self):
+        mx = self.start_mx(limits={"connections": 4, "greeting_timeout": 60})
+        base = self.baseline(mx)
+        held = [Raw(mx.port, timeout=20) for _ in range(4)]  # trusted peer, no header (yet)
+        self.addCleanup(lambda: [c.close() for c in held])
+        deadline = time.monotonic() + 10
+        while mx.fd_count() < base + 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        over = Raw(mx.port, timeout=20)
+        self.addCleanup(over.close)
+        try:
+            r = over.line()
+        except socket.timeout:
+            self.fail(f"a connection over limits.connections was held open waiting for its header{self.diag()}")
+        self.assertIsNone(r, "the server sent something before the PROXY header")
+        self.assertIsNotNone(mx.wait_log(r"refused id=\S+ client=127\.0\.0\.1 .*421 4\.3\.2.* closed before the PROXY header",
+                                         5), self.diag())
+        # the held ones are served once their header comes
+        held[0].send(v2_header("198.51.100.30", "127.0.0.1", 40040, 25))
+        self.assertTrue((held[0].reply() or "").startswith("220"), self.diag())
+        for c in held:
+            c.close()
+        deadline = time.monotonic() + 10
+        while mx.fd_count() > base and time.monotonic() < deadline:
+            time.sleep(0.05)
+        smtp_session(mx.port, unique_marker("after-hold"), header=v2_header("198.51.100.31", "127.0.0.1", 40041, 25))
+
     def test_per_ip_limit_counts_the_proxy_source(self):
         mx = self.start_mx(limits={"connections_per_ip": 1})
         self.baseline(mx)

@@ -26,7 +26,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import (HarnessError, Mxfront, PostfixQmqp, free_port, mxfront_bin, to_toml,  # noqa: E402
+from mxharness import (HarnessError, Mxfront, PostfixQmqp, SmtpConn, free_port, mxfront_bin, to_toml,  # noqa: E402
                        unique_marker, wait_listening)
 from tls_harness import (SERVER_NAME, SmtpTls, TestPki, command, ehlo_keywords, peer_certificate,  # noqa: E402
                          profile_overrides, read_reply, tls11_context, users_file)
@@ -60,7 +60,7 @@ class TlsAuthServer:
     """Shared set-up: PKI + users file + Postfix qmqpd + mxfront (mx, submission, submissions)."""
 
     @classmethod
-    def start_stack(cls, directory=None):
+    def start_stack(cls, directory=None, limits=None, extra=None):
         cls.pki = TestPki()
         cls.addClassCleanup(cls.pki.close)
         cls.users = users_file(os.path.join(cls.pki.dir, "users"))
@@ -68,7 +68,9 @@ class TlsAuthServer:
         cls.addClassCleanup(cls.pf.stop)
         cls.pf.start()
         directory = directory or {"type": "file", "users_file": cls.users}
-        cls.mx = Mxfront([cls.pf.address], profile_overrides(cls.pki.server.cert, cls.pki.server.key, directory))
+        cfg = profile_overrides(cls.pki.server.cert, cls.pki.server.key, directory, limits=limits)
+        cfg.update(extra or {})
+        cls.mx = Mxfront([cls.pf.address], cfg)
         cls.addClassCleanup(cls.mx.kill)
         cls.mx.start()
         (_, cls.mx_port), (_, cls.sub_port), (_, cls.subs_port) = cls.mx.listeners
@@ -552,7 +554,7 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
         self.assert_no_leak()
 
     def test_silent_client_on_implicit_tls_port_times_out(self):
-        # limits.greeting_timeout = 3 bounds the handshake
+        # limits.tls_handshake_timeout = 3 bounds the handshake
         s = socket.create_connection(("127.0.0.1", self.subs_port), timeout=10)
         try:
             port = s.getsockname()[1]
@@ -563,8 +565,8 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
                 d = b""
             elapsed = time.monotonic() - t0
             self.assertEqual(d, b"", "server sent something to a client that never said hello")
-            self.assertLess(elapsed, 8, "handshake not bounded by greeting_timeout")
-            self.assertGreater(elapsed, 2, "closed before greeting_timeout")
+            self.assertLess(elapsed, 8, "handshake not bounded by tls_handshake_timeout")
+            self.assertGreater(elapsed, 2, "closed before tls_handshake_timeout")
         finally:
             s.close()
         self._expect_handshake_failure_logged(port, "timeout")
@@ -672,6 +674,121 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
                 proc.kill()
             proc.wait(5)
             proc.stderr.close()
+
+
+class ImplicitTlsLimitsTest(TlsAuthServer, unittest.TestCase):
+    """Implicit TLS (submissions) and the connection limits: a socket is counted from accept, before
+    its ClientHello; over a limit, or from a blocked client, it is closed without a handshake and
+    without a reply (nothing can be said in clear text there), logged and counted; the handshake
+    has its own timeout (limits.tls_handshake_timeout), shorter than greeting_timeout."""
+
+    HOLD_PER_IP = 6
+
+    @classmethod
+    def setUpClass(cls):
+        cls.start_stack(limits={"connections": 12, "connections_per_ip": cls.HOLD_PER_IP, "greeting_timeout": 120,
+                                "tls_handshake_timeout": 15},
+                        extra={"rules": {"client_block": ["127.0.0.9"]},
+                               "profile.submissions": {"filters": ["rules", "relay_control"]}})
+
+    def hold_silent(self, source, n):
+        """n sockets from `source` to the implicit-TLS port that never send a ClientHello, each seen
+        by the server (its connect line logged)."""
+        held = []
+        self.addCleanup(lambda: [s.close() for s in held])
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", self.subs_port), timeout=20, source_address=(source, 0))
+            held.append(s)
+            self.assertIsNotNone(self.mx.session_id(s.getsockname()[1], 10), f"connection not seen{self.diag()}")
+        return held
+
+    def assert_closed_without_handshake(self, source, reason):
+        """A connection from `source` to the implicit-TLS port is closed with nothing sent and the
+        refusal (not a handshake timeout) is logged."""
+        s = socket.create_connection(("127.0.0.1", self.subs_port), timeout=20, source_address=(source, 0))
+        try:
+            local = s.getsockname()[1]
+            try:
+                d = s.recv(4096)
+            except ConnectionResetError:
+                d = b""
+            except socket.timeout:
+                self.fail(f"connection from {source} over the limit held open (no refusal){self.diag()}")
+            self.assertEqual(d, b"", "the server sent something in clear text on the implicit-TLS port")
+        finally:
+            s.close()
+        sid = self.mx.session_id(local)
+        self.assertIsNotNone(sid, self.diag())
+        self.assertTrue(self.mx.wait_log(rf"refused id={sid} client={re.escape(source)} .*{reason}.* closed before TLS", 5),
+                        f"no refusal logged for {sid}{self.diag()}")
+
+    def release(self, held):
+        for s in held:
+            s.close()
+        self.assert_no_leak()
+
+    def test_silent_implicit_tls_sockets_count_against_connections_per_ip(self):
+        held = self.hold_silent("127.0.0.2", self.HOLD_PER_IP)
+        self.assert_closed_without_handshake("127.0.0.2", "4.3.2")
+        # the same address on the plain MX port: over its limit too
+        with SmtpConn(self.mx_port, source="127.0.0.2") as c:
+            self.assertTrue(c.greeting[1].startswith("421 4.3.2"), f"{c.greeting}{self.diag()}")
+        # another address is served on both ports
+        with SmtpConn(self.mx_port, source="127.0.0.3") as c:
+            self.assertEqual(c.greeting[0], 220, c.greeting)
+        self.release(held)
+        deadline = time.monotonic() + 10
+        while True:  # once the silent ones are gone, the address is served again
+            with SmtpConn(self.mx_port, source="127.0.0.2") as c:
+                if c.greeting[0] == 220 or time.monotonic() > deadline:
+                    break
+            time.sleep(0.1)
+        self.assertEqual(c.greeting[0], 220, c.greeting)
+        self.assert_still_serves()
+
+    def test_silent_implicit_tls_sockets_count_against_connections(self):
+        held = self.hold_silent("127.0.0.4", self.HOLD_PER_IP) + self.hold_silent("127.0.0.5", self.HOLD_PER_IP)
+        self.assert_closed_without_handshake("127.0.0.6", "4.3.2")
+        with SmtpConn(self.mx_port, source="127.0.0.6") as c:
+            self.assertTrue(c.greeting[1].startswith("421 4.3.2"), f"{c.greeting}{self.diag()}")
+        self.release(held)
+        self.assert_still_serves()
+
+    def test_blocked_client_gets_no_tls_handshake(self):
+        s = socket.create_connection(("127.0.0.1", self.subs_port), timeout=20, source_address=("127.0.0.9", 0))
+        local = s.getsockname()[1]
+        try:
+            with self.assertRaises(OSError, msg="a blocked client completed the TLS handshake"):
+                t = self.ctx.wrap_socket(s, server_hostname=SERVER_NAME)
+                t.close()
+        finally:
+            s.close()
+        sid = self.mx.session_id(local)
+        self.assertTrue(self.mx.wait_log(rf"refused id={sid} client=127\.0\.0\.9 .*554 5\.7\.1.* closed before TLS", 5),
+                        self.diag())
+        self.assert_still_serves()
+        self.assert_no_leak()
+
+    def test_silent_client_is_closed_at_the_handshake_timeout_not_the_greeting_timeout(self):
+        # tls_handshake_timeout = 15 s, greeting_timeout = 120 s
+        s = socket.create_connection(("127.0.0.1", self.subs_port), timeout=90, source_address=("127.0.0.7", 0))
+        try:
+            local = s.getsockname()[1]
+            try:
+                d = s.recv(4096)
+            except ConnectionResetError:
+                d = b""
+            self.assertEqual(d, b"")
+        finally:
+            s.close()
+        self._expect_handshake_failure_logged_from(local, "127.0.0.7")
+        self.assert_no_leak()
+
+    def _expect_handshake_failure_logged_from(self, local_port, source):
+        sid = self.mx.session_id(local_port)
+        self.assertIsNotNone(sid, self.diag())
+        self.assertTrue(self.mx.wait_log(rf'tls handshake failed id={sid} client={re.escape(source)} error="timeout"', 5),
+                        self.diag())
 
 
 class MinVersion13Test(unittest.TestCase):

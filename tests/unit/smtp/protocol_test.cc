@@ -356,6 +356,26 @@ TEST(Protocol, DrainingLetsATransactionInProgressFinish) {
   EXPECT_NE(out.find("421 4.3.2"), std::string::npos);
 }
 
+TEST(Protocol, ShutDownClosesAnIdleSessionAtOnceWith421) {
+  Driver d;
+  d.feed("EHLO a\r\n");
+  d.p.shut_down();
+  EXPECT_EQ(d.p.next(), Event::Close);
+  EXPECT_EQ(d.take(), core::replies::shutting_down().wire());
+  EXPECT_EQ(d.p.close_reason(), smtp::CloseReason::Shutdown);
+}
+
+TEST(Protocol, ShutDownInsideATransactionLetsItFinishThen421) {
+  Driver d;
+  d.feed(kEnvelope);
+  d.p.shut_down();
+  EXPECT_FALSE(d.p.closing());
+  std::string out = d.feed("x\r\n.\r\nNOOP\r\n");
+  EXPECT_EQ(d.messages.size(), 1u);
+  EXPECT_NE(out.find("250 2.0.0 Ok"), std::string::npos);
+  EXPECT_NE(out.find("421 4.3.2"), std::string::npos);
+}
+
 TEST(Protocol, TimeoutSends421AndCloses) {
   Driver d;
   d.p.timeout();

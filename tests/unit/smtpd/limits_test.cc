@@ -32,3 +32,66 @@ TEST(MemoryBudget, ReservationFollowsHeldBytesAndRefusesPastTheLimit) {
   }
   EXPECT_EQ(b.used(), 0u);
 }
+
+TEST(ConnectionLimiter, ProxyPeerCountsAgainstTheTotalThenIsRekeyedToTheClient) {
+  ConnectionLimiter l(3, 1);
+  ConnectionLimiter::Ticket a, b, c, d;
+  // before the PROXY header: the balancer's connections count against the total only
+  EXPECT_EQ(l.acquire_total(a), ConnectionLimiter::Result::Ok);
+  EXPECT_EQ(l.acquire_total(b), ConnectionLimiter::Result::Ok);
+  EXPECT_EQ(l.acquire_total(c), ConnectionLimiter::Result::Ok);
+  EXPECT_EQ(l.acquire_total(d), ConnectionLimiter::Result::TooMany);
+  EXPECT_EQ(l.current(), 3u);
+  // the header names the client: per-address counting from then on
+  EXPECT_EQ(l.rekey(a, "192.0.2.1"), ConnectionLimiter::Result::Ok);
+  EXPECT_EQ(l.rekey(b, "192.0.2.1"), ConnectionLimiter::Result::TooManyFromIp);
+  EXPECT_EQ(l.rekey(c, "192.0.2.2"), ConnectionLimiter::Result::Ok);
+  EXPECT_EQ(l.current(), 3u);
+  { ConnectionLimiter::Ticket gone = std::move(b); }  // refused, still released from the total
+  EXPECT_EQ(l.current(), 2u);
+  ConnectionLimiter::Ticket e;
+  EXPECT_EQ(l.acquire("192.0.2.1", e), ConnectionLimiter::Result::TooManyFromIp);
+  { ConnectionLimiter::Ticket gone = std::move(a); }
+  EXPECT_EQ(l.acquire("192.0.2.1", e), ConnectionLimiter::Result::Ok);
+}
+
+TEST(MemoryBudget, OneClientNetworkCannotHoldMoreThanItsShare) {
+  MemoryBudget b(1000, 400);
+  Reservation hog1(b), hog2(b), other(b);
+  hog1.set_client(client_network("192.0.2.7"));
+  hog2.set_client(client_network("192.0.2.8"));  // same /24
+  other.set_client(client_network("198.51.100.1"));
+  EXPECT_TRUE(hog1.update(300));
+  EXPECT_FALSE(hog2.update(200));  // 500 > the share, though the budget has room
+  EXPECT_TRUE(hog2.update(100));
+  EXPECT_FALSE(hog1.room_for(1));
+  EXPECT_TRUE(other.room_for(400));
+  EXPECT_TRUE(other.update(400));
+  EXPECT_EQ(b.used(), 800u);
+  EXPECT_EQ(b.used_by("192.0.2.0/24"), 400u);
+  EXPECT_TRUE(hog1.update(0));
+  EXPECT_EQ(b.used_by("192.0.2.0/24"), 100u);
+  EXPECT_TRUE(hog2.update(250));
+  EXPECT_FALSE(other.room_for(1));  // its own share is full
+  Reservation third(b);
+  third.set_client(client_network("203.0.113.1"));
+  EXPECT_TRUE(third.room_for(350));
+  EXPECT_FALSE(third.room_for(351));  // the whole budget (650 used of 1000) still bounds everyone
+  EXPECT_FALSE(third.update(351));
+}
+
+TEST(MemoryBudget, WithoutAClientOnlyTheTotalCounts) {
+  MemoryBudget b(1000, 100);
+  Reservation r(b);
+  EXPECT_TRUE(r.update(900));
+  EXPECT_EQ(b.used(), 900u);
+}
+
+TEST(ClientNetwork, Ipv4Slash24Ipv6Slash64MappedIsIpv4) {
+  EXPECT_EQ(client_network("192.0.2.77"), "192.0.2.0/24");
+  EXPECT_EQ(client_network("::ffff:192.0.2.77"), "192.0.2.0/24");
+  EXPECT_EQ(client_network("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+  EXPECT_EQ(client_network("2001:db8:1:2:ffff::9"), client_network("2001:db8:1:2::1"));
+  EXPECT_NE(client_network("2001:db8:1:3::1"), client_network("2001:db8:1:2::1"));
+  EXPECT_EQ(client_network("not an address"), "not an address");
+}
