@@ -7,25 +7,26 @@ ConnectionLimiter::Ticket::~Ticket() {
   if (owner_) owner_->release(ip_);
 }
 
-ConnectionLimiter::Result ConnectionLimiter::acquire(const std::string& ip, Ticket& t) {
+ConnectionLimiter::Result ConnectionLimiter::acquire(const core::IpAddress& ip, Ticket& t) {
+  const core::IpAddress key = ip.network_key();
   std::lock_guard lock(mu_);
   if (count_ >= total_) return Result::TooMany;
-  size_t& n = by_ip_[ip];
+  size_t& n = by_ip_[key];
   if (n >= per_ip_) {
-    if (n == 0) by_ip_.erase(ip);
+    if (n == 0) by_ip_.erase(key);
     return Result::TooManyFromIp;
   }
   ++n;
   ++count_;
   t.owner_ = this;
-  t.ip_ = ip;
+  t.ip_ = key;
   return Result::Ok;
 }
 
-void ConnectionLimiter::release(const std::string& ip) {
+void ConnectionLimiter::release(const core::IpAddress& key) {
   std::lock_guard lock(mu_);
   --count_;
-  auto it = by_ip_.find(ip);
+  auto it = by_ip_.find(key);
   if (it != by_ip_.end() && --it->second == 0) by_ip_.erase(it);
 }
 

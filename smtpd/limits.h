@@ -1,11 +1,16 @@
 // Process-wide bounds shared by all I/O threads: concurrent connections (total and per client
 // address) and the bytes of message data held in memory. Thread-safe; RAII handles release.
+// A client is counted by core::IpAddress::network_key(): an IPv4 address (IPv4-mapped IPv6 folded
+// to it), or the /64 of an IPv6 address, so one host cannot get past the per-client bound by
+// cycling through the addresses of its /64.
 #pragma once
 #include <atomic>
 #include <cstddef>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include "core/ip.h"
 
 namespace smtpd {
 
@@ -23,19 +28,19 @@ class ConnectionLimiter {
    private:
     friend class ConnectionLimiter;
     ConnectionLimiter* owner_ = nullptr;
-    std::string ip_;
+    core::IpAddress ip_;  // the network key
   };
 
   ConnectionLimiter(size_t total, size_t per_ip) : total_(total), per_ip_(per_ip) {}
-  Result acquire(const std::string& ip, Ticket& t);
+  Result acquire(const core::IpAddress& ip, Ticket& t);
   size_t current() const;
 
  private:
-  void release(const std::string& ip);
+  void release(const core::IpAddress& key);
   size_t total_, per_ip_;
   mutable std::mutex mu_;
   size_t count_ = 0;
-  std::unordered_map<std::string, size_t> by_ip_;
+  std::unordered_map<core::IpAddress, size_t> by_ip_;  // by network key
 };
 
 class MemoryBudget {

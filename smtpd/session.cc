@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "core/ids.h"
+#include "core/ip.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "filters/reply_for.h"
@@ -149,7 +150,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Reservation reservation_;
   ConnectionLimiter::Ticket ticket_;
 
-  std::string sid_, ip_;
+  std::string sid_;
+  core::IpAddress ip_;  // parsed once: from the socket, then from the PROXY header
   uint16_t port_ = 0;
   Clock::time_point start_, deadline_;
   bool got_input_ = false;
@@ -390,8 +392,14 @@ asio::awaitable<bool> Session::read_proxy_header() {
     co_return false;
   }
   if (!r.header.local) {
-    core::log().info("proxy id={} peer={} client={}:{} v{}", sid_, ip_, r.header.src_ip, r.header.src_port, r.header.version);
-    ip_ = r.header.src_ip;
+    auto src = core::IpAddress::parse(r.header.src_ip);  // the parser printed it: always an address
+    if (!src) {
+      core::log().warn("proxy id={} peer={} bad header: source address", sid_, ip_);
+      reason_ = smtp::CloseReason::Proxy;
+      co_return false;
+    }
+    core::log().info("proxy id={} peer={} client={} v{}", sid_, ip_, src->with_port(r.header.src_port), r.header.version);
+    ip_ = *src;
     port_ = r.header.src_port;
   }
   co_return true;
@@ -490,7 +498,8 @@ asio::awaitable<void> Session::run() {
   boost::system::error_code ec;
   auto peer = sock_.remote_endpoint(ec);
   if (ec) co_return;
-  ip_ = peer.address().to_string();
+  const auto addr = peer.address();
+  ip_ = addr.is_v4() ? core::IpAddress::v4(addr.to_v4().to_bytes()) : core::IpAddress::v6(addr.to_v6().to_bytes());
   port_ = peer.port();
   sock_.set_option(tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);
@@ -505,7 +514,7 @@ asio::awaitable<void> Session::run() {
     finish(ec);
     co_return;
   }
-  core::log().info("connect id={} client={}:{} listener={} profile={}", sid_, ip_, port_, listener_.name(), profile_.name);
+  core::log().info("connect id={} client={} listener={} profile={}", sid_, ip_.with_port(port_), listener_.name(), profile_.name);
   if (profile_.implicit_tls) {
     if (!snap_->tls || !co_await start_tls()) {
       finish(ec);
