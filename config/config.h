@@ -62,7 +62,7 @@ struct Limits {
   size_t recipients = 100;              // per message
   size_t errors = 20;                   // protocol errors before 421 + close
   size_t connections = 1000;            // concurrent, all listeners
-  size_t connections_per_ip = 20;       // concurrent, per client address
+  size_t connections_per_ip = 20;       // concurrent, per client: IPv4 address or IPv6 /64
   Seconds greeting_timeout{60};         // from the 220 to the first command
   Seconds command_timeout{300};         // waiting for each next command
   Seconds data_timeout{180};            // waiting for each next block of DATA

@@ -250,7 +250,7 @@ std::vector<Parameter> core_rows() {
        size_param([](Config& c) -> size_t& { return c.limits.errors; }, 1, 10000)},
       {"limits", "connections", "integer", "1000", "Concurrent SMTP connections, all listeners; more get 421 4.3.2 and are closed.",
        size_param([](Config& c) -> size_t& { return c.limits.connections; }, 1, 1000000)},
-      {"limits", "connections_per_ip", "integer", "20", "Concurrent connections from one client address; more get 421 4.3.2.",
+      {"limits", "connections_per_ip", "integer", "20", "Concurrent connections from one client: an IPv4 address (IPv4-mapped IPv6 counts as that address) or an IPv6 /64; more get 421 4.3.2.",
        size_param([](Config& c) -> size_t& { return c.limits.connections_per_ip; }, 1, 1000000)},
       {"limits", "greeting_timeout", "seconds", "60", "From the 220 greeting to the client's first command; then 421 4.4.2 and close.",
        seconds_param([](Config& c) -> Seconds& { return c.limits.greeting_timeout; }, 0.1, 3600)},

@@ -174,8 +174,7 @@ inline std::optional<core::Cidr> config_cidr(const std::string& s, std::string& 
     err = fmt::format("'{}' is not an address or CIDR range", s);
     return std::nullopt;
   }
-  core::Cidr net = *r;
-  for (int bit = r->prefix; bit < (r->v6 ? 128 : 32); ++bit) net.addr[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  core::Cidr net{r->addr.prefix(r->prefix), r->prefix};
   if (net.addr != r->addr) {
     err = fmt::format("'{}' has host bits set: write {} (the range) or the address alone", s, net.str());
     return std::nullopt;

@@ -1,23 +1,17 @@
-// CIDR parsing (core::parse_ip, which unwraps IPv4-mapped addresses) and prefix matching.
+// CIDR parsing (core::IpAddress::parse, which folds IPv4-mapped addresses) and prefix matching.
 #include "core/cidr.h"
 
-#include <arpa/inet.h>
-
 #include <charconv>
-#include <cstring>
-
-#include "core/ip.h"
 
 namespace core {
 
 std::optional<Cidr> Cidr::parse(std::string_view text) {
   size_t slash = text.find('/');
-  auto ip = core::parse_ip(text.substr(0, slash));
+  auto ip = IpAddress::parse(text.substr(0, slash));
   if (!ip) return std::nullopt;
   Cidr c;
-  c.v6 = ip->v6;
-  c.addr = ip->bytes;
-  int max = c.v6 ? 128 : 32;
+  c.addr = *ip;
+  int max = ip->bits();
   c.prefix = max;
   if (slash != std::string_view::npos) {
     std::string_view p = text.substr(slash + 1);
@@ -28,20 +22,10 @@ std::optional<Cidr> Cidr::parse(std::string_view text) {
   return c;
 }
 
-bool Cidr::contains(std::string_view ip) const {
-  auto p = core::parse_ip(ip);
-  if (!p || p->v6 != v6) return false;
-  int full = prefix / 8, rest = prefix % 8;
-  if (std::memcmp(p->bytes.data(), addr.data(), full) != 0) return false;
-  if (rest == 0) return true;
-  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
-  return (p->bytes[full] & mask) == (addr[full] & mask);
+bool Cidr::contains(const IpAddress& ip) const {
+  return ip.is_v6() == addr.is_v6() && ip.prefix(prefix) == addr.prefix(prefix);
 }
 
-std::string Cidr::str() const {
-  char buf[INET6_ADDRSTRLEN] = {0};
-  inet_ntop(v6 ? AF_INET6 : AF_INET, addr.data(), buf, sizeof buf);
-  return std::string(buf) + "/" + std::to_string(prefix);
-}
+std::string Cidr::str() const { return addr.str() + "/" + std::to_string(prefix); }
 
 }  // namespace core

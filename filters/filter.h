@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/ip.h"
 #include "core/reply.h"
 #include "filters/mime_text.h"
 #include "smtp/address.h"
@@ -56,7 +57,7 @@ struct Cancel {
 // What a filter may look at, owned by the check.
 struct Context {
   std::string session_id;
-  std::string client_ip;                        // the real client (after a PROXY header)
+  core::IpAddress client_ip;                    // the real client (after a PROXY header)
   std::string helo;                             // the last HELO/EHLO name ("" at Connect)
   bool authenticated = false;                   // the client passed AUTH
   bool tls = false;

@@ -22,7 +22,7 @@ core::Reply default_reply(DefaultReply d, const ReplyNames& names) {
     case DefaultReply::None: break;
     case DefaultReply::Greeting: return R::greeting(names.hostname);
     case DefaultReply::RelayDenied: return R::relay_denied();
-    case DefaultReply::ClientBlocked: return R::client_blocked(names.client_ip);
+    case DefaultReply::ClientBlocked: return R::client_blocked(names.client_ip.str());
     case DefaultReply::LocalError: return R::local_error();
     case DefaultReply::FilterUnavailable: return R::filter_unavailable();
     case DefaultReply::ShuttingDown: return R::shutting_down();

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "core/ip.h"
 #include "core/reply.h"
 #include "filters/filter.h"
 
@@ -86,7 +87,7 @@ constexpr const ReplyRule& reply_rule(Phase p, Action a) {
 // What the defaults name.
 struct ReplyNames {
   std::string_view hostname;   // the greeting's
-  std::string_view client_ip;  // a blocked client's
+  core::IpAddress client_ip;   // a blocked client's
 };
 
 struct Answer {

@@ -8,21 +8,23 @@
 namespace smtpd {
 
 ConnectionLimiter::Ticket::~Ticket() {
-  if (owner_) owner_->release(ip_);
+  if (owner_) owner_->release(ip_, keyed_);
 }
 
-ConnectionLimiter::Result ConnectionLimiter::acquire(const std::string& ip, Ticket& t) {
+ConnectionLimiter::Result ConnectionLimiter::acquire(const core::IpAddress& ip, Ticket& t) {
+  const core::IpAddress key = ip.network_key();
   std::lock_guard lock(mu_);
   if (count_ >= total_) return Result::TooMany;
-  size_t& n = by_ip_[ip];
+  size_t& n = by_ip_[key];
   if (n >= per_ip_) {
-    if (n == 0) by_ip_.erase(ip);
+    if (n == 0) by_ip_.erase(key);
     return Result::TooManyFromIp;
   }
   ++n;
   ++count_;
   t.owner_ = this;
-  t.ip_ = ip;
+  t.ip_ = key;
+  t.keyed_ = true;
   return Result::Ok;
 }
 
@@ -31,32 +33,34 @@ ConnectionLimiter::Result ConnectionLimiter::acquire_total(Ticket& t) {
   if (count_ >= total_) return Result::TooMany;
   ++count_;
   t.owner_ = this;
-  t.ip_.clear();
+  t.keyed_ = false;
   return Result::Ok;
 }
 
-ConnectionLimiter::Result ConnectionLimiter::rekey(Ticket& t, const std::string& ip) {
+ConnectionLimiter::Result ConnectionLimiter::rekey(Ticket& t, const core::IpAddress& ip) {
+  const core::IpAddress key = ip.network_key();
   std::lock_guard lock(mu_);
-  if (t.owner_ != this || t.ip_ == ip) return Result::Ok;
-  size_t& n = by_ip_[ip];
+  if (t.owner_ != this || (t.keyed_ && t.ip_ == key)) return Result::Ok;
+  size_t& n = by_ip_[key];
   if (n >= per_ip_) {
-    if (n == 0) by_ip_.erase(ip);
+    if (n == 0) by_ip_.erase(key);
     return Result::TooManyFromIp;
   }
   ++n;
-  if (!t.ip_.empty()) {
+  if (t.keyed_) {
     auto it = by_ip_.find(t.ip_);
     if (it != by_ip_.end() && --it->second == 0) by_ip_.erase(it);
   }
-  t.ip_ = ip;
+  t.ip_ = key;
+  t.keyed_ = true;
   return Result::Ok;
 }
 
-void ConnectionLimiter::release(const std::string& ip) {
+void ConnectionLimiter::release(const core::IpAddress& key, bool keyed) {
   std::lock_guard lock(mu_);
   --count_;
-  if (ip.empty()) return;
-  auto it = by_ip_.find(ip);
+  if (!keyed) return;
+  auto it = by_ip_.find(key);
   if (it != by_ip_.end() && --it->second == 0) by_ip_.erase(it);
 }
 
@@ -121,12 +125,8 @@ bool Reservation::update(size_t want) {
   return true;
 }
 
-std::string client_network(const std::string& ip) {
-  auto a = core::parse_ip(ip);
-  if (!a) return ip;
-  const auto& b = a->bytes;
-  if (!a->v6) return fmt::format("{}.{}.{}.0/24", b[0], b[1], b[2]);
-  return fmt::format("{:x}:{:x}:{:x}:{:x}::/64", b[0] << 8 | b[1], b[2] << 8 | b[3], b[4] << 8 | b[5], b[6] << 8 | b[7]);
+std::string client_network(const core::IpAddress& ip) {
+  return fmt::format("{}/{}", ip.prefix(ip.is_v6() ? 64 : 24).str(), ip.is_v6() ? 64 : 24);
 }
 
 }  // namespace smtpd

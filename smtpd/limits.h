@@ -1,12 +1,16 @@
 // Process-wide bounds shared by all I/O threads: concurrent connections (total and per client
 // address) and the bytes of message data held in memory (in all, and per client network).
-// Thread-safe; RAII handles release.
+// Thread-safe; RAII handles release. A client is counted by core::IpAddress::network_key(): an
+// IPv4 address (IPv4-mapped IPv6 folded to it), or the /64 of an IPv6 address, so one host cannot
+// get past the per-client bound by cycling through the addresses of its /64.
 #pragma once
 #include <atomic>
 #include <cstddef>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include "core/ip.h"
 
 namespace smtpd {
 
@@ -18,30 +22,31 @@ class ConnectionLimiter {
     Ticket() = default;
     Ticket(const Ticket&) = delete;
     Ticket& operator=(const Ticket&) = delete;
-    Ticket(Ticket&& o) noexcept : owner_(o.owner_), ip_(std::move(o.ip_)) { o.owner_ = nullptr; }
+    Ticket(Ticket&& o) noexcept : owner_(o.owner_), ip_(o.ip_), keyed_(o.keyed_) { o.owner_ = nullptr; }
     ~Ticket();
 
    private:
     friend class ConnectionLimiter;
     ConnectionLimiter* owner_ = nullptr;
-    std::string ip_;  // empty: counted against the total only
+    core::IpAddress ip_;  // the network key
+    bool keyed_ = false;  // false: counted against the total only
   };
 
   ConnectionLimiter(size_t total, size_t per_ip) : total_(total), per_ip_(per_ip) {}
-  Result acquire(const std::string& ip, Ticket& t);
+  Result acquire(const core::IpAddress& ip, Ticket& t);
   // Counts against the total only: a trusted balancer's connection before its PROXY header named
   // the client. rekey() then counts it against that client's address as well (on TooManyFromIp
   // the ticket stays counted against the total only, until released).
   Result acquire_total(Ticket& t);
-  Result rekey(Ticket& t, const std::string& ip);
+  Result rekey(Ticket& t, const core::IpAddress& ip);
   size_t current() const;
 
  private:
-  void release(const std::string& ip);
+  void release(const core::IpAddress& key, bool keyed);
   size_t total_, per_ip_;
   mutable std::mutex mu_;
   size_t count_ = 0;
-  std::unordered_map<std::string, size_t> by_ip_;
+  std::unordered_map<core::IpAddress, size_t> by_ip_;  // by network key
 };
 
 // The bytes of message data held in memory: `limit` by all sessions together, `per_client` by the
@@ -83,7 +88,7 @@ class Reservation {
 };
 
 // The key of the per-client memory share: the /24 of an IPv4 address ("192.0.2.0/24"), the /64 of
-// an IPv6 one ("2001:db8:1:2::/64"); IPv4-mapped IPv6 counts as IPv4. Unparsable text is its own key.
-std::string client_network(const std::string& ip);
+// an IPv6 one ("2001:db8:1:2::/64"); IPv4-mapped IPv6 counts as IPv4 (core::IpAddress folds it).
+std::string client_network(const core::IpAddress& ip);
 
 }  // namespace smtpd

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "core/ids.h"
+#include "core/ip.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "filters/reply_for.h"
@@ -158,7 +159,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool waiting_ = false;  // for the client's bytes (a command, a TLS handshake, a PROXY header)
   bool drained_ = false;  // the drain ended that wait
 
-  std::string sid_, ip_;
+  std::string sid_;
+  core::IpAddress ip_;  // parsed once: from the socket, then from the PROXY header
   uint16_t port_ = 0;
   Clock::time_point start_, deadline_;
   bool got_input_ = false;
@@ -441,8 +443,14 @@ asio::awaitable<bool> Session::read_proxy_header() {
     co_return false;
   }
   if (!r.header.local) {
-    core::log().info("proxy id={} peer={} client={}:{} v{}", sid_, ip_, r.header.src_ip, r.header.src_port, r.header.version);
-    ip_ = r.header.src_ip;
+    auto src = core::IpAddress::parse(r.header.src_ip);  // the parser printed it: always an address
+    if (!src) {
+      core::log().warn("proxy id={} peer={} bad header: source address", sid_, ip_);
+      reason_ = smtp::CloseReason::Proxy;
+      co_return false;
+    }
+    core::log().info("proxy id={} peer={} client={} v{}", sid_, ip_, src->with_port(r.header.src_port), r.header.version);
+    ip_ = *src;
     port_ = r.header.src_port;
     admission_ = shared_.limiter.rekey(ticket_, ip_);  // from the balancer's count to the client's
   }
@@ -548,7 +556,8 @@ asio::awaitable<void> Session::run() {
   boost::system::error_code ec;
   auto peer = sock_.remote_endpoint(ec);
   if (ec) co_return;
-  ip_ = peer.address().to_string();
+  const auto addr = peer.address();
+  ip_ = addr.is_v4() ? core::IpAddress::v4(addr.to_v4().to_bytes()) : core::IpAddress::v6(addr.to_v6().to_bytes());
   port_ = peer.port();
   sock_.set_option(tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);
@@ -579,7 +588,7 @@ asio::awaitable<void> Session::run() {
     co_return;
   }
   reservation_.set_client(client_network(ip_));
-  core::log().info("connect id={} client={}:{} listener={} profile={}", sid_, ip_, port_, listener_.name(), profile_.name);
+  core::log().info("connect id={} client={} listener={} profile={}", sid_, ip_.with_port(port_), listener_.name(), profile_.name);
   filters_ = std::make_unique<filters::ChainRun>(chain_, raw().get_executor());
   if (profile_.implicit_tls) {
     // Limits and block lists before the handshake: a refused client gets no TLS, and as nothing can

@@ -3,12 +3,11 @@
 // RFC 5782 test point).
 #include "filters/rbl/descriptor.h"
 
-#include <arpa/inet.h>
-
 #include <set>
 
 #include "config/setters.h"
 #include "core/domain.h"
+#include "core/ip.h"
 #include "filters/rbl/rbl.h"
 
 namespace filters::rbl {
@@ -21,9 +20,10 @@ constexpr const char* kName = "rbl";
 Zone& zone(Config& c) { return c.sections.edit<Settings>(kName).zones.back(); }
 
 std::optional<uint32_t> ipv4(std::string_view s) {
-  in_addr a{};
-  if (inet_pton(AF_INET, std::string(s).c_str(), &a) != 1) return std::nullopt;
-  return ntohl(a.s_addr);
+  auto ip = core::IpAddress::parse(s);
+  if (!ip || ip->is_v6()) return std::nullopt;
+  const auto& b = ip->bytes();
+  return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
 }
 
 std::string set_zone_codes(Config& c, Listener&, const toml::node& n) {

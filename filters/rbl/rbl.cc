@@ -29,12 +29,9 @@ using rbl::ZoneResult;
 // pure parts
 namespace rbl {
 
-std::optional<std::string> reverse_name(std::string_view ip) {
-  if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
-  auto parsed = core::parse_ip(ip);  // ::ffff:a.b.c.d comes back as IPv4
-  if (!parsed) return std::nullopt;
-  const auto& a = parsed->bytes;
-  if (!parsed->v6) return fmt::format("{}.{}.{}.{}", a[3], a[2], a[1], a[0]);
+std::string reverse_name(const core::IpAddress& ip) {
+  const auto& a = ip.bytes();  // ::ffff:a.b.c.d was folded to IPv4 when the address was parsed
+  if (!ip.is_v6()) return fmt::format("{}.{}.{}.{}", a[3], a[2], a[1], a[0]);
   static const char hex[] = "0123456789abcdef";
   std::string out;
   for (int i = 15; i >= 0; --i) {
@@ -176,7 +173,7 @@ struct Rbl::Pending {
 };
 
 struct Rbl::State {
-  std::string ip;
+  core::IpAddress ip;
   bool static_allow = false;
   std::vector<std::shared_ptr<Pending>> client;  // ip and allow zones, in config order
 };
@@ -237,7 +234,7 @@ asio::awaitable<bool> wait(Pending& p, const Cancel& cancel) {
   co_return p.result.has_value();
 }
 
-void report_failure(const std::string& sid, const std::string& client, const rbl::Zone& z, Pending& p) {
+void report_failure(const std::string& sid, const core::IpAddress& client, const rbl::Zone& z, Pending& p) {
   if (p.reported) return;
   p.reported = true;
   core::count(core::Counter::RblZoneFailures);
@@ -269,11 +266,10 @@ std::shared_ptr<Rbl::State> Rbl::start_client(const Context& ctx, const asio::an
       st->static_allow = true;
       return st;
     }
-  auto rev = rbl::reverse_name(ctx.client_ip);
-  if (!rev) return st;
+  std::string rev = rbl::reverse_name(ctx.client_ip);
   const auto& zones = s_->cfg.zones;
   for (size_t i = 0; i < zones.size(); ++i)
-    if (zones[i].kind != ZoneKind::Domain) st->client.push_back(start(s_, ex, i, *rev + "." + zones[i].zone, ctx.client_ip));
+    if (zones[i].kind != ZoneKind::Domain) st->client.push_back(start(s_, ex, i, rev + "." + zones[i].zone, ctx.client_ip.str()));
   return st;
 }
 

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/ip.h"
 #include "filters/rbl/settings.h"
 #include "filters/filter.h"
 #include "net/dns.h"
@@ -25,8 +26,8 @@ namespace rbl {
 using Codes = std::vector<std::pair<uint32_t, uint32_t>>;
 
 // The reversed form used in DNS list queries: "2.0.0.127" for 127.0.0.2, 32 dot-separated nibbles
-// for IPv6 (IPv4-mapped ::ffff:a.b.c.d is treated as IPv4); nullopt when `ip` is not an address.
-std::optional<std::string> reverse_name(std::string_view ip);
+// for IPv6 (an IPv4-mapped ::ffff:a.b.c.d is an IPv4 core::IpAddress, so it gets the IPv4 form).
+std::string reverse_name(const core::IpAddress& ip);
 // Whether answer `a` (host order) counts as a listing: inside one of `codes`, or, with no codes,
 // inside 127.0.0.0/8 but not 127.255.255.0/24 (the lists' error answers).
 bool code_honoured(const Codes& codes, uint32_t a);

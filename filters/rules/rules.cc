@@ -58,7 +58,7 @@ Verdict merge(Verdict a, Verdict b) {
   return a;
 }
 
-bool contains(const std::vector<core::Cidr>& list, const std::string& ip) {
+bool contains(const std::vector<core::Cidr>& list, const core::IpAddress& ip) {
   for (const auto& c : list)
     if (c.contains(ip)) return true;
   return false;
@@ -123,8 +123,8 @@ bool Rules::wants(Phase p) const {
   return false;
 }
 
-Verdict Rules::connect_verdict(const std::string& ip) const {
-  if (contains(c_->block, ip)) return {Action::Reject, R::client_blocked(ip), "client_block"};
+Verdict Rules::connect_verdict(const core::IpAddress& ip) const {
+  if (contains(c_->block, ip)) return {Action::Reject, R::client_blocked(ip.str()), "client_block"};
   if (contains(c_->allow, ip)) return {Action::Accept, std::nullopt, "client_allow"};
   return {};
 }

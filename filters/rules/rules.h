@@ -37,7 +37,7 @@ class Rules final : public Filter {
   static constexpr size_t kHeaderLimit = 256 * 1024;
 
  private:
-  Verdict connect_verdict(const std::string& ip) const;
+  Verdict connect_verdict(const core::IpAddress& ip) const;
   boost::asio::awaitable<Verdict> data_verdict(std::shared_ptr<const Context> ctx);
 
   std::shared_ptr<const Compiled> c_;

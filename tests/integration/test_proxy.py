@@ -242,7 +242,7 @@ class ProxyBehindHaproxyTest(unittest.TestCase):
 
 class ProxyDirectTest(unittest.TestCase):
     """PROXY headers sent straight to mxfront: swaks, refused peers and headers, split writes,
-    the per-IP limit."""
+    the per-IP limit (IPv4-mapped sources keyed as IPv4, IPv6 per /64)."""
 
     @classmethod
     def setUpClass(cls):
@@ -303,15 +303,18 @@ class ProxyDirectTest(unittest.TestCase):
                 marker = unique_marker(f"swaks-v{version}")
                 self.swaks(marker, "--proxy-version", version, "--proxy-family", family, "--proxy-source", source,
                            "--proxy-source-port", sport, "--proxy-dest", dest, "--proxy-dest-port", str(mx.port))
-                self.assertIsNotNone(mx.wait_log(rf"connect id=\S+ client={re.escape(source)}:{sport} ", 5),
+                # an IPv6 address is bracketed before its port, and is an IPv6 literal in Received
+                client = f"[{source}]:{sport}" if ":" in source else f"{source}:{sport}"
+                literal = f"[IPv6:{source}]" if ":" in source else f"[{source}]"
+                self.assertIsNotNone(mx.wait_log(rf"connect id=\S+ client={re.escape(client)} ", 5),
                                      self.diag())
                 self.assertIsNotNone(
-                    mx.wait_log(rf"proxy id=\S+ peer=127\.0\.0\.1 client={re.escape(source)}:{sport} v{version}", 1))
+                    mx.wait_log(rf"proxy id=\S+ peer=127\.0\.0\.1 client={re.escape(client)} v{version}", 1))
                 got = self.pf.deliveries(15, 1, match=marker.encode())
                 self.assertEqual(len(got), 1, f"{marker} not delivered{self.diag()}")
                 m = RECEIVED_RE.search(got[0].data)
                 self.assertIsNotNone(m, got[0].data[:500])
-                self.assertIn(f"[{source}]", m.group("addr").decode())
+                self.assertEqual(m.group("addr").decode(), literal, m.group(0))
 
     def test_direct_client_without_header_is_closed_with_nothing_sent(self):
         mx = self.start_mx()
@@ -407,7 +410,7 @@ class ProxyDirectTest(unittest.TestCase):
                     self.assertTrue(c.cmd("QUIT").startswith("221"))
                 finally:
                     c.close()
-        for src in ("198.51.100.9:40010", "198.51.100.10:40011", "2001:db8::9:40012"):
+        for src in ("198.51.100.9:40010", "198.51.100.10:40011", "[2001:db8::9]:40012"):
             self.assertIsNotNone(mx.wait_log(rf"connect id=\S+ client={re.escape(src)} ", 5), self.diag())
 
     def test_nothing_before_the_header_completes_and_bytes_after_it_are_smtp(self):
@@ -506,6 +509,74 @@ class ProxyDirectTest(unittest.TestCase):
         third.cmd("QUIT")
         third.close()
         second.close()
+
+    def greeted(self, header, want="220"):
+        """A connection that sent `header`; asserts the banner starts with `want`."""
+        c = Raw(self.mx.port)
+        self.addCleanup(c.close)
+        c.send(header)
+        r = c.reply()
+        self.assertTrue((r or "").startswith(want), f"{header!r}: {r!r}{self.diag()}")
+        if want == "421":
+            self.assertIsNone(c.reply(), "not closed after 421")
+        return c
+
+    def session_when_served(self, marker, header, timeout=5.0):
+        """smtp_session() after `header`, retried until the per-client slot freed by a QUIT is back."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return smtp_session(self.mx.port, marker, header=header)
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def received_addr(self, marker):
+        got = self.pf.deliveries(15, 1, match=marker.encode())
+        self.assertEqual(len(got), 1, f"{marker} not delivered{self.diag()}")
+        m = RECEIVED_RE.search(got[0].data)
+        self.assertIsNotNone(m, got[0].data[:500])
+        return m.group("addr").decode()
+
+    def test_v4_mapped_proxy_source_is_keyed_and_shown_as_its_ipv4_address(self):
+        mx = self.start_mx(limits={"connections_per_ip": 1})
+        self.baseline(mx)
+        first = self.greeted(v2_header("198.51.100.30", "127.0.0.1", 40040, 25))
+        # the same client in an AF_INET6 header (::ffff:198.51.100.30): the same per-client slot
+        self.greeted(v2_header("::ffff:198.51.100.30", "::1", 40041, 25), want="421")
+        self.greeted(b"PROXY TCP6 ::ffff:198.51.100.30 ::1 40042 25\r\n", want="421")
+        self.assertTrue(first.cmd("QUIT").startswith("221"))
+        first.close()
+        # once it left, a whole message from the mapped source: logged and received as IPv4
+        marker = unique_marker("mapped")
+        self.session_when_served(marker, v2_header("::ffff:198.51.100.30", "::1", 40043, 25))
+        self.assertIsNotNone(mx.wait_log(r"connect id=\S+ client=198\.51\.100\.30:40043 ", 5), self.diag())
+        self.assertIsNotNone(mx.wait_log(r"proxy id=\S+ peer=127\.0\.0\.1 client=198\.51\.100\.30:40043 v2", 1))
+        self.assertNotIn("::ffff:", mx.log())
+        self.assertEqual(self.received_addr(marker), "[198.51.100.30]")
+
+    def test_ipv6_proxy_sources_are_limited_per_64_and_received_as_ipv6_literals(self):
+        mx = self.start_mx(limits={"connections_per_ip": 1})
+        self.baseline(mx)
+        first = self.greeted(v2_header("2001:db8:1:2::1", "::1", 40050, 25))
+        # another address of the same /64 (v2 and v1 headers): the same client, refused
+        self.greeted(v2_header("2001:db8:1:2:ffff:ffff:ffff:ffff", "::1", 40051, 25), want="421")
+        self.greeted(b"PROXY TCP6 2001:db8:1:2::99 ::1 40052 25\r\n", want="421")
+        # the next /64 is another client: served, and its message delivered
+        marker = unique_marker("v6-64")
+        smtp_session(mx.port, marker, header=v2_header("2001:db8:1:3::1", "::1", 40053, 25))
+        self.assertIsNotNone(mx.wait_log(r"connect id=\S+ client=\[2001:db8:1:3::1\]:40053 ", 5), self.diag())
+        self.assertIsNotNone(
+            mx.wait_log(r"proxy id=\S+ peer=127\.0\.0\.1 client=\[2001:db8:1:3::1\]:40053 v2", 1), self.diag())
+        self.assertIsNotNone(mx.wait_log(r"message id=\S+ client=2001:db8:1:3::1 ", 5), self.diag())
+        self.assertEqual(self.received_addr(marker), "[IPv6:2001:db8:1:3::1]")
+        # once the first leaves, its /64 is served again, from any of its addresses
+        self.assertTrue(first.cmd("QUIT").startswith("221"))
+        first.close()
+        marker = unique_marker("v6-64-again")
+        self.session_when_served(marker, v2_header("2001:db8:1:2::abcd", "::1", 40054, 25))
+        self.assertEqual(self.received_addr(marker), "[IPv6:2001:db8:1:2::abcd]")
 
 
 if __name__ == "__main__":

@@ -178,8 +178,10 @@ class RelayToPostfixTest(PostfixMxfrontCase):
             rm, _ = split_after_received(d.data)
             self.assertIsNotNone(rm)
             self.assertEqual(rm.group("helo"), b"client6.test")
-            self.assertIn(b"::1", rm.group("addr"))
-            self.assertRegex(mx6.log(), r"connect id=\S+ client=\[?::1\]?")
+            # RFC 5321 §4.1.3 address literal; the log brackets the address before its port
+            self.assertEqual(rm.group("addr"), b"[IPv6:::1]", rm.group(0))
+            self.assertRegex(mx6.log(), r"connect id=\S+ client=\[::1\]:\d+ ")
+            self.assertRegex(mx6.log(), r"message id=\S+ client=::1 ")
 
 
 if __name__ == "__main__":

@@ -149,7 +149,8 @@ TEST(Config, ProxyListener) {
   const auto& l = r.config->listeners.at(1);
   EXPECT_TRUE(l.proxy_protocol);
   ASSERT_EQ(l.proxy_trusted.size(), 2u);
-  EXPECT_TRUE(l.proxy_trusted[0].contains("10.1.2.3"));
+  EXPECT_TRUE(l.proxy_trusted[0].contains(core::IpAddress::v4({10, 1, 2, 3})));
+  EXPECT_TRUE(l.proxy_trusted[1].contains(*core::IpAddress::parse("::1")));
   EXPECT_FALSE(r.config->listeners.at(0).proxy_protocol);
 }
 

@@ -31,7 +31,7 @@ class Scripted : public Filter {
   bool skipped_when_allowlisted() const override { return spam_; }
   std::shared_ptr<void> connect(const Context& ctx, asio::any_io_executor) override {
     ++connects;
-    return with_state ? std::make_shared<std::string>("state-of-" + ctx.client_ip) : nullptr;
+    return with_state ? std::make_shared<std::string>("state-of-" + ctx.client_ip.str()) : nullptr;
   }
   asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override {
     ++calls;
@@ -243,7 +243,7 @@ TEST(Chain, ConnectStateComesBackInEveryCheckOfThatConnection) {
   chain->add(f, settings());
   ChainRun run(chain, io.get_executor());
   Context base;
-  base.client_ip = "192.0.2.7";
+  base.client_ip = core::IpAddress::v4({192, 0, 2, 7});
   run.connect(base);
   EXPECT_EQ(f->connects, 1);
   run_phase(io, run, Phase::MailFrom);

@@ -14,7 +14,7 @@ namespace {
 namespace R = core::replies;
 using core::Reply;
 
-const ReplyNames kNames{"mx.example.org", "192.0.2.7"};
+const ReplyNames kNames{"mx.example.org", core::IpAddress::v4({192, 0, 2, 7})};
 const Reply kOwn{550, "5.7.9", "the verdict's own reply"};
 
 std::string show(const std::optional<Reply>& r) { return r ? r->wire() : std::string("(none)"); }

@@ -21,6 +21,7 @@ using namespace filters::rbl;
 
 namespace {
 uint32_t ip(uint8_t a, uint8_t b, uint8_t c, uint8_t d) { return uint32_t{a} << 24 | uint32_t{b} << 16 | uint32_t{c} << 8 | d; }
+std::string reverse(const char* text) { return reverse_name(core::IpAddress::parse(text).value()); }
 
 Zone zone(std::string name, std::string kind = "ip", Codes codes = {}) {
   Zone z;
@@ -32,29 +33,21 @@ Zone zone(std::string name, std::string kind = "ip", Codes codes = {}) {
 }  // namespace
 
 TEST(RblReverse, Ipv4OctetsReversed) {
-  EXPECT_EQ(reverse_name("127.0.0.2"), "2.0.0.127");
-  EXPECT_EQ(reverse_name("192.0.2.99"), "99.2.0.192");
+  EXPECT_EQ(reverse("127.0.0.2"), "2.0.0.127");
+  EXPECT_EQ(reverse("192.0.2.99"), "99.2.0.192");
 }
 
 TEST(RblReverse, Ipv6NibblesReversed) {
-  EXPECT_EQ(reverse_name("2001:db8::1"), "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2");
-  EXPECT_EQ(reverse_name("::1"), "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0");
-  EXPECT_EQ(reverse_name("[2001:db8::abcd]"), "d.c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2");
-  auto n = reverse_name("fe80::1234:5678");
-  ASSERT_TRUE(n);
-  EXPECT_EQ(n->size(), 63u);  // 32 nibbles and 31 dots
+  EXPECT_EQ(reverse("2001:db8::1"), "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2");
+  EXPECT_EQ(reverse("::1"), "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0");
+  EXPECT_EQ(reverse("2001:db8::abcd"), "d.c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2");
+  EXPECT_EQ(reverse("fe80::1234:5678").size(), 63u);  // 32 nibbles and 31 dots
 }
 
 TEST(RblReverse, MappedIpv6IsIpv4) {
-  EXPECT_EQ(reverse_name("::ffff:127.0.0.2"), "2.0.0.127");
-  EXPECT_EQ(reverse_name("::ffff:c000:263"), "99.2.0.192");
-}
-
-TEST(RblReverse, NotAnAddress) {
-  EXPECT_FALSE(reverse_name(""));
-  EXPECT_FALSE(reverse_name("localhost"));
-  EXPECT_FALSE(reverse_name("1.2.3"));
-  EXPECT_FALSE(reverse_name("1.2.3.4.5"));
+  EXPECT_EQ(reverse("::ffff:127.0.0.2"), "2.0.0.127");
+  EXPECT_EQ(reverse("::ffff:c000:263"), "99.2.0.192");
+  EXPECT_EQ(reverse_name(core::IpAddress::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 2})), "2.0.0.127");
 }
 
 TEST(RblCodes, EmptyCodesMeanLoopbackButNotTheErrorRange) {
@@ -154,7 +147,7 @@ struct SilentDnsCase {
   std::pair<std::optional<filters::Verdict>, std::chrono::steady_clock::duration> run(std::chrono::milliseconds cancel_after) {
     filters::Context base;
     base.session_id = "T1";
-    base.client_ip = "127.0.0.2";
+    base.client_ip = core::IpAddress::v4({127, 0, 0, 2});
     auto ctx = std::make_shared<filters::Context>(base);
     ctx->state = filter->connect(base, io.get_executor());
     ctx->cancel = cancel;
