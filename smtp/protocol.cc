@@ -434,6 +434,11 @@ void Protocol::timeout() { close_with(R::timeout(), CloseReason::Timeout); }
 void Protocol::set_draining() { draining_ = true; }
 
 std::optional<Event> Protocol::error(const Reply& r) {
+  // Any error ends an AUTH exchange in progress: the next line is a command, never a credential.
+  if (auth_step_ != AuthStep::None) {
+    auth_step_ = AuthStep::None;
+    clear_credentials();
+  }
   send(r);
   if (++errors_ >= s_.error_limit) {
     close_with(R::too_many_errors(), CloseReason::Errors);
