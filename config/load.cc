@@ -162,6 +162,7 @@ struct Loader {
     top.begin.line = 1;
     if (c.listeners.empty()) return fail(top, "at least one [[listener]] is required");
     if (c.local_domains.empty()) return fail(where(root, "relay"), "relay.local_domains is required (no open relay)");
+    if (c.postmaster.empty()) c.postmaster = "postmaster@" + c.local_domains.front();
     if (c.qmqp.servers.empty()) return fail(where(root, "qmqp"), "qmqp.servers is required");
     if (c.directory.type == "file" && c.directory.users_file.empty())
       return fail(where(root, "directory"), "directory.type = \"file\" needs directory.users_file");
