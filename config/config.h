@@ -51,8 +51,13 @@ struct Tls {
 };
 
 struct Auth {
-  Seconds failure_delay{1};          // n-th failure on a connection waits n * failure_delay
+  Seconds failure_delay{1};          // every answer waits (1 + failures so far) * failure_delay
   size_t failure_limit = 3;          // failures before 421 4.7.0 and close
+  Seconds max_delay{10};             // bound of that wait
+  size_t address_failure_limit = 10; // failures from one client address (all connections) before 454; 0 = off
+  size_t login_failure_limit = 20;   // failures for one login (all connections) before 454; 0 = off
+  Seconds failure_window{900};       // a failure counts until this long after the last one
+  size_t failure_table_size = 100000;  // addresses, logins and pairs tracked (least recently used go)
 };
 
 struct Limits {
@@ -70,6 +75,9 @@ struct Limits {
   size_t inflight_bytes = 268435456;    // all message data held in memory at once
   double inflight_share = 0.25;         // of inflight_bytes, what one client network (/24, /64) may hold
   Seconds tls_handshake_timeout{10};    // implicit TLS and STARTTLS handshakes
+  size_t rejected_recipients = 50;      // refused recipients per session before 421 + close
+  size_t rejected_recipients_soft = 10; // past this many, each refusal waits longer
+  Seconds rejected_recipient_delay{0.25};  // (n - soft) * this before the n-th refusal
 };
 
 // The HTTP listener for health checks and metrics (ops/admin_server.h).
@@ -108,6 +116,7 @@ struct Config {
   Auth auth;
   Limits limits;
   std::vector<std::string> local_domains;  // lower-case
+  std::string postmaster;                  // where <postmaster> and postmaster@<local domain> go
   Qmqp qmqp;
   config::Directory directory;
   FilterConfig filters;                    // chain settings shared by the filters

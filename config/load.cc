@@ -225,6 +225,7 @@ struct Loader {
     top.begin.line = 1;
     if (c.listeners.empty()) fail(top, "at least one [[listener]] is required");
     if (c.local_domains.empty()) fail(where(root, "relay"), "relay.local_domains is required (no open relay)");
+    else if (c.postmaster.empty()) c.postmaster = "postmaster@" + c.local_domains.front();
     if (c.qmqp.servers.empty()) fail(where(root, "qmqp"), "qmqp.servers is required");
     if (c.directory.type == "file" && c.directory.users_file.empty())
       fail(where(root, "directory"), "directory.type = \"file\" needs directory.users_file");

@@ -68,6 +68,22 @@ std::string set_local_domains(Config& c, Listener&, const toml::node& n) {
   return {};
 }
 
+// An address (local@domain, no spaces or control bytes, a valid domain); lower-cased domain.
+std::string set_postmaster(Config& c, Listener&, const toml::node& n) {
+  auto s = n.value_exact<std::string>();
+  const char* want = "expected an address, local@domain (e.g. \"postmaster@example.org\")";
+  if (!s) return want;
+  auto at = s->rfind('@');
+  if (at == std::string::npos || at == 0 || s->size() > 254) return want;
+  for (char ch : *s)
+    if (static_cast<unsigned char>(ch) <= 0x20 || static_cast<unsigned char>(ch) >= 0x7f || ch == '<' || ch == '>' || ch == '"')
+      return want;
+  std::string domain = s->substr(at + 1);
+  if (!core::valid_domain(domain, core::DomainRules::Hostname)) return fmt::format("'{}' is not a domain name", domain);
+  c.postmaster = s->substr(0, at + 1) + core::lowercase(domain);
+  return {};
+}
+
 std::string set_qmqp_servers(Config& c, Listener&, const toml::node& n) {
   std::string err;
   auto list = string_list(n, err);
@@ -234,10 +250,20 @@ std::vector<Parameter> core_rows() {
       {"tls", "min_version", "string", "1.2", "Lowest TLS version accepted: \"1.2\" or \"1.3\".", set_tls_version},
       {"tls", "ciphers", "string", "\"\"", "OpenSSL cipher list for TLS 1.2; empty = OpenSSL's default.",
        string_param([](Config& c) -> std::string& { return c.tls.ciphers; })},
-      {"auth", "failure_delay", "seconds", "1", "The n-th failed AUTH on a connection is answered after n times this delay.",
+      {"auth", "failure_delay", "seconds", "1", "Every AUTH answer, success or failure alike, is sent n times this after the command, n = the failures counted for the connection, the client address or the login (the most; 0 = at once); capped by auth.max_delay.",
        seconds_param([](Config& c) -> Seconds& { return c.auth.failure_delay; }, 0, 60)},
       {"auth", "failure_limit", "integer", "3", "Failed AUTH attempts per connection before 421 4.7.0 and close.",
        size_param([](Config& c) -> size_t& { return c.auth.failure_limit; }, 1, 100)},
+      {"auth", "max_delay", "seconds", "10", "Longest wait before an AUTH answer (see auth.failure_delay).",
+       seconds_param([](Config& c) -> Seconds& { return c.auth.max_delay; }, 0, 120)},
+      {"auth", "address_failure_limit", "integer", "10", "Failed AUTH from one client address, all its connections to this instance, within auth.failure_window; past it every AUTH from that address gets 454 4.7.0 before any password is checked (0 = off).",
+       size_param([](Config& c) -> size_t& { return c.auth.address_failure_limit; }, 0, 1000000)},
+      {"auth", "login_failure_limit", "integer", "20", "Failed AUTH for one login, from any address, within auth.failure_window; past it that login gets 454 4.7.0 before any password is checked (0 = off).",
+       size_param([](Config& c) -> size_t& { return c.auth.login_failure_limit; }, 0, 1000000)},
+      {"auth", "failure_window", "seconds", "900", "A failed AUTH counts towards the address and login limits until this long after the last failure; a success forgives only the failures of its own login from its own address.",
+       seconds_param([](Config& c) -> Seconds& { return c.auth.failure_window; }, 1, 86400)},
+      {"auth", "failure_table_size", "integer", "100000", "Addresses, logins and address+login pairs whose failures are remembered (least recently used forgotten first); read at start.",
+       size_param([](Config& c) -> size_t& { return c.auth.failure_table_size; }, 100, 10000000)},
       {"limits", "line_length", "integer", "512", "Longest command line in octets, CRLF included; longer lines get 500 5.5.2.",
        size_param([](Config& c) -> size_t& { return c.limits.line_length; }, 512, 65536)},
       {"limits", "data_line_length", "integer", "65536", "Longest DATA line in octets, CRLF included; longer ones get 552 5.3.4 and the message is not relayed.",
@@ -266,8 +292,16 @@ std::vector<Parameter> core_rows() {
        number_param([](Config& c) -> double& { return c.limits.inflight_share; }, 0.01, 1)},
       {"limits", "tls_handshake_timeout", "seconds", "10", "TLS handshake (implicit TLS and STARTTLS); then the connection is closed.",
        seconds_param([](Config& c) -> Seconds& { return c.limits.tls_handshake_timeout; }, 0.1, 3600)},
+      {"limits", "rejected_recipients", "integer", "50", "Refused recipients (unknown, disabled, relay denied) per session before 421 4.7.0 and close (recipient harvesting).",
+       size_param([](Config& c) -> size_t& { return c.limits.rejected_recipients; }, 1, 100000)},
+      {"limits", "rejected_recipients_soft", "integer", "10", "Refused recipients per session answered at once; the n-th after them waits n times limits.rejected_recipient_delay (at most 60 s).",
+       size_param([](Config& c) -> size_t& { return c.limits.rejected_recipients_soft; }, 0, 100000)},
+      {"limits", "rejected_recipient_delay", "seconds", "0.25", "Step of the growing wait before refusing a recipient past limits.rejected_recipients_soft.",
+       seconds_param([](Config& c) -> Seconds& { return c.limits.rejected_recipient_delay; }, 0, 60)},
       {"relay", "local_domains", "list", "(required)", "Domains whose recipients are accepted; every other recipient gets 554 5.7.1 (no open relay).",
        set_local_domains},
+      {"relay", "postmaster", "string", "postmaster@<first local domain>", "Where <postmaster> and postmaster@<any local domain> are relayed (RFC 5321 4.5.1); with a directory it must be a known recipient.",
+       set_postmaster},
       {"qmqp", "servers", "list", "(required)", "Mailbox servers as \"host:port\" / \"[ipv6]:port\", tried in this order.",
        set_qmqp_servers},
       {"qmqp", "connect_timeout", "seconds", "10", "Per server connect timeout; on expiry the next server is tried.",

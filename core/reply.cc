@@ -89,12 +89,14 @@ Reply auth_failed() { return {535, "5.7.8", "Authentication credentials invalid"
 Reply auth_unavailable() { return {454, "4.7.0", "Temporary authentication failure"}; }
 Reply auth_required() { return {530, "5.7.0", "Authentication required"}; }
 Reply too_many_auth_failures() { return {421, "4.7.0", "Too many authentication failures, closing connection"}; }
+Reply auth_throttled() { return {454, "4.7.0", "Too many authentication failures, try again later"}; }
 Reply sender_not_owned(std::string_view s) {
   return {553, "5.7.1", fmt::format("Sender address <{}> not owned by the authenticated user", safe_text(s))};
 }
 Reply recipient_unknown() { return {550, "5.1.1", "Recipient address rejected: user unknown"}; }
 Reply recipient_disabled() { return {550, "5.2.1", "Recipient address rejected: mailbox disabled"}; }
 Reply directory_unavailable() { return {451, "4.3.0", "Recipient verification temporarily unavailable, try again later"}; }
+Reply too_many_rejected_recipients() { return {421, "4.7.0", "Too many rejected recipients, closing connection"}; }
 
 Reply relayed(std::string_view t) {
   std::string text = safe_text(t);

@@ -67,11 +67,13 @@ Reply auth_failed();                                            // 535 5.7.8
 Reply auth_unavailable();                                       // 454 4.7.0
 Reply auth_required();                                          // 530 5.7.0
 Reply too_many_auth_failures();                                 // 421 4.7.0
+Reply auth_throttled();                                         // 454 4.7.0 (address or login past its failure limit)
 Reply sender_not_owned(std::string_view sender);                // 553 5.7.1
 // --- recipients (directory) ---
 Reply recipient_unknown();                                      // 550 5.1.1
 Reply recipient_disabled();                                     // 550 5.2.1
 Reply directory_unavailable();                                  // 451 4.3.0
+Reply too_many_rejected_recipients();                           // 421 4.7.0 (recipient harvesting)
 // --- relay outcome (QMQP) ---
 Reply relayed(std::string_view server_text);                    // 250 2.0.0 <server text> (after K)
 Reply relay_tempfail(std::string_view server_text);             // 451 4.3.0 (Z)

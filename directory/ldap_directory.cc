@@ -299,7 +299,7 @@ struct LdapDirectory::Core {
 
   RecipientResult classify(const Search& s, const std::string& key) {
     if (s.entries.size() > 1 || s.truncated)
-      core::log().warn("directory: {} matches several entries ({}{})", key, s.entries[0].dn,
+      core::log().warn("directory: {} matches several entries ({}{})", core::quoted_for_log(key), s.entries[0].dn,
                        s.truncated ? ", ..." : fmt::format(", {}", s.entries[1].dn));
     const Entry* active = nullptr;
     for (const auto& e : s.entries)
@@ -315,7 +315,7 @@ struct LdapDirectory::Core {
 
   RecipientResult recipient_job(const std::string& key) {
     Search s = search(build_filter(opts.recipient_filter, key));
-    log_search(s, "rcpt " + key);
+    log_search(s, "rcpt " + core::quoted_for_log(key));
     if (!s.ok) return {Lookup::Unavailable, {}, s.errors};
     RecipientResult r;
     if (!s.entries.empty()) {
@@ -365,17 +365,17 @@ struct LdapDirectory::Core {
 
   AuthResult auth_job(const std::string& login, const std::string& password) {
     Search s = search(build_filter(opts.login_filter, login));
-    log_search(s, "auth " + login);
+    log_search(s, "auth " + core::quoted_for_log(login));
     if (!s.ok) return {AuthStatus::Unavailable, {}, s.errors};
     if (s.entries.empty()) return {AuthStatus::BadCredentials, {}, "unknown user"};
     if (s.entries.size() > 1 || s.truncated) {
-      core::log().warn("directory: login {} matches several entries; refused", login);
+      core::log().warn("directory: login {} matches several entries; refused", core::quoted_for_log(login));
       return {AuthStatus::BadCredentials, {}, "ambiguous login"};
     }
     const Entry& e = s.entries.front();
     BindOutcome b = user_bind(s.uri, e.dn, password);
     if (b.result == Bind::Failed) {
-      core::log().warn("directory unavailable for auth {}: {}", login, b.detail);
+      core::log().warn("directory unavailable for auth {}: {}", core::quoted_for_log(login), core::safe_text(b.detail));
       return {AuthStatus::Unavailable, {}, b.detail};
     }
     if (b.result == Bind::Bad) return {AuthStatus::BadCredentials, {}, b.detail};
@@ -421,7 +421,7 @@ boost::asio::awaitable<RecipientResult> LdapDirectory::find_recipient(std::strin
   }
   if (!r) {
     core_->shed.fetch_add(1, std::memory_order_relaxed);
-    core::log().warn("directory unavailable for rcpt {}: pool {} full ({} pending)", key, pool_->name(),
+    core::log().warn("directory unavailable for rcpt {}: pool {} full ({} pending)", core::quoted_for_log(key), pool_->name(),
                      pool_->pending());
     r = RecipientResult{Lookup::Unavailable, {}, "directory queue full"};
   }
@@ -439,7 +439,7 @@ boost::asio::awaitable<AuthResult> LdapDirectory::authenticate(std::string user,
   }
   if (!r) {
     core_->shed.fetch_add(1, std::memory_order_relaxed);
-    core::log().warn("directory unavailable for auth {}: pool {} full ({} pending)", user, pool_->name(),
+    core::log().warn("directory unavailable for auth {}: pool {} full ({} pending)", core::quoted_for_log(user), pool_->name(),
                      pool_->pending());
     r = AuthResult{AuthStatus::Unavailable, {}, "directory queue full"};
   }

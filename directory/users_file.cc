@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -174,6 +175,24 @@ std::optional<PasswordHash> parse_password_hash(std::string_view field, std::str
   return std::nullopt;
 }
 
+std::string cost_class(const PasswordHash& hash) {
+  switch (hash.scheme) {
+    case PasswordHash::Scheme::NoLogin: return "-";
+    case PasswordHash::Scheme::Ssha: return "{SSHA}";
+    case PasswordHash::Scheme::Ssha512: return "{SSHA512}";
+    case PasswordHash::Scheme::Crypt: break;
+  }
+  const std::string& s = hash.digest;
+  if (s.rfind("$2", 0) == 0) {  // bcrypt: $2b$cost$ then salt and digest in one field
+    size_t p = s.find('$', 4);
+    return p == std::string::npos ? s : s.substr(0, p + 1);
+  }
+  size_t last = s.rfind('$');  // the others end in $salt$digest
+  if (last == std::string::npos || last == 0) return s;
+  size_t prev = s.rfind('$', last - 1);
+  return prev == std::string::npos ? s : s.substr(0, prev + 1);
+}
+
 bool verify_password(const PasswordHash& hash, std::string_view password) {
   switch (hash.scheme) {
     case PasswordHash::Scheme::NoLogin:
@@ -221,6 +240,27 @@ UsersFileDirectory::UsersFileDirectory(UsersTable table, std::string source, con
                                        std::shared_ptr<net::BlockingPool> pool)
     : table_(std::move(table)), source_(std::move(source)), pool_(std::move(pool)) {
   for (const auto& d : opts.catchall_domains) catchall_.push_back(core::lowercase(d));
+  // The decoy: one hash of each kind in the file is timed (best of two); the slowest kind wins.
+  decoy_ = PasswordHash{PasswordHash::Scheme::Crypt, kDummySetting, {}};  // no login in the file
+  double slowest = -1;
+  std::vector<std::string> seen;
+  for (const auto& u : table_.users) {
+    if (u.hash.scheme == PasswordHash::Scheme::NoLogin) continue;
+    std::string cls = cost_class(u.hash);
+    if (std::find(seen.begin(), seen.end(), cls) != seen.end()) continue;
+    seen.push_back(cls);
+    double best = 1e9;
+    for (int i = 0; i < 2; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      (void)verify_password(u.hash, "mxfront decoy timing");
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    if (best > slowest) {
+      slowest = best;
+      decoy_ = u.hash;  // only its cost is used: a decoy check never decides anything
+    }
+  }
+  decoy_class_ = cost_class(decoy_);
 }
 
 std::string UsersFileDirectory::describe() const { return "users file " + source_; }
@@ -258,11 +298,17 @@ boost::asio::awaitable<AuthResult> UsersFileDirectory::authenticate(std::string 
     co_return AuthResult{AuthStatus::BadCredentials, {}, "empty password"};
   }
   const UserEntry* u = find(user);
-  PasswordHash hash;
-  if (u && u->hash.scheme != PasswordHash::Scheme::NoLogin) hash = u->hash;
-  else hash = PasswordHash{PasswordHash::Scheme::Crypt, kDummySetting, {}};  // same cost, never matches
+  bool real = u && u->hash.scheme != PasswordHash::Scheme::NoLogin;
+  // Unknown logins and `-` cost one decoy check; a faster kind of hash pays for the decoy too.
+  PasswordHash hash = real ? u->hash : decoy_;
+  bool pad = real && cost_class(u->hash) != decoy_class_;
   // A named closure: GCC 12 miscompiles closure temporaries passed to a coroutine (blocking_pool.h).
-  auto check = [hash = std::move(hash), password = std::move(password)] { return verify_password(hash, password); };
+  auto check = [hash = std::move(hash), decoy = pad ? decoy_ : PasswordHash{}, pad, real,
+                password = std::move(password)] {
+    bool ok = verify_password(hash, password);
+    if (pad) (void)verify_password(decoy, password);
+    return ok && real;
+  };
   auto ok = co_await pool_->run(std::move(check));
   co_return finish_auth(u, user, ok);
 }
@@ -270,7 +316,8 @@ boost::asio::awaitable<AuthResult> UsersFileDirectory::authenticate(std::string 
 AuthResult UsersFileDirectory::finish_auth(const UserEntry* u, const std::string& login, std::optional<bool> ok) {
   if (!ok) {
     auth_unavailable_.fetch_add(1, std::memory_order_relaxed);
-    core::log().warn("directory {}: password check for {} not run: pool {} full", source_, login, pool_->name());
+    core::log().warn("directory {}: password check for {} not run: pool {} full", source_, core::quoted_for_log(login),
+                     pool_->name());
     return {AuthStatus::Unavailable, {}, "password check queue full"};
   }
   if (!u || !*ok) {

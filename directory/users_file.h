@@ -32,8 +32,11 @@
 //  * authenticate takes the primary or any alternate address as the login (case-insensitive).
 //    Password checks (crypt is CPU-heavy: SHA-512-crypt ~1 ms here) run on the BlockingPool; a full
 //    pool answers Unavailable. Unknown users, wrong passwords, `-` hashes, empty passwords and
-//    passwords containing NUL all answer BadCredentials; unknown users and `-` hashes still pay
-//    for one SHA-512-crypt so that timing does not reveal which logins exist. The password is
+//    passwords containing NUL all answer BadCredentials. Timing does not reveal which logins
+//    exist: at load the slowest kind of hash in the file is measured (scheme, crypt method and
+//    cost: `$6$rounds=N$`, `$2b$12$`, `$y$j9T$`) and becomes the decoy; unknown users and `-`
+//    hashes are checked against the decoy, and users whose hash is of a faster kind pay for the
+//    decoy after their own check — every check costs at least the slowest kind. The password is
 //    verified before the status: a disabled account answers Disabled only to its right password.
 //    Hashes are compared in constant time (CRYPTO_memcmp).
 #pragma once
@@ -64,6 +67,9 @@ struct PasswordHash {
 // Parses one password-hash field. On error returns nullopt and sets `error`.
 std::optional<PasswordHash> parse_password_hash(std::string_view field, std::string& error);
 bool verify_password(const PasswordHash& hash, std::string_view password);
+// What the cost of verifying `hash` depends on: "{SSHA}", "{SSHA512}", "-", or the crypt setting
+// without salt and digest ("$6$", "$6$rounds=90000$", "$2b$12$", "$y$j9T$").
+std::string cost_class(const PasswordHash& hash);
 
 struct UserEntry {
   std::string address;                  // primary, lower-case
@@ -101,6 +107,7 @@ class UsersFileDirectory final : public Directory {
   std::string describe() const override;
 
   RecipientResult lookup(std::string_view address);  // the pure part of find_recipient
+  const PasswordHash& decoy() const { return decoy_; }  // the slowest kind of hash in the file
   size_t users() const { return table_.users.size(); }
   Stats stats() const;
 
@@ -112,6 +119,8 @@ class UsersFileDirectory final : public Directory {
   std::string source_;
   std::vector<std::string> catchall_;  // lower-case
   std::shared_ptr<net::BlockingPool> pool_;
+  PasswordHash decoy_;
+  std::string decoy_class_;
   std::atomic<uint64_t> found_{0}, not_found_{0}, disabled_{0}, catchall_hits_{0};
   std::atomic<uint64_t> auth_ok_{0}, auth_bad_{0}, auth_disabled_{0}, auth_unavailable_{0};
 };

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "filters/parsed_message.h"
 #include "net/deadline.h"
+#include "core/text.h"
 
 namespace filters {
 namespace asio = boost::asio;
@@ -160,10 +161,10 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
     auto level = plain ? spdlog::level::debug : outcome == FilterOutcome::Timeout || outcome == FilterOutcome::Error
                                                     ? spdlog::level::warn
                                                     : spdlog::level::info;
-    lg.log(level, "filter id={} client={} filter={} phase={} verdict={}{} score={:g} duration_ms={:.2f} reason=\"{}\"",
+    lg.log(level, "filter id={} client={} filter={} phase={} verdict={}{} score={:g} duration_ms={:.2f} reason={}",
            base.session_id, base.client_ip, step.filter->name(), phase_name(p), action_name(v.action),
            outcome == FilterOutcome::Timeout ? " (timeout)" : outcome == FilterOutcome::Error ? " (error)" : "", v.score, ms,
-           v.reason);
+           core::quoted_for_log(v.reason));
     add_score(v, p);
     if (p == Phase::Connect && v.action == Action::Accept) {
       allowlisted_ = true;
@@ -178,8 +179,8 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
   double limit = chain_->reject_score();
   if (p != Phase::Connect && p != Phase::Helo && limit > 0 && score_.total() >= limit) {
     std::string reasons = fmt::format("score {:g} >= {:g}: {}", score_.total(), limit, score_.report());
-    core::log().info("filter id={} client={} filter=score phase={} verdict=reject reason=\"{}\"", base.session_id,
-                     base.client_ip, phase_name(p), reasons);
+    core::log().info("filter id={} client={} filter=score phase={} verdict=reject reason={}", base.session_id,
+                     base.client_ip, phase_name(p), core::quoted_for_log(reasons, 4096));
     static core::FilterCounters* const score_counters = core::filter_counters("score");
     core::count(score_counters, FilterOutcome::Reject);
     co_return Verdict{Action::Reject, R::spam_rejected(reasons), reasons};

@@ -108,6 +108,15 @@ bool has_routing_syntax(const Address& a) {
   return a.local.find_first_of("%!@") != std::string::npos;
 }
 
+bool is_postmaster(const Address& a, const std::vector<std::string>& local_domains) {
+  if (a.quoted || !core::iequals(a.local, "postmaster")) return false;
+  if (a.domain.empty()) return true;
+  std::string d = lowercase(a.domain);
+  for (const auto& l : local_domains)
+    if (l == d) return true;
+  return false;
+}
+
 PathResult parse_path(std::string_view arg, PathKind kind) {
   while (!arg.empty() && arg.front() == ' ') arg.remove_prefix(1);
   for (char c : arg) {

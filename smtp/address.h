@@ -47,6 +47,10 @@ PathResult parse_path(std::string_view arg, PathKind kind);
 // '%' (percent hack), '!' (bang path), '@' (quoted local part). Such recipients are never relayed.
 bool has_routing_syntax(const Address& a);
 
+// True for <postmaster> and for postmaster@D with D one of `local_domains` (lower-case): the
+// recipient RFC 5321 §4.5.1 requires every local domain to accept ("postmaster" in any case).
+bool is_postmaster(const Address& a, const std::vector<std::string>& local_domains);
+
 using core::lowercase;
 
 }  // namespace smtp

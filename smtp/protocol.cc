@@ -439,6 +439,11 @@ void Protocol::shut_down() {
 }
 
 std::optional<Event> Protocol::error(const Reply& r) {
+  // Any error ends an AUTH exchange in progress: the next line is a command, never a credential.
+  if (auth_step_ != AuthStep::None) {
+    auth_step_ = AuthStep::None;
+    clear_credentials();
+  }
   send(r);
   if (++errors_ >= s_.error_limit) {
     close_with(R::too_many_errors(), CloseReason::Errors);

@@ -22,12 +22,14 @@
 #include "core/ip.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/text.h"
 #include "filters/reply_for.h"
 #include "net/deadline.h"
 #include "net/proxy_protocol.h"
 #include "qmqp/client.h"
 #include "smtp/protocol.h"
 #include "smtpd/received.h"
+#include "smtpd/recipient_brake.h"
 #include "smtpd/tls.h"
 
 namespace smtpd {
@@ -55,6 +57,20 @@ smtp::Settings settings_from(const config::Config& c, const config::Profile& p, 
   return s;
 }
 
+// A client-controlled (or otherwise outside) value as one quoted, escaped log field: whatever it
+// holds, one event stays one line that splits unambiguously (core::quoted_for_log).
+std::string q(std::string_view s, size_t max = core::kSafeTextMax) { return core::quoted_for_log(s, max); }
+
+AuthBrakeSettings auth_brake_settings(const config::Auth& a) {
+  AuthBrakeSettings s;
+  s.delay = std::chrono::duration_cast<Clock::duration>(a.failure_delay);
+  s.max_delay = std::chrono::duration_cast<Clock::duration>(a.max_delay);
+  s.address_limit = a.address_failure_limit;
+  s.login_limit = a.login_failure_limit;
+  s.window = std::chrono::duration_cast<Clock::duration>(a.failure_window);
+  return s;
+}
+
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string join_recipients(const smtp::Transaction& t) {
@@ -62,6 +78,15 @@ std::string join_recipients(const smtp::Transaction& t) {
   for (const auto& r : t.recipients) {
     if (!out.empty()) out += ',';
     out += r.str();
+  }
+  return out;
+}
+
+std::string join_addresses(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& a : v) {
+    if (!out.empty()) out += ',';
+    out += a;
   }
   return out;
 }
@@ -122,6 +147,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<bool> read_more(std::string& buf, size_t want);
   void finish(boost::system::error_code& ec);
   asio::awaitable<void> authenticate();
+  asio::awaitable<void> wait_until(Clock::time_point t);
   bool sender_allowed() const;
   tcp::socket& raw() { return tls_ ? tls_->next_layer() : sock_; }
   void on_data_start();
@@ -166,6 +192,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool got_input_ = false;
   bool counted_txn_ = false;
   size_t auth_failures_ = 0;
+  size_t refused_recipients_ = 0;  // recipients refused (5xx by a filter) in this session
   std::vector<std::string> auth_addresses_;  // addresses the authenticated user may send as
   smtp::CloseReason reason_ = smtp::CloseReason::None;
 };
@@ -280,22 +307,43 @@ asio::awaitable<void> Session::decide(smtp::Event e) {
     filters_->new_transaction();
     if (!sender_allowed()) {
       proto_.reject(R::sender_not_owned(proto_.pending_address().str()));
-      core::log().info("reject id={} client={} user={} from=<{}> reason=\"sender not owned\"", sid_, ip_,
-                       proto_.auth_user(), proto_.pending_address().str());
+      core::log().info("reject id={} client={} user={} from={} reason=\"sender not owned\"", sid_, ip_,
+                       q(proto_.auth_user()), q(proto_.pending_address().str()));
       co_return;
     }
   }
   filters::Verdict v = co_await filters_->run(phase, std::move(ctx));
   filters::Answer a = filters::reply_for(phase, v, reply_names());
+  RecipientBrakeStep brake;
+  if (e == smtp::Event::RcptTo && a.step != filters::Step::Proceed) {
+    // Every refused recipient is logged; the permanent refusals feed the harvesting brake.
+    bool counted = v.action == filters::Action::Reject && a.reply && a.reply->permanent();
+    if (counted) {
+      RecipientBrakeSettings bs{cfg_.limits.rejected_recipients_soft, cfg_.limits.rejected_recipients,
+                                std::chrono::duration_cast<Clock::duration>(cfg_.limits.rejected_recipient_delay)};
+      brake = recipient_brake(++refused_recipients_, bs);
+    }
+    core::log().info("reject id={} client={} rcpt={} reply=\"{} {}\" reason={} refused={}{}", sid_, ip_,
+                     q(proto_.pending_address().str()), a.reply ? a.reply->code : 0, a.reply ? a.reply->enhanced : "",
+                     q(v.reason), refused_recipients_, brake.close ? " closing=\"too many rejected recipients\"" : "");
+    if (brake.delay.count() > 0) co_await wait_until(Clock::now() + brake.delay);
+  }
   switch (a.step) {
     case filters::Step::Proceed: proto_.accept(std::move(a.reply)); break;
     case filters::Step::Refuse: proto_.reject(*a.reply); break;
     case filters::Step::Disconnect: proto_.disconnect(*a.reply); break;
   }
+  if (brake.close) proto_.disconnect(R::too_many_rejected_recipients());  // after the refusal itself
   if (e == smtp::Event::RcptTo && (v.action == filters::Action::Reject || v.action == filters::Action::TempFail))
     core::count(core::Counter::RecipientsRejected);
-  if (v.action == filters::Action::Reject && e == smtp::Event::RcptTo)
-    core::log().info("reject id={} client={} rcpt=<{}> reason=\"{}\"", sid_, ip_, proto_.pending_address().str(), v.reason);
+}
+
+asio::awaitable<void> Session::wait_until(Clock::time_point t) {
+  if (t <= Clock::now()) co_return;
+  asio::steady_timer timer(raw().get_executor());
+  timer.expires_at(t);
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
 
 // Admission: the connection limits (taken at accept), then the chain's connect phase (client
@@ -373,9 +421,10 @@ asio::awaitable<void> Session::judge_message() {
   raw().cancel(ignored);  // stops the watch
   // Logged before the answer: the engine forgets the transaction once it is answered.
   if (v.action != filters::Action::Continue && v.action != filters::Action::Accept)
-    core::log().info("message id={}.{} client={} from=<{}> to={} size={} refused=\"{}\" reason=\"{}\"", sid_,
-                     proto_.messages() + 1, ip_, proto_.transaction().sender.str(), join_recipients(proto_.transaction()),
-                     body->size(), v.reply ? v.reply->text : std::string(filters::action_name(v.action)), v.reason);
+    core::log().info("message id={}.{} client={} from={} to={} size={} refused={} reason={}", sid_,
+                     proto_.messages() + 1, ip_, q(proto_.transaction().sender.str()),
+                     q(join_recipients(proto_.transaction()), 65536), body->size(),
+                     q(v.reply ? v.reply->text : std::string(filters::action_name(v.action))), q(v.reason));
   filters::Answer a = filters::reply_for(filters::Phase::Data, v, reply_names());
   if (a.step == filters::Step::Proceed) {
     std::string extra = filters_->spam_headers(cfg_.filters.headers);
@@ -438,7 +487,7 @@ asio::awaitable<bool> Session::read_proxy_header() {
   }
   if (!ok || r.status != net::ProxyStatus::Done) {
     core::log().warn("proxy id={} peer={} bad header: {}", sid_, ip_,
-                     !ok ? (timed_out() ? "timeout" : "connection closed") : r.error);
+                     q(!ok ? (timed_out() ? "timeout" : "connection closed") : r.error));
     reason_ = smtp::CloseReason::Proxy;
     co_return false;
   }
@@ -472,7 +521,7 @@ asio::awaitable<bool> Session::start_tls() {
   }
   if (ec || timed_out()) {
     core::count(core::Counter::TlsHandshakeFailures);
-    core::log().warn("tls handshake failed id={} client={} error=\"{}\"", sid_, ip_, timed_out() ? "timeout" : ec.message());
+    core::log().warn("tls handshake failed id={} client={} error={}", sid_, ip_, q(timed_out() ? "timeout" : ec.message()));
     reason_ = smtp::CloseReason::Tls;
     co_return false;
   }
@@ -482,35 +531,51 @@ asio::awaitable<bool> Session::start_tls() {
   co_return true;
 }
 
+// The answer to every AUTH waits the same time from the command, whatever the outcome (the
+// brake's delay, known before the password is checked): timing tells neither whether the password
+// was right nor whether the login exists. Failures are counted per connection (421 at
+// auth.failure_limit, in the engine) and per address and login across connections (auth_brake.h).
 asio::awaitable<void> Session::authenticate() {
+  auto t0 = Clock::now();
   std::string login = proto_.auth_login();
+  AuthBrakeSettings bs = auth_brake_settings(cfg_.auth);
+  AuthStanding st = shared_.auth_brake.standing(ip_.network_key().str(), login, auth_failures_, bs, t0);
+  auto answer_at = t0 + st.delay;
+  if (st.refused) {  // past a threshold: the password is not even checked
+    core::count(core::Counter::AuthFailures);
+    co_await wait_until(answer_at);
+    proto_.reject(R::auth_throttled());
+    core::log().warn("auth id={} client={} user={} mechanism={} result=throttled address_failures={} login_failures={}",
+                     sid_, ip_, q(login), proto_.auth_mechanism(), st.address_failures, st.login_failures);
+    co_return;
+  }
   ldap::AuthResult res;
   if (snap_->directory) res = co_await snap_->directory->authenticate(login, proto_.auth_password());
   switch (res.status) {
     case ldap::AuthStatus::Ok:
+      shared_.auth_brake.succeeded(ip_.network_key().str(), login, bs, Clock::now());
       auth_addresses_ = std::move(res.addresses);
       core::count(core::Counter::AuthSuccesses);
+      co_await wait_until(answer_at);
       proto_.accept();
-      core::log().info("auth id={} client={} user={} mechanism={} result=ok", sid_, ip_, login, proto_.auth_mechanism());
+      core::log().info("auth id={} client={} user={} mechanism={} result=ok", sid_, ip_, q(login), proto_.auth_mechanism());
       co_return;
     case ldap::AuthStatus::Unavailable:
       core::count(core::Counter::AuthUnavailable);
+      co_await wait_until(answer_at);
       proto_.reject(R::auth_unavailable());
-      core::log().warn("auth id={} client={} user={} result=unavailable detail=\"{}\"", sid_, ip_, login, res.detail);
+      core::log().warn("auth id={} client={} user={} result=unavailable detail={}", sid_, ip_, q(login), q(res.detail));
       co_return;
     case ldap::AuthStatus::BadCredentials:
     case ldap::AuthStatus::Disabled:
       break;
   }
-  // Each failure on this connection waits longer before the answer (brute-force brake).
   ++auth_failures_;
+  shared_.auth_brake.failed(ip_.network_key().str(), login, bs, Clock::now());  // seen at once by the client's other connections
   core::count(core::Counter::AuthFailures);
-  asio::steady_timer delay(raw().get_executor());
-  delay.expires_after(std::chrono::duration_cast<Clock::duration>(cfg_.auth.failure_delay * auth_failures_));
-  boost::system::error_code ec;
-  co_await delay.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  co_await wait_until(answer_at);
   proto_.reject(R::auth_failed());
-  core::log().warn("auth id={} client={} user={} mechanism={} result=failed failures={}", sid_, ip_, login,
+  core::log().warn("auth id={} client={} user={} mechanism={} result=failed failures={}", sid_, ip_, q(login),
                    proto_.auth_mechanism(), auth_failures_);
 }
 
@@ -520,7 +585,7 @@ asio::awaitable<void> Session::relay(const std::string& body, const std::string&
   qmqp::Envelope env;
   env.sender = t.sender.str();
   for (const auto& r : t.recipients)
-    env.recipients.push_back(r.domain.empty() ? r.local + "@" + cfg_.local_domains.front() : r.str());
+    env.recipients.push_back(smtp::is_postmaster(r, cfg_.local_domains) ? cfg_.postmaster : r.str());
   std::string id = sid_ + "." + std::to_string(proto_.messages() + 1);
   ReceivedInfo info;
   info.helo = proto_.helo_name();
@@ -539,9 +604,9 @@ asio::awaitable<void> Session::relay(const std::string& body, const std::string&
   const RelayMetrics& m = relay_metrics(o.server);
   core::count(m.answers[static_cast<size_t>(o.status)]);
   core::observe(m.latency, secs_since(t0));
-  core::log().info("message id={} client={} helo={} from=<{}> to={} size={} reply=\"{} {} {}\" server={} duration={:.3f}",
-                   id, ip_, proto_.helo_name(), env.sender, join_recipients(t), body.size(), r.code,
-                   r.enhanced, r.text, o.server, secs_since(t0));
+  core::log().info("message id={} client={} helo={} from={} to={} size={} reply={} server={} duration={:.3f}",
+                   id, ip_, q(proto_.helo_name()), q(env.sender), q(join_addresses(env.recipients), 65536),
+                   body.size(), q(fmt::format("{} {} {}", r.code, r.enhanced, r.text)), q(o.server), secs_since(t0));
   core::count(r.positive() ? core::Counter::MessagesRelayed
               : r.temporary() ? core::Counter::MessagesTempFailed
                               : core::Counter::MessagesRejected);

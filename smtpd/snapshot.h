@@ -21,6 +21,7 @@
 #include "filters/resources.h"
 #include "directory/directory.h"
 #include "qmqp/types.h"
+#include "smtpd/auth_brake.h"
 #include "smtpd/limits.h"
 
 namespace smtpd {
@@ -74,9 +75,11 @@ class DrainWakeups {
 // Process-wide state shared by sessions on all threads.
 struct Shared {
   explicit Shared(const config::Config& c)
-      : limiter(c.limits.connections, c.limits.connections_per_ip), budget(c.limits.inflight_bytes, client_share(c)) {}
+      : limiter(c.limits.connections, c.limits.connections_per_ip), budget(c.limits.inflight_bytes, client_share(c)),
+        auth_brake(std::make_unique<LocalAuthFailures>(c.auth.failure_table_size)) {}
   ConnectionLimiter limiter;
   MemoryBudget budget;
+  AuthBrake auth_brake;  // AUTH failures by address and login, across connections (this instance)
   std::atomic<bool> draining{false};
   DrainWakeups drain_wakeups;
   std::atomic<size_t> sessions{0};      // live sessions

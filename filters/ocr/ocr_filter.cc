@@ -17,6 +17,7 @@
 #include "filters/ocr/engine.h"
 #include "filters/ocr/image.h"
 #include "filters/ocr/pdf.h"
+#include "core/text.h"
 
 namespace filters {
 namespace R = core::replies;
@@ -214,7 +215,7 @@ OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Se
     if (d.status != image::Status::Ok) {
       ++r.skipped;
       count_image(image::status_name(d.status));
-      core::log().debug("ocr: {} image {} skipped: {} ({})", image::format_name(found), part.filename,
+      core::log().debug("ocr: {} image {} skipped: {} ({})", image::format_name(found), core::quoted_for_log(part.filename),
                         image::status_name(d.status), d.detail);
       continue;
     }

@@ -17,6 +17,7 @@
 #include "core/ip.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/text.h"
 
 namespace filters {
 using rbl::ZoneKind;
@@ -238,8 +239,8 @@ void report_failure(const std::string& sid, const core::IpAddress& client, const
   if (p.reported) return;
   p.reported = true;
   core::count(core::Counter::RblZoneFailures);
-  core::log().warn("rbl id={} client={} zone={} query={} skipped (fail open): {}", sid, client, z.zone, p.qname,
-                   p.result->detail);
+  core::log().warn("rbl id={} client={} zone={} query={} skipped (fail open): {}", sid, client, z.zone,
+                   core::safe_text(p.qname), core::safe_text(p.result->detail));
 }
 
 }  // namespace

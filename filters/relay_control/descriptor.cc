@@ -11,7 +11,7 @@ Descriptor descriptor() {
   d.schema.name = "relay_control";
   d.schema.defaults = {config::Seconds(30), config::OnError::TempFail};
   d.build = [](const BuildContext& b) -> Built {
-    return {std::make_shared<RelayControl>(b.config->local_domains, b.directory), {}};
+    return {std::make_shared<RelayControl>(b.config->local_domains, b.directory, b.config->postmaster), {}};
   };
   return d;
 }

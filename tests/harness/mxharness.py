@@ -51,12 +51,22 @@ def remove_dir(path, who):
     return None
 
 
+_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that is free on `host` right now (bind to port 0 and release it)."""
+    """A TCP port that is free on `host` right now (bind to port 0 and release it), and not one
+    this process was given before (the kernel may hand a just-released port out again, and two
+    listeners of one config must not get the same)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            break
+    _handed_out.add(port)
+    return port
 
 
 def wait_port(host, port, timeout=10.0):

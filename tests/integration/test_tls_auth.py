@@ -205,7 +205,7 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
         self.assertEqual(m.group("proto"), b"ESMTPSA")
         self.assertRegex(d.data, rb"(?m)^Return-Path: <alice@example\.org>$")
         sid = m.group("id").decode().rsplit(".", 1)[0]
-        self.assertTrue(self.mx.wait_log(rf"auth id={re.escape(sid)} .*user=alice@example\.org .*mechanism=PLAIN"
+        self.assertTrue(self.mx.wait_log(rf"auth id={re.escape(sid)} .*user=\"alice@example\.org\" .*mechanism=PLAIN"
                                          rf" result=ok", 5), self.diag())
         self.assertNotIn("alicepw", self.mx.log(), "password in the log")
 
@@ -221,7 +221,7 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
         m = self.tls_received(d.data)
         self.assertEqual(m.group("proto"), b"ESMTPSA")
         sid = m.group("id").decode().rsplit(".", 1)[0]
-        self.assertTrue(self.mx.wait_log(rf"auth id={re.escape(sid)} .*user=bob@example\.org .*mechanism=LOGIN"
+        self.assertTrue(self.mx.wait_log(rf"auth id={re.escape(sid)} .*user=\"bob@example\.org\" .*mechanism=LOGIN"
                                          rf" result=ok", 5), self.diag())
 
     def test_swaks_submissions_implicit_tls_auth_relays(self):
@@ -276,7 +276,7 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
             self.assertEqual(set(kw.get("AUTH", "").upper().split()), {"PLAIN", "LOGIN"}, lines)
             self.assertNotIn("STARTTLS", kw, lines)
             self.login(c)
-        self.assertTrue(self.mx.wait_log(r"user=alice@example\.org mechanism=PLAIN result=ok"))
+        self.assertTrue(self.mx.wait_log(r"user=\"alice@example\.org\" mechanism=PLAIN result=ok"))
 
     def test_submissions_offers_auth_at_once(self):
         with self.session("submissions") as c:
@@ -314,13 +314,14 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
                 code, lines = c.cmd(f"AUTH PLAIN {plain_response('alice@example.org', 'wrong' + str(i))}")
                 times.append(time.monotonic() - t0)
                 self.assertEqual(lines[-1][:9], "535 5.7.8", lines)
-            self.assertGreaterEqual(times[0], 0.25, f"1st failure answered too fast: {times}")
-            self.assertGreaterEqual(times[1], 0.5, f"2nd failure answered too fast: {times}")
+            # the 1st failure is answered like a success would be (nothing counted yet), the 2nd
+            # after one failure_delay (0.3)
+            self.assertGreaterEqual(times[1], 0.25, f"2nd failure answered too fast: {times}")
             self.assertGreater(times[1], times[0] + 0.1, f"delay does not grow: {times}")
             self.assertLess(times[1], 5, times)
             # the right password still works on this connection (2 failures < failure_limit 3)
             self.login(c)
-        self.assertTrue(self.mx.wait_log(r"user=alice@example\.org mechanism=PLAIN result=failed failures=2"),
+        self.assertTrue(self.mx.wait_log(r"user=\"alice@example\.org\" mechanism=PLAIN result=failed failures=2"),
                         self.diag())
         self.assertNotIn("wrong0", self.mx.log(), "password in the log")
 
@@ -411,8 +412,8 @@ class TlsAuthTest(TlsAuthServer, unittest.TestCase):
             self.assertEqual(lines[-1][:9], "553 5.7.1", lines)
             code, lines = c.cmd("MAIL FROM:<ALICE@Example.ORG>")
             self.assertEqual(code, 250, f"own address in another case: {lines}")
-        self.assertTrue(self.mx.wait_log(r"reject id=\S+ client=127\.0\.0\.1 user=alice@example\.org "
-                                         r"from=<bob@example\.org> reason=\"sender not owned\""), self.diag())
+        self.assertTrue(self.mx.wait_log(r"reject id=\S+ client=127\.0\.0\.1 user=\"alice@example\.org\" "
+                                         r"from=\"bob@example\.org\" reason=\"sender not owned\""), self.diag())
         p = run_swaks("--port", str(self.sub_port), "--tls", "--auth", "PLAIN", "--auth-user", "bob@example.org",
                       "--auth-password", "bobpw", "--from", "alice@example.org", "--to", "x@far.test")
         self.assertEqual(p.returncode, 23, f"swaks exit {p.returncode}:\n{p.stdout}")

@@ -12,6 +12,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 
@@ -338,6 +340,62 @@ TEST(UsersFileLoad, LoadsAFileThroughTheFactory) {
   EXPECT_EQ(run(made.dir->find_recipient("alias@example.org")).mailbox, "alice@example.org");
   EXPECT_EQ(run(made.dir->authenticate("alias@example.org", "alicepw")).status, AuthStatus::Ok);
   std::remove(path);
+}
+
+}  // namespace
+}  // namespace ldap
+
+// ---- issue 12 item 6: timing must not tell which logins exist ---------------------------------
+namespace ldap {
+namespace {
+
+double seconds_for(UsersFileDirectory& d, const std::string& user, const std::string& pw, int n = 5) {
+  double best = 1e9;
+  for (int i = 0; i < n; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    (void)run(d.authenticate(user, pw));
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+TEST(UsersFileTiming, CostClassIgnoresSaltAndDigest) {
+  std::string err;
+  auto h = [&](const std::string& f) { return *parse_password_hash(f, err); };
+  EXPECT_EQ(cost_class(h(crypt_hash("x", "$6$"))), "$6$");
+  EXPECT_EQ(cost_class(h(crypt_hash("x", "$5$"))), "$5$");
+  EXPECT_EQ(cost_class(h("$6$rounds=9000$abcdefgh$" + std::string(86, 'a'))), "$6$rounds=9000$");
+  EXPECT_EQ(cost_class(h(crypt_hash("x", "$2b$"))).substr(0, 4), "$2b$");
+  EXPECT_EQ(cost_class(h(crypt_hash("x", "$2b$"))).back(), '$');
+  EXPECT_EQ(cost_class(h(ssha("x"))), "{SSHA}");
+}
+
+// An {SSHA} user next to a bcrypt one: before, unknown logins cost one SHA-512-crypt and the
+// {SSHA} user almost nothing (0.4 ms against 3.3 ms), so a stopwatch told who exists.
+TEST(UsersFileTiming, UnknownAndFastHashUsersCostTheSlowestKind) {
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  ASSERT_TRUE(crypt_gensalt_rn("$2b$", 9, nullptr, 0, setting, sizeof setting));
+  crypt_data data{};
+  std::string bcrypt = crypt_r("carolpw", setting, &data);
+  std::string text = "alice@example.org " + ssha("alicepw") + "\n" +
+                     "bob@example.org " + crypt_hash("bobpw", "$6$") + "\n" +
+                     "carol@example.org " + bcrypt + "\n" + "nologin@example.org -\n";
+  auto parsed = parse_users(text, "u", file_options());
+  ASSERT_TRUE(parsed.table) << parsed.error;
+  auto pool = std::make_shared<net::BlockingPool>("users", 1, 8);
+  UsersFileDirectory d(std::move(*parsed.table), "u", file_options(), pool);
+  EXPECT_EQ(d.decoy().digest.substr(0, 4), "$2b$");
+  double known_bcrypt = seconds_for(d, "carol@example.org", "wrong");
+  double known_ssha = seconds_for(d, "alice@example.org", "wrong");
+  double unknown = seconds_for(d, "nobody@example.org", "wrong");
+  double nologin = seconds_for(d, "nologin@example.org", "wrong");
+  std::printf("verify: bcrypt user %.2f ms, {SSHA} user %.2f ms, unknown %.2f ms, '-' %.2f ms\n", known_bcrypt * 1e3,
+              known_ssha * 1e3, unknown * 1e3, nologin * 1e3);
+  EXPECT_GT(unknown, 0.7 * known_bcrypt);
+  EXPECT_GT(nologin, 0.7 * known_bcrypt);
+  EXPECT_GT(known_ssha, 0.7 * known_bcrypt);
+  EXPECT_EQ(run(d.authenticate("alice@example.org", "alicepw")).status, AuthStatus::Ok);  // still verifies
+  EXPECT_EQ(run(d.authenticate("nobody@example.org", "carolpw")).status, AuthStatus::BadCredentials);
 }
 
 }  // namespace

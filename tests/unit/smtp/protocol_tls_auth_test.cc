@@ -200,6 +200,38 @@ TEST(Auth, NotEnabledOnMxProfile) {
   EXPECT_NE(d.feed("AUTH PLAIN " + kPlainAlice + "\r\n").find("503 5.5.1 Authentication not enabled"), std::string::npos);
 }
 
+// Issue 12 item 11: an error inside the exchange ends it; the next line is a command again.
+TEST(Auth, AnOverlongLineEndsTheLoginExchange) {
+  Driver d(submission(true));
+  d.feed("EHLO c\r\n");
+  EXPECT_EQ(d.feed("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(d.feed(std::string(600, 'A') + "\r\n").substr(0, 9), "500 5.5.2");
+  // NOOP is a command, not the username (before: "334 UGFzc3dvcmQ6", then NOOP's base64 was the login)
+  EXPECT_EQ(d.feed("NOOP\r\n").substr(0, 3), "250");
+  EXPECT_TRUE(d.auth_attempts.empty());
+}
+
+TEST(Auth, AnOverlongLineInPiecesEndsThePasswordStep) {
+  Driver d(submission(true));
+  d.feed("EHLO c\r\n");
+  d.feed("AUTH LOGIN " + b64("alice") + "\r\n");
+  d.feed(std::string(400, 'A'));
+  EXPECT_EQ(d.feed(std::string(400, 'A') + "\r\n").substr(0, 9), "500 5.5.2");
+  EXPECT_EQ(d.feed(b64("secret") + "\r\n").substr(0, 3), "500");  // not taken as the password
+  EXPECT_TRUE(d.auth_attempts.empty());
+  EXPECT_FALSE(d.p.authenticated());
+  EXPECT_EQ(d.feed("AUTH PLAIN " + kPlainAlice + "\r\n").substr(0, 3), "235");  // a new exchange works
+}
+
+TEST(Auth, AnOverlongPlainResponseEndsTheExchange) {
+  Driver d(submission(true));
+  d.feed("EHLO c\r\n");
+  EXPECT_EQ(d.feed("AUTH PLAIN\r\n"), "334 \r\n");
+  EXPECT_EQ(d.feed(std::string(1000, 'A') + "\r\n").substr(0, 9), "500 5.5.2");
+  EXPECT_EQ(d.feed(kPlainAlice + "\r\n").substr(0, 3), "500");
+  EXPECT_TRUE(d.auth_attempts.empty());
+}
+
 TEST(Base64, StrictDecoding) {
   EXPECT_EQ(core::base64_decode("YWxpY2U="), "alice");
   EXPECT_EQ(core::base64_decode(""), "");

@@ -1,0 +1,81 @@
+// The AUTH brake: keys, counts and the wait before an answer (auth_brake.h).
+#include "smtpd/auth_brake.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "core/text.h"
+
+namespace smtpd {
+namespace {
+
+// One key space per dimension; an address never holds '\n', so the pair key is unambiguous.
+std::string address_key(std::string_view ip) { return "a\n" + std::string(ip); }
+std::string login_key(std::string_view login) { return "l\n" + core::lowercase(login); }
+std::string pair_key(std::string_view ip, std::string_view login) {
+  return "p\n" + std::string(ip) + "\n" + core::lowercase(login);
+}
+
+// count-then-put is one step for every store of this process (ExpiringLru locks each call only).
+std::mutex& update_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+}  // namespace
+
+size_t LocalAuthFailures::count(const std::string& key, AuthClock::time_point now) {
+  auto e = lru_.get(key, now);
+  return e ? e->failures : 0;
+}
+
+void LocalAuthFailures::add(const std::string& key, AuthClock::time_point now, AuthClock::duration window) {
+  std::lock_guard lock(update_mutex());
+  auto e = lru_.get(key, now);
+  Entry next{e ? e->failures + 1 : 1, now + window};
+  lru_.put(key, next, next.expires);
+}
+
+void LocalAuthFailures::forgive(const std::string& key, size_t n, AuthClock::time_point now) {
+  std::lock_guard lock(update_mutex());
+  auto e = lru_.get(key, now);
+  if (!e) return;
+  if (e->failures <= n) {
+    lru_.put(key, Entry{0, now}, now);  // expired at once: dropped when next met
+    return;
+  }
+  e->failures -= n;
+  lru_.put(key, *e, e->expires);
+}
+
+AuthStanding AuthBrake::standing(std::string_view ip, std::string_view login, size_t connection_failures,
+                                 const AuthBrakeSettings& s, AuthClock::time_point now) {
+  AuthStanding st;
+  if (s.address_limit) st.address_failures = store_->count(address_key(ip), now);
+  if (s.login_limit) st.login_failures = store_->count(login_key(login), now);
+  st.refused = (s.address_limit && st.address_failures >= s.address_limit) ||
+               (s.login_limit && st.login_failures >= s.login_limit);
+  size_t n = std::max({connection_failures, st.address_failures, st.login_failures});
+  auto d = s.delay * static_cast<double>(n);
+  st.delay = std::min(std::chrono::duration_cast<AuthClock::duration>(d), s.max_delay);
+  return st;
+}
+
+void AuthBrake::failed(std::string_view ip, std::string_view login, const AuthBrakeSettings& s, AuthClock::time_point now) {
+  if (s.address_limit) store_->add(address_key(ip), now, s.window);
+  if (s.login_limit) store_->add(login_key(login), now, s.window);
+  if (s.address_limit || s.login_limit) store_->add(pair_key(ip, login), now, s.window);
+}
+
+void AuthBrake::succeeded(std::string_view ip, std::string_view login, const AuthBrakeSettings& s,
+                          AuthClock::time_point now) {
+  if (!s.address_limit && !s.login_limit) return;
+  std::string pair = pair_key(ip, login);
+  size_t own = store_->count(pair, now);
+  if (own == 0) return;
+  store_->forgive(address_key(ip), own, now);
+  store_->forgive(login_key(login), own, now);
+  store_->forgive(pair, own, now);
+}
+
+}  // namespace smtpd

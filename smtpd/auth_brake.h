@@ -1,0 +1,86 @@
+// The AUTH brake beyond one connection (issue 12): failed logins are counted per client address,
+// per login and per address+login pair across all the connections of this instance; the answer to
+// every AUTH, success or failure alike, waits n * auth.failure_delay after the command (n = the
+// most failures counted for the connection, the address or the login; at most auth.max_delay),
+// so its timing tells nothing — and a user with no failed attempt behind it is answered at once; past auth.address_failure_limit or
+// auth.login_failure_limit the answer is 454 4.7.0 before the password is even checked.
+// A success forgives only the failures of its own login from its own address (a user's typos), so
+// an attacker with one valid account cannot wipe the count of its other guesses.
+//
+// Where the counts live is behind AuthFailureStore: LocalAuthFailures (memory, bounded, this
+// instance) now; a farm-wide store (Redis) can replace it. Pure apart from the store: the clock is
+// passed in.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/expiring_lru.h"
+
+namespace smtpd {
+
+using AuthClock = std::chrono::steady_clock;
+
+// Failure counts by key. Thread-safe; never blocks (a remote store answers from a local view).
+class AuthFailureStore {
+ public:
+  virtual ~AuthFailureStore() = default;
+  // Failures counted under `key` at `now` (0 when none or forgotten).
+  virtual size_t count(const std::string& key, AuthClock::time_point now) = 0;
+  // One more failure under `key`; all of them are forgotten `window` after this one.
+  virtual void add(const std::string& key, AuthClock::time_point now, AuthClock::duration window) = 0;
+  // Takes back up to `n` failures of `key` (what a success explains).
+  virtual void forgive(const std::string& key, size_t n, AuthClock::time_point now) = 0;
+};
+
+// In memory, this instance only: at most `capacity` keys (core::ExpiringLru: expired and least
+// recently used keys go first).
+class LocalAuthFailures final : public AuthFailureStore {
+ public:
+  explicit LocalAuthFailures(size_t capacity) : lru_(capacity) {}
+  size_t count(const std::string& key, AuthClock::time_point now) override;
+  void add(const std::string& key, AuthClock::time_point now, AuthClock::duration window) override;
+  void forgive(const std::string& key, size_t n, AuthClock::time_point now) override;
+  size_t size() const { return lru_.size(); }
+
+ private:
+  struct Entry {
+    size_t failures = 0;
+    AuthClock::time_point expires;
+  };
+  core::ExpiringLru<Entry> lru_;
+};
+
+struct AuthBrakeSettings {
+  AuthClock::duration delay{};      // auth.failure_delay
+  AuthClock::duration max_delay{};  // auth.max_delay
+  size_t address_limit = 0;         // auth.address_failure_limit (0 = off)
+  size_t login_limit = 0;           // auth.login_failure_limit (0 = off)
+  AuthClock::duration window{};     // auth.failure_window
+};
+
+// What is known before the password is checked.
+struct AuthStanding {
+  bool refused = false;              // 454 4.7.0 without a password check
+  AuthClock::duration delay{};       // answer (whatever it is) this long after the command
+  size_t address_failures = 0, login_failures = 0;  // for the log
+};
+
+class AuthBrake {
+ public:
+  explicit AuthBrake(std::unique_ptr<AuthFailureStore> store) : store_(std::move(store)) {}
+
+  // `connection_failures`: failures so far on this connection. `login` as the client sent it
+  // (compared case-insensitively).
+  AuthStanding standing(std::string_view ip, std::string_view login, size_t connection_failures,
+                        const AuthBrakeSettings& s, AuthClock::time_point now);
+  void failed(std::string_view ip, std::string_view login, const AuthBrakeSettings& s, AuthClock::time_point now);
+  void succeeded(std::string_view ip, std::string_view login, const AuthBrakeSettings& s, AuthClock::time_point now);
+
+ private:
+  std::unique_ptr<AuthFailureStore> store_;
+};
+
+}  // namespace smtpd
