@@ -68,6 +68,8 @@ struct Limits {
   Seconds data_timeout{180};            // waiting for each next block of DATA
   Seconds session_timeout{1800};        // whole connection
   size_t inflight_bytes = 268435456;    // all message data held in memory at once
+  size_t mime_depth = 20;               // MIME nesting of a message judged by data-phase filters (<= 32)
+  size_t mime_parts = 1000;             // MIME parts of such a message
 };
 
 // The HTTP listener for health checks and metrics (ops/admin_server.h).

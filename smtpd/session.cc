@@ -272,10 +272,12 @@ asio::awaitable<void> Session::decide(smtp::Event e) {
     case filters::Step::Refuse: proto_.reject(*a.reply); break;
     case filters::Step::Disconnect: proto_.disconnect(*a.reply); break;
   }
-  if (e == smtp::Event::RcptTo && (v.action == filters::Action::Reject || v.action == filters::Action::TempFail))
+  // Every refused recipient is counted and logged, also one that no filter vouched for (Continue).
+  if (e == smtp::Event::RcptTo && a.step != filters::Step::Proceed)
     core::count(core::Counter::RecipientsRejected);
-  if (v.action == filters::Action::Reject && e == smtp::Event::RcptTo)
-    core::log().info("reject id={} client={} rcpt=<{}> reason=\"{}\"", sid_, ip_, proto_.pending_address().str(), v.reason);
+  if (e == smtp::Event::RcptTo && a.step != filters::Step::Proceed)
+    core::log().info("reject id={} client={} rcpt=<{}> reason=\"{}\"", sid_, ip_, proto_.pending_address().str(),
+                     v.reason.empty() ? "no filter accepted the recipient" : v.reason);
 }
 
 // The greeting: connection limits first, then the chain's connect phase (client block lists;
@@ -332,7 +334,15 @@ asio::awaitable<void> Session::judge_message() {
   filters::Answer a = filters::reply_for(filters::Phase::Data, v, reply_names());
   if (a.step == filters::Step::Proceed) {
     std::string extra = filters_->spam_headers(cfg_.filters.headers);
-    co_await relay(*body, extra);
+    std::string cleaned;  // without the client's copies of the headers mxfront writes
+    size_t removed = filters::strip_owned_headers(*body, snap_->owned_headers, cleaned);
+    if (removed) {
+      reservation_.update(proto_.held_bytes() + body->size() + cleaned.size());  // the copy counts while relayed
+      core::log().info("message id={}.{} client={} removed {} header(s) that mxfront writes itself", sid_,
+                       proto_.messages() + 1, ip_, removed);
+    }
+    const std::string& relayed = removed ? cleaned : *body;
+    co_await relay(relayed, extra);
     co_return;
   }
   if (a.step == filters::Step::Refuse) proto_.reject(*a.reply);
