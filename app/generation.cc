@@ -59,10 +59,15 @@ smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
     }
     // A chain that judges message content gets the MIME structure limit first in its data phase:
     // what is nested beyond it could not be seen into, so it is refused, never relayed as clean.
-    // It waits for the shared parse as long as the slowest data-phase filter may run.
-    config::FilterSettings gate{config::Seconds(0), config::OnError::TempFail};
+    // It waits for the shared parse as long as the slowest data-phase filter may run; when it
+    // cannot judge (timeout, error) it tempfails unless every data-phase filter is "continue"
+    // (the admin chose to relay what could not be checked).
+    config::FilterSettings gate{config::Seconds(0), config::OnError::Continue};
     for (const auto& [f, settings] : built)
-      if (f->wants(filters::Phase::Data)) gate.timeout = std::max(gate.timeout, settings.timeout);
+      if (f->wants(filters::Phase::Data)) {
+        gate.timeout = std::max(gate.timeout, settings.timeout);
+        if (settings.on_error == config::OnError::TempFail) gate.on_error = config::OnError::TempFail;
+      }
     if (gate.timeout > config::Seconds(0))
       chain->add(std::make_shared<filters::StructureGate>(s->resources->workers, c->limits.mime_depth, c->limits.mime_parts),
                  gate);

@@ -6,7 +6,8 @@
 // Not a filter of the registry: app/generation.cc puts it first in the data phase of every chain
 // that has a data-phase filter (a chain that judges no content has nothing to protect). Its parse
 // is the one the other filters then share, so the check costs a walk over the MIME tree. It is
-// never skipped for allowlisted clients. Named "mime" in logs and counters.
+// never skipped for allowlisted clients. Named "mime" in logs and counters. Its timeout is the
+// longest of the chain's data-phase filters; its on_error is tempfail unless all of theirs are continue.
 #pragma once
 #include <memory>
 
