@@ -10,6 +10,7 @@
 
 #include "core/host_port.h"
 #include "filters/registry/registry.h"
+#include "filters/structure_gate.h"
 #include "directory/factory.h"
 #include "ops/dependencies.h"
 #include "smtpd/tls.h"
@@ -48,15 +49,37 @@ smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
   filters::BuildContext ctx{c, *s->resources, s->directory};
   for (const auto& p : c->profiles) {
     auto chain = std::make_shared<filters::Chain>(p.reject_score, p.tag_score);
+    std::vector<std::pair<std::shared_ptr<filters::Filter>, config::FilterSettings>> built;
     for (const auto& name : p.filters) {
       const filters::Descriptor* d = filters::find(name);
       if (!d) return {nullptr, c->at("profile", fmt::format("filter '{}' is not built into this mxfront", name))};
       filters::Built f = d->build(ctx);
       if (!f.filter) return {nullptr, c->at(c->section_lines.count(name) ? name : "profile", f.error)};
-      chain->add(f.filter, c->filters.of(name));
+      built.emplace_back(f.filter, c->filters.of(name));
     }
+    // A chain that judges message content gets the MIME structure limit first in its data phase:
+    // what is nested beyond it could not be seen into, so it is refused, never relayed as clean.
+    // It waits for the shared parse as long as the slowest data-phase filter may run; when it
+    // cannot judge (timeout, error) it tempfails unless every data-phase filter is "continue"
+    // (the admin chose to relay what could not be checked).
+    config::FilterSettings gate{config::Seconds(0), config::OnError::Continue};
+    for (const auto& [f, settings] : built)
+      if (f->wants(filters::Phase::Data)) {
+        gate.timeout = std::max(gate.timeout, settings.timeout);
+        if (settings.on_error == config::OnError::TempFail) gate.on_error = config::OnError::TempFail;
+      }
+    if (gate.timeout > config::Seconds(0))
+      chain->add(std::make_shared<filters::StructureGate>(s->resources->workers, c->limits.mime_depth, c->limits.mime_parts),
+                 gate);
+    for (auto& [f, settings] : built) chain->add(std::move(f), settings);
     s->chains[p.name] = chain;
   }
+  // The headers mxfront writes: client-supplied copies never reach the mailbox.
+  for (const std::string* h : {&c->filters.headers.score, &c->filters.headers.status, &c->filters.headers.report})
+    s->owned_headers.push_back({*h, nullptr});
+  for (const auto* d : used_filters(*c))
+    if (d->owned_headers)
+      for (auto& h : d->owned_headers(ctx)) s->owned_headers.push_back(std::move(h));
   // Only now: a refused generation must not touch what the running one shares.
   for (const auto* d : used_filters(*c))
     if (d->commit) d->commit(ctx);

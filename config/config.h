@@ -78,6 +78,8 @@ struct Limits {
   size_t rejected_recipients = 50;      // refused recipients per session before 421 + close
   size_t rejected_recipients_soft = 10; // past this many, each refusal waits longer
   Seconds rejected_recipient_delay{0.25};  // (n - soft) * this before the n-th refusal
+  size_t mime_depth = 20;               // MIME nesting of a message judged by data-phase filters (<= 32)
+  size_t mime_parts = 1000;             // MIME parts of such a message
 };
 
 // The HTTP listener for health checks and metrics (ops/admin_server.h).

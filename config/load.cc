@@ -85,14 +85,24 @@ struct Loader {
 
   bool known_section(std::string_view section) { return schema.known_section(section); }
 
-  // profile.NAME.filters: every name must be a filter of the schema.
+  // profile.NAME.filters: every name must be a filter of the schema, and one of them must accept
+  // recipients (relay_control): without it every recipient, local ones too, would get 554 5.7.1.
   bool check_filter_names(const Profile& p, const toml::node& where) {
     bool ok = true;
     for (const auto& f : p.filters)
       if (!schema.filter(f))
         ok = fail(where.source(), fmt::format("profile.{}.filters: unknown filter '{}' (known: {})", p.name, f,
                                               schema.filter_names()));
-    return ok;
+    if (!ok) return false;
+    std::string acceptors;  // the schema's filters that can accept recipients (none in core_schema())
+    for (const auto& fs : schema.filters)
+      if (fs.accepts_recipients) acceptors += (acceptors.empty() ? "" : ", ") + std::string(fs.name);
+    if (acceptors.empty()) return true;
+    for (const auto& f : p.filters)
+      if (schema.filter(f)->accepts_recipients) return true;
+    return fail(where.source(), fmt::format("profile.{}.filters: no filter accepts recipients ({}), so every "
+                                            "recipient would be refused with 554 5.7.1",
+                                            p.name, acceptors));
   }
 
   bool apply_table(std::string_view section, const toml::table& t, Config& c, Listener& l) {

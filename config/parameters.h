@@ -63,6 +63,9 @@ struct FilterSchema {
   std::vector<Parameter> rows;
   std::vector<ArraySection> arrays;
   std::function<std::string(const Config&)> required;  // "" or what is missing ("clamav.database_dir is required")
+  // The filter accepts recipients at RcptTo (relay_control): a recipient is accepted only on such
+  // a filter's explicit Accept, so a profile listing none would refuse every recipient (a config error).
+  bool accepts_recipients = false;
 };
 
 // Every key the loader accepts: the core rows, then each filter's rows and its generated

@@ -138,6 +138,14 @@ Reply image_spam(std::string_view words) {
   return {554, "5.7.1", fmt::format("Message refused: image text matches spam words ({})", safe_text(words))};
 }
 Reply scan_limit_rejected() { return {554, "5.7.1", "Message refused: it exceeds the virus scanner's limits"}; }
+// 5.6.0 (a media problem, RFC 3463): the message's structure, not its sender or content, is refused.
+Reply scan_structure_rejected(std::string_view limit) {
+  return {554, "5.6.0",
+          fmt::format("Message refused: nested too deeply or too many parts for the virus scanner ({})", safe_text(limit))};
+}
+Reply mime_structure_rejected(std::string_view what) {
+  return {554, "5.6.0", fmt::format("Message refused: MIME structure too complex ({})", safe_text(what))};
+}
 }  // namespace replies
 
 }  // namespace core

@@ -92,6 +92,8 @@ Reply rule_rejected(std::string_view rule);                     // 554 5.7.1
 Reply virus_found(std::string_view signature);                  // 554 5.7.1
 Reply image_spam(std::string_view words);                       // 554 5.7.1 (ocr.reject_score)
 Reply scan_limit_rejected();                                    // 554 5.7.1 (clamav.on_limit reject)
+Reply scan_structure_rejected(std::string_view limit);          // 554 5.6.0 (clamav: MaxRecursion/MaxFiles)
+Reply mime_structure_rejected(std::string_view what);           // 554 5.6.0 (limits.mime_depth / mime_parts)
 }  // namespace replies
 
 }  // namespace core

@@ -17,6 +17,7 @@
 #include "core/dependency.h"
 #include "core/metrics.h"
 #include "filters/filter.h"
+#include "filters/owned_headers.h"
 #include "filters/resources.h"
 #include "directory/directory.h"
 
@@ -46,6 +47,10 @@ struct Descriptor {
   // Optional: health checks of what the filter depends on (shown in /health, never in /readyz).
   std::function<std::vector<core::Dependency>(const BuildContext&)> dependencies;
   std::vector<core::CounterFamily> metrics;
+  // Optional: header fields the filter writes into relayed messages (e.g. Authentication-Results
+  // with our authserv-id). Copies a client sent are removed from the message's top-level header
+  // block before the relay, like the [spam] headers (filters/owned_headers.h).
+  std::function<std::vector<OwnedHeader>(const BuildContext&)> owned_headers;
 
   std::string_view name() const { return schema.name; }
 };

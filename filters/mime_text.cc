@@ -13,8 +13,6 @@
 namespace filters::mime {
 namespace {
 
-constexpr int kMaxDepth = 32;  // nested multiparts / attached messages followed
-
 std::atomic<uint64_t> parses{0};
 
 struct Unref {
@@ -76,9 +74,15 @@ struct Walk {
   std::vector<Part>& parts;
   size_t max_parts;
   size_t bytes_left;
+  Structure& structure;
+  const Limits& limits;
   bool text_done = false, parts_done = false;
 
   bool done() const { return text_done && parts_done; }
+  // The structure is asked for: the walk goes on after the content is kept, until the whole tree
+  // was seen or it is known to be beyond a limit.
+  bool counting() const { return limits.max_depth || limits.max_nodes; }
+  bool finished() const { return done() && (!counting() || structure.exceeds(limits)); }
 
   // Appends at most what is left of the text limit.
   void add_text(std::string_view t) {
@@ -106,12 +110,18 @@ struct Walk {
     parts.push_back(std::move(p));
   }
 
-  void visit(GMimeObject* obj, int depth) {
-    if (!obj || depth > kMaxDepth || done()) return;
+  void visit(GMimeObject* obj, size_t depth) {
+    if (!obj || finished()) return;
+    ++structure.nodes;
+    structure.depth = std::max(structure.depth, depth);
+    if (depth > kMaxDepth) {  // never read, and never silently: the message says so
+      structure.unread = true;
+      return;
+    }
     if (GMIME_IS_MULTIPART(obj)) {
       auto* mp = GMIME_MULTIPART(obj);
       int n = g_mime_multipart_get_count(mp);
-      for (int i = 0; i < n && !done(); ++i) visit(g_mime_multipart_get_part(mp, i), depth + 1);
+      for (int i = 0; i < n && !finished(); ++i) visit(g_mime_multipart_get_part(mp, i), depth + 1);
       return;
     }
     if (GMIME_IS_MESSAGE_PART(obj)) {
@@ -138,12 +148,15 @@ void ensure_init() {
 
 Limits Limits::merge(const Limits& a, const Limits& b) {
   return {std::max(a.header_octets, b.header_octets), std::max(a.text_octets, b.text_octets),
-          std::max(a.max_parts, b.max_parts), std::max(a.part_octets, b.part_octets)};
+          std::max(a.max_parts, b.max_parts),         std::max(a.part_octets, b.part_octets),
+          std::max(a.max_depth, b.max_depth),         std::max(a.max_nodes, b.max_nodes)};
 }
 
 bool Limits::covers(const Limits& need) const {
+  // A structure bound is answered by a parse that counted at least that far.
+  auto counted = [](size_t have, size_t want) { return !want || have >= want; };
   return header_octets >= need.header_octets && text_octets >= need.text_octets && max_parts >= need.max_parts &&
-         part_octets >= need.part_octets;
+         part_octets >= need.part_octets && counted(max_depth, need.max_depth) && counted(max_nodes, need.max_nodes);
 }
 
 uint64_t parse_count() { return parses.load(std::memory_order_relaxed); }
@@ -158,7 +171,7 @@ Message Message::parse(std::string_view raw, const Limits& limits) {
   std::string_view input = raw;
   std::string block;
   size_t cut = header_cut(raw, limits.header_octets);
-  if (!limits.text_octets && !limits.max_parts) {
+  if (!limits.text_octets && !limits.max_parts && !limits.max_depth && !limits.max_nodes) {
     block.assign(raw.substr(0, cut));
     block += '\n';
     input = block;
@@ -194,7 +207,8 @@ Message Message::parse(std::string_view raw, const Limits& limits) {
     }
   }
 
-  Walk w{m.text_, limits.text_octets, m.parts_, limits.max_parts, std::min(limits.part_octets, raw.size())};
+  Walk w{m.text_, limits.text_octets, m.parts_, limits.max_parts, std::min(limits.part_octets, raw.size()),
+         m.structure_, limits};
   w.text_done = limits.text_octets == 0;
   w.parts_done = limits.max_parts == 0;
   w.visit(top.get(), 0);

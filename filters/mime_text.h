@@ -23,8 +23,13 @@ struct Limits {
   size_t max_parts = 0;      // binary_parts(): at most N parts
   size_t part_octets = 0;    // binary_parts(): at most N decoded octets in all (and never more than
                              // the raw message has)
+  // structure(): the whole tree is walked (not only until the text and parts above are kept) so
+  // that a message nested deeper than max_depth or holding more than max_nodes parts is told.
+  // Zero: not asked (the walk may stop early). They never change what the text and parts keep.
+  size_t max_depth = 0;
+  size_t max_nodes = 0;
 
-  bool empty() const { return !header_octets && !text_octets && !max_parts; }
+  bool empty() const { return !header_octets && !text_octets && !max_parts && !max_depth && !max_nodes; }
   // Field-wise maximum: what a parse shared by two consumers must keep.
   static Limits merge(const Limits& a, const Limits& b);
   // Whether a parse with these limits gives `need` everything it would get from its own parse
@@ -42,6 +47,21 @@ struct Part {
   std::string content_type;  // declared "type/subtype", lower-case ("" when none was declared)
   std::string filename;      // from Content-Disposition or Content-Type name=, "" when none
   std::string data;          // decoded content
+};
+
+// Nesting followed when reading text and binary parts: deeper parts are never read (a message
+// whose structure() says `unread` has some), whatever the Limits.
+inline constexpr size_t kMaxDepth = 32;
+
+// The shape of the MIME tree, for the message-level structure limit (filters/structure_gate.h).
+struct Structure {
+  size_t depth = 0;     // deepest nesting seen: 0 = one part; each multipart or attached message adds 1
+  size_t nodes = 0;     // parts seen: every multipart, attached message and leaf, the top one included
+  bool unread = false;  // parts nested deeper than kMaxDepth exist: their content was not read
+  // Whether the message is beyond the limits' max_depth / max_nodes (when asked), or has unread parts.
+  bool exceeds(const Limits& l) const {
+    return unread || (l.max_depth && depth > l.max_depth) || (l.max_nodes && nodes > l.max_nodes);
+  }
 };
 
 // One GMime parse of a message, immutable afterwards (share it as shared_ptr<const Message>).
@@ -62,6 +82,10 @@ class Message {
   // limits.max_parts parts and limits.part_octets decoded octets in all (a part that would pass
   // the byte bound ends the walk).
   const std::vector<Part>& binary_parts() const { return parts_; }
+  // The tree's depth and part count. Exact when the parse was asked for them (limits.max_depth /
+  // max_nodes) and the message is within them; once past one of them the walk may stop counting,
+  // so the figures are then lower bounds that still exceed the limit. Not asked: what was walked.
+  const Structure& structure() const { return structure_; }
   const Limits& limits() const { return limits_; }
 
  private:
@@ -69,6 +93,7 @@ class Message {
   std::vector<Header> headers_;
   std::string text_;
   std::vector<Part> parts_;
+  Structure structure_;
 };
 
 // How many times Message::parse ran in this process (for tests and benchmarks: one per message).

@@ -314,8 +314,8 @@ std::optional<Event> Protocol::data_step() {
     if (line_len_ == 0 && run.front() == '.') {
       line_dot_ = true;
       run.remove_prefix(1);
-      ++line_len_;
-      ++data_bytes_;
+      ++line_len_;  // the line limit counts the line as sent; the size (RFC 1870) never counts a
+                    // stuffing dot or the terminating one: the message as it will be relayed
     }
     line_len_ += run.size();
     data_bytes_ += run.size();

@@ -88,6 +88,8 @@ class Protocol {
   const std::string& message() const { return message_; }  // LF line endings, dot-unstuffed
   // During Event::Message: moves the message out (the filters and the relay share it).
   std::string take_message() { return std::move(message_); }
+  // Octets of the message so far as RFC 1870 counts them (CRLF line ends, no stuffing dots, no
+  // terminating dot): what limits.message_size and SIZE= are compared with.
   size_t message_bytes_received() const { return data_bytes_; }
   // Message data held (received body + unprocessed input): what the in-flight bound counts.
   size_t held_bytes() const { return message_.size() + (in_.size() - pos_); }

@@ -325,7 +325,7 @@ asio::awaitable<void> Session::decide(smtp::Event e) {
     }
     core::log().info("reject id={} client={} rcpt={} reply=\"{} {}\" reason={} refused={}{}", sid_, ip_,
                      q(proto_.pending_address().str()), a.reply ? a.reply->code : 0, a.reply ? a.reply->enhanced : "",
-                     q(v.reason), refused_recipients_, brake.close ? " closing=\"too many rejected recipients\"" : "");
+                     q(v.reason.empty() ? "no filter accepted the recipient" : v.reason), refused_recipients_, brake.close ? " closing=\"too many rejected recipients\"" : "");
     if (brake.delay.count() > 0) co_await wait_until(Clock::now() + brake.delay);
   }
   switch (a.step) {
@@ -334,7 +334,8 @@ asio::awaitable<void> Session::decide(smtp::Event e) {
     case filters::Step::Disconnect: proto_.disconnect(*a.reply); break;
   }
   if (brake.close) proto_.disconnect(R::too_many_rejected_recipients());  // after the refusal itself
-  if (e == smtp::Event::RcptTo && (v.action == filters::Action::Reject || v.action == filters::Action::TempFail))
+  // Every refused recipient is counted, also one that no filter vouched for (Continue).
+  if (e == smtp::Event::RcptTo && a.step != filters::Step::Proceed)
     core::count(core::Counter::RecipientsRejected);
 }
 
@@ -428,7 +429,15 @@ asio::awaitable<void> Session::judge_message() {
   filters::Answer a = filters::reply_for(filters::Phase::Data, v, reply_names());
   if (a.step == filters::Step::Proceed) {
     std::string extra = filters_->spam_headers(cfg_.filters.headers);
-    co_await relay(*body, extra);
+    std::string cleaned;  // without the client's copies of the headers mxfront writes
+    size_t removed = filters::strip_owned_headers(*body, snap_->owned_headers, cleaned);
+    if (removed) {
+      reservation_.update(proto_.held_bytes() + body->size() + cleaned.size());  // the copy counts while relayed
+      core::log().info("message id={}.{} client={} removed {} header(s) that mxfront writes itself", sid_,
+                       proto_.messages() + 1, ip_, removed);
+    }
+    const std::string& relayed = removed ? cleaned : *body;
+    co_await relay(relayed, extra);
     co_return;
   }
   if (a.step == filters::Step::Refuse) proto_.reject(*a.reply);

@@ -13,11 +13,13 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <boost/asio/ssl/context.hpp>
 
 #include "config/config.h"
 #include "filters/chain.h"
+#include "filters/owned_headers.h"
 #include "filters/resources.h"
 #include "directory/directory.h"
 #include "qmqp/types.h"
@@ -33,6 +35,7 @@ struct Snapshot {
   std::shared_ptr<ldap::Directory> directory;                          // null: type "none"
   std::shared_ptr<filters::Resources> resources;                       // shared by all generations
   qmqp::ClientConfig relay;                                            // the mailbox servers, from config.qmqp
+  std::vector<filters::OwnedHeader> owned_headers;                     // removed from clients' messages before the relay
 };
 struct SnapshotOrError {
   std::shared_ptr<const Snapshot> snap;

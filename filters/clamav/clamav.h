@@ -1,6 +1,8 @@
 // The ClamAV filter, at Data: scans the raw message from memory on the worker pool with the
-// process-wide engine (engine.h). Virus: 554 5.7.1 naming the signature. A scan limit
+// process-wide engine (engine.h). Virus: 554 5.7.1 naming the signature. A size or time limit
 // reached: clamav.on_limit ("accept" relays and logs, "tempfail" 451 4.3.0, "reject" 554 5.7.1).
+// Any other limit (MaxRecursion, MaxFiles: structure the scanner did not see into) is never
+// relayed: clamav.on_structure_limit ("reject" 554 5.6.0, "tempfail" 451 4.3.0).
 // Scanner error: Verdict::failure (the chain applies on_error). Worker queue full: 451 4.3.0.
 // Not skipped for allowlisted clients.
 #pragma once
@@ -22,7 +24,8 @@ class ClamavFilter final : public Filter {
   boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
 
   // A scan result as a verdict (pure, for tests).
-  static Verdict verdict(const clamav::ScanResult& r, clamav::OnLimit on_limit);
+  static Verdict verdict(const clamav::ScanResult& r, clamav::OnLimit on_limit,
+                         clamav::OnLimit on_structure_limit = clamav::OnLimit::Reject);
 
  private:
   std::shared_ptr<clamav::EngineHolder> engines_;

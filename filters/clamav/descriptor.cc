@@ -74,15 +74,18 @@ std::vector<config::Parameter> rows() {
        size_param(field(kName, &Settings::max_scan_size), 1024, kBig)},
       {"clamav", "max_file_size", "integer", "26214400", "Largest attachment or archive member scanned (CL_ENGINE_MAX_FILESIZE).",
        size_param(field(kName, &Settings::max_file_size), 1024, kBig)},
-      {"clamav", "max_files", "integer", "10000", "Files scanned inside one message (CL_ENGINE_MAX_FILES).",
+      {"clamav", "max_files", "integer", "10000", "Files scanned inside one message (CL_ENGINE_MAX_FILES); more: clamav.on_structure_limit.",
        size_param(field(kName, &Settings::max_files), 1, 1000000)},
-      {"clamav", "max_recursion", "integer", "16", "Nesting of archives and MIME parts (CL_ENGINE_MAX_RECURSION).",
+      {"clamav", "max_recursion", "integer", "16", "Nesting of archives and MIME parts (CL_ENGINE_MAX_RECURSION); deeper: clamav.on_structure_limit.",
        size_param(field(kName, &Settings::max_recursion), 1, 100)},
       {"clamav", "max_scan_time", "seconds", "30", "Scan time per message (CL_ENGINE_MAX_SCANTIME).",
        seconds_param(field(kName, &Settings::max_scan_time), 0.1, 3600)},
-      {"clamav", "on_limit", "string", "accept", "A message exceeding a scan limit: \"accept\" (relayed, logged), \"tempfail\" (451 4.3.0) or \"reject\" (554 5.7.1).",
+      {"clamav", "on_limit", "string", "accept", "A message exceeding a size or time limit (max_file_size, max_scan_size, max_scan_time): \"accept\" (relayed, logged), \"tempfail\" (451 4.3.0) or \"reject\" (554 5.7.1).",
        enum_param(field(kName, &Settings::on_limit), std::vector<std::pair<std::string, OnLimit>>{
                                                           {"accept", OnLimit::Accept}, {"tempfail", OnLimit::TempFail}, {"reject", OnLimit::Reject}})},
+      {"clamav", "on_structure_limit", "string", "reject", "A message the scanner could not see into (max_recursion, max_files, its mail parser's limits): \"reject\" (554 5.6.0) or \"tempfail\" (451 4.3.0); never relayed.",
+       enum_param(field(kName, &Settings::on_structure_limit), std::vector<std::pair<std::string, OnLimit>>{
+                                                                    {"reject", OnLimit::Reject}, {"tempfail", OnLimit::TempFail}})},
   };
 }
 

@@ -180,6 +180,14 @@ void log_loaded(const Engine& e, const std::string& why) {
 
 std::string check_settings(const clamav::Settings& c) { return check_dir(c.database_dir); }
 
+bool is_size_limit(std::string_view name) {
+  for (std::string_view limit : {".MaxFileSize", ".MaxScanSize", ".MaxScanTime"})
+    if (name.starts_with(kLimitsPrefix) && name.substr(kLimitsPrefix.size()).starts_with(limit) &&
+        (name.size() == kLimitsPrefix.size() + limit.size() || name[kLimitsPrefix.size() + limit.size()] == '.'))
+      return true;
+  return false;
+}
+
 std::string health(const Status& st) {
   std::string engine = fmt::format("engine {} loaded {:.0f} s ago", st.generation, st.age_seconds);
   if (!st.last_error.empty()) return fmt::format("last reload failed ({} still scans): {}", engine, st.last_error);

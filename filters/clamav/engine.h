@@ -139,4 +139,10 @@ struct EngineHolder::Created {
 // The scan limits reached as heuristics names start with this.
 inline constexpr std::string_view kLimitsPrefix = "Heuristics.Limits.Exceeded";
 
+// Whether a limit name is a size or time limit (Heuristics.Limits.Exceeded.MaxFileSize,
+// .MaxScanSize, .MaxScanTime: a big attachment, a long scan), which clamav.on_limit may accept.
+// Every other limit (MaxRecursion, MaxFiles, the mail parser's Email* limits, and any name a later
+// libclamav adds) is structure the scanner did not see into: clamav.on_structure_limit applies.
+bool is_size_limit(std::string_view name);
+
 }  // namespace filters::clamav

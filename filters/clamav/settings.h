@@ -7,6 +7,8 @@
 namespace filters::clamav {
 
 // What a message that exceeds a scan limit gets: relayed and logged, 451 4.3.0 or 554 5.7.1.
+// on_structure_limit (nesting or part count: structure the scanner did not see into) is never
+// Accept: only TempFail or Reject.
 enum class OnLimit { Accept, TempFail, Reject };
 
 struct Settings {
@@ -17,7 +19,8 @@ struct Settings {
   size_t max_files = 10000;            // CL_ENGINE_MAX_FILES
   size_t max_recursion = 16;           // CL_ENGINE_MAX_RECURSION
   std::chrono::duration<double> max_scan_time{30};  // CL_ENGINE_MAX_SCANTIME
-  OnLimit on_limit = OnLimit::Accept;
+  OnLimit on_limit = OnLimit::Accept;             // size and time limits: MaxFileSize, MaxScanSize, MaxScanTime
+  OnLimit on_structure_limit = OnLimit::Reject;   // every other limit: MaxRecursion, MaxFiles, Email* (never Accept)
 };
 
 }  // namespace filters::clamav

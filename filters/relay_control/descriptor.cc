@@ -10,6 +10,7 @@ Descriptor descriptor() {
   Descriptor d;
   d.schema.name = "relay_control";
   d.schema.defaults = {config::Seconds(30), config::OnError::TempFail};
+  d.schema.accepts_recipients = true;  // a profile without it refuses every recipient
   d.build = [](const BuildContext& b) -> Built {
     return {std::make_shared<RelayControl>(b.config->local_domains, b.directory, b.config->postmaster), {}};
   };

@@ -3,6 +3,7 @@ self-made signature DB) -> REAL Postfix qmqpd -> Maildir.
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_clamav.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix)."""
+import base64
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from clamav_harness import (CLAMEXE_SIG, EICAR_SIG, TESTFILES, SignatureDb, eicar_mail,  # noqa: E402
+from clamav_harness import (CLAMEXE_SIG, EICAR, EICAR_SIG, TESTFILES, SignatureDb, eicar_mail,  # noqa: E402
                             mail_with_attachments, small_pdf, small_zip)
 from mxharness import (Mxfront, PostfixQmqp, SmtpConn, free_port, smtp_send, split_after_received,  # noqa: E402
                        to_toml, unique_marker)
@@ -100,6 +101,41 @@ class ClamavTest(unittest.TestCase):
         code, text = send(self.mx.port, f"X-Test: {marker}\r\n".encode() + raw)
         self.assertEqual(code, 554, text + self.diag())
         self.assert_nothing_delivered(marker, 0.5)
+
+    @staticmethod
+    def nested(marker, payload, depth):
+        inner = (b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                 + base64.b64encode(payload) + b"\r\n")
+        for i in range(depth):
+            b = f"b{i}".encode()
+            inner = (b"Content-Type: multipart/mixed; boundary=\"" + b + b"\"\r\n\r\n--" + b + b"\r\n" + inner
+                     + b"--" + b + b"--\r\n")
+        return f"Subject: {marker}\r\nMIME-Version: 1.0\r\n".encode() + inner
+
+    def test_virus_nested_18_levels_deep_is_refused_with_the_default_limits(self):
+        """Issue 12.2: with max_recursion = 16 and on_limit = accept (the defaults) a 1.4 KB
+        message with EICAR 18 multipart levels down was relayed. The scanner reports
+        Heuristics.Limits.Exceeded.MaxRecursion: structure it did not see into is refused (on_structure_limit)."""
+        marker = unique_marker("nested18")
+        msg = self.nested(marker, EICAR, 18)
+        self.assertLess(len(msg), 1500)
+        code, text = send(self.mx.port, msg)
+        self.assertEqual(code, 554, text + self.diag())
+        self.assertRegex(text, r"^5\.6\.0 .*virus scanner.*MaxRecursion", self.diag())
+        self.assert_nothing_delivered(marker)
+        self.assertTrue(self.mx.wait_log(r"scan structure limit: Heuristics\.Limits\.Exceeded\.MaxRecursion", 2),
+                        self.diag())
+        marker = unique_marker("nested10")  # within the limits: the virus itself is named
+        code, text = send(self.mx.port, self.nested(marker, EICAR, 10))
+        self.assertEqual(code, 554, text + self.diag())
+        self.assertIn(EICAR_SIG, text)
+
+    def test_on_structure_limit_tempfail_answers_451(self):
+        with Mxfront([self.pf.address], clamav_config(self.db.dir, on_structure_limit="tempfail")) as mx:
+            marker = unique_marker("nested-tempfail")
+            code, text = send(mx.port, self.nested(marker, EICAR, 18))
+            self.assertEqual(code, 451, text + self.diag(mx))
+            self.assert_nothing_delivered(marker, 0.5)
 
     def test_clean_mail_with_attachments_is_delivered_byte_identical(self):
         marker = unique_marker("clean")

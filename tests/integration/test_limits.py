@@ -107,6 +107,43 @@ class LimitsTest(unittest.TestCase):
         # a fitting SIZE is accepted
         self.assertEqual(c.cmd("MAIL FROM:<l@example.net> SIZE=1000")[0], 250)
 
+    def test_message_of_exactly_message_size_passes_one_octet_more_does_not(self):
+        """RFC 1870: the size counts the message with CRLF line ends, not the dots of dot-stuffing
+        nor the terminating ".". smtplib (a real client) announces SIZE=N and stuffs the lines that
+        start with "." itself: exactly limits.message_size octets are relayed, N+1 are refused."""
+        import smtplib
+        n = 100000
+        self.start_mx({"message_size": n})
+
+        def exact(marker, size):
+            head = f"From: <l@example.net>\r\nSubject: {marker}\r\n\r\n".encode()
+            line = b"." + b"d" * 97 + b"\r\n"  # every body line is dot-stuffed on the wire
+            body = line * ((size - len(head)) // len(line))
+            rest = size - len(head) - len(body)
+            body += b"e" * (rest - 2) + b"\r\n" if rest >= 3 else b"\r\n" * (rest // 2)
+            msg = head + body
+            self.assertEqual(len(msg), size)
+            return msg
+
+        marker = unique_marker("exact")
+        with smtplib.SMTP("127.0.0.1", self.mx.port, local_hostname="client.test", timeout=30) as c:
+            # smtplib announces SIZE=len(msg) itself when the server offers SIZE
+            self.assertEqual(c.sendmail("l@example.net", ["bob@example.org"], exact(marker, n)), {})
+        ds = self.pf.deliveries(10, 1, match=marker.encode())
+        self.assertEqual(len(ds), 1, self.diag())
+        self.assertIn(b"\n." + b"d" * 97 + b"\n", ds[0].data)  # unstuffed again
+        over = unique_marker("over")
+        with smtplib.SMTP("127.0.0.1", self.mx.port, local_hostname="client.test", timeout=30) as c:
+            with self.assertRaises(smtplib.SMTPSenderRefused) as cm:  # announced: refused at MAIL
+                c.sendmail("l@example.net", ["bob@example.org"], exact(over, n + 1))
+            self.assertEqual(cm.exception.smtp_code, 552)
+        c = self.conn(timeout=20)  # not announced: refused after the data
+        self.envelope(c)
+        c.send(exact(over, n + 1).replace(b"\r\n.", b"\r\n..") + b".\r\n")
+        code, line, raw = c.reply()
+        self.assertTrue(line.startswith("552 5.3.4"), raw + self.diag().encode())
+        self.assert_nothing_delivered(over)
+
     def test_ehlo_advertises_the_message_size_limit(self):
         self.start_mx({"message_size": 100000})
         c = self.conn()

@@ -205,7 +205,8 @@ class MxChainLoadTest(unittest.TestCase):
             c.send(data + b"\r\n.\r\n")
             c.sock.shutdown(socket.SHUT_RDWR)
             c.close()
-        self.assertTrue(mx.wait_log(r"filter=(rules|clamav) phase=data verdict=disconnect .*reason=\"client gone\"", 30),
+        # the first data-phase check is the MIME structure limit ("mime"), then rules and clamav
+        self.assertTrue(mx.wait_log(r"filter=(mime|rules|clamav) phase=data verdict=disconnect .*reason=\"client gone\"", 30),
                         mx.log()[-3000:])
         time.sleep(0.5)
         n = mx.wait_fd_baseline(baseline, timeout=30)

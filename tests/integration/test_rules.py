@@ -150,6 +150,76 @@ class RulesTest(PostfixMxfrontCase):
         self.assertEqual(self.send(message(marker, body="a winner\r\n")), {})
         self.assertNotIn(b"X-Spam-", self.delivered(marker).data)
 
+    def test_forged_spam_headers_are_removed_from_the_top_level_header_block(self):
+        """A client's own X-Spam-* headers (the names mxfront writes, [spam]) never reach the
+        mailbox; an attached message keeps its own."""
+        marker = unique_marker("forged")
+        inner = "X-Spam-Status: Yes, score=12 (the forwarded message's own)\r\nSubject: inner\r\n\r\ninner body\r\n"
+        body = ("--B\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+                "--B\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "--B--\r\n")
+        msg = message(marker, body=body, extra_headers=(
+            "X-Spam-Status: No, score=-50\r\n\ttag=5 reject=10\r\nx-spam-score: -50\r\n"
+            "X-Spam-Report: ALL_TRUSTED=-50\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/mixed; boundary=\"B\"\r\n"))
+        self.assertEqual(self.send(msg), {})
+        d = self.delivered(marker)
+        head, _, rest = d.data.partition(b"\n\n")
+        self.assertNotRegex(head, rb"(?im)^x-spam-", d.data[:800])
+        self.assertNotIn(b"tag=5 reject=10", head)
+        self.assertIn(b"Subject: hello " + marker.encode(), head)
+        self.assertIn(b"X-Spam-Status: Yes, score=12 (the forwarded message's own)", rest)
+        self.assertTrue(self.mx.wait_log(r"removed 3 header\(s\) that mxfront writes itself", 2), self.diag())
+
+    def test_a_tagged_message_carries_only_our_spam_headers(self):
+        marker = unique_marker("forged-tag")
+        msg = message(marker, body="You are a lottery winner!\r\n",
+                      extra_headers="X-Spam-Score: -50\r\nX-Spam-Status: No, score=-50\r\n")
+        self.assertEqual(self.send(msg), {})
+        d = self.delivered(marker)
+        self.assertEqual(len(__import__("re").findall(rb"(?mi)^X-Spam-Score:", d.data)), 1, d.data[:800])
+        self.assertRegex(d.data, rb"(?m)^X-Spam-Score: 3\.5$")
+        self.assertNotIn(b"score=-50", d.data)
+
+    # -- MIME structure (limits.mime_depth = 20, limits.mime_parts = 1000) ------------------------
+    @staticmethod
+    def nested(marker, text, depth):
+        inner = "Content-Type: text/plain\r\n\r\n" + text + "\r\n"
+        for i in range(depth):
+            b = f"b{i}"
+            inner = (f"Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n" + inner + f"--{b}--\r\n")
+        return (f"From: <s@example.net>\r\nTo: <bob@example.org>\r\nSubject: nested {marker}\r\n"
+                f"MIME-Version: 1.0\r\n" + inner)
+
+    def assert_structure_refused(self, msg, marker, text):
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.send(msg)
+        self.assertEqual(cm.exception.smtp_code, 554, self.diag())
+        self.assertTrue(cm.exception.smtp_error.startswith(b"5.6.0 "), cm.exception.smtp_error)
+        self.assertIn(text, cm.exception.smtp_error)
+        self.assert_not_delivered(marker)
+
+    def test_body_text_nested_deeper_than_the_rules_read_is_refused_554_5_6_0(self):
+        """Text nested past what the walk reads (32 levels) was skipped silently and the message
+        relayed as if the body rules had seen it."""
+        marker = unique_marker("deep")
+        self.assert_structure_refused(self.nested(marker, "buy cheap pills", 40), marker, b"nested more than 20 levels")
+        marker = unique_marker("deep21")
+        self.assert_structure_refused(self.nested(marker, "nothing special", 21), marker, b"nested more than 20 levels")
+        marker = unique_marker("deep-ok")  # within the limit: judged by the rules as usual
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.send(self.nested(marker, "buy cheap pills", 20))
+        self.assertIn(b"body_pills", cm.exception.smtp_error)
+        marker = unique_marker("deep-clean")
+        self.assertEqual(self.send(self.nested(marker, "nothing special", 20)), {})
+        self.delivered(marker)
+
+    def test_more_mime_parts_than_the_limit_is_refused_554_5_6_0(self):
+        marker = unique_marker("parts")
+        parts = "".join(f"--B\r\nContent-Type: text/plain\r\n\r\np{i}\r\n" for i in range(1000))
+        msg = message(marker, body=parts + "--B--\r\n", extra_headers=(
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n"))
+        self.assert_structure_refused(msg, marker, b"more than 1000 parts")
+
     def test_scores_reaching_reject_score_are_refused_naming_the_score(self):
         marker = unique_marker("rej")
         msg = message(marker, subject="URGENT", body="lottery winner\r\n")

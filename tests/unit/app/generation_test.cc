@@ -35,6 +35,17 @@ TEST(Generation, MinimalConfigBuildsOneChainPerProfile) {
   EXPECT_EQ(g.snap->relay.servers[0].port, 628);
 }
 
+// The headers mxfront writes ([spam], as configured) are removed from clients' messages.
+TEST(Generation, OwnedHeadersAreTheConfiguredSpamHeaders) {
+  auto r = config::load_string(kMinimal + "[spam]\nscore_header = \"X-Our-Score\"\n", "t.toml", filters::config_schema());
+  ASSERT_TRUE(r.config) << r.error;
+  auto g = app::build_generation(r.config);
+  ASSERT_TRUE(g.snap) << g.error;
+  std::vector<std::string> names;
+  for (const auto& h : g.snap->owned_headers) names.push_back(h.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"X-Our-Score", "X-Spam-Status", "X-Spam-Report"}));
+}
+
 TEST(Generation, UnreadableCertificateIsReportedAtTheTlsTable) {
   std::string err = build_error(kMinimal + "[tls]\ncert_file = \"/nonexistent.pem\"\nkey_file = \"/nonexistent.key\"\n");
   EXPECT_EQ(err.rfind("t.toml:7: tls.cert_file '/nonexistent.pem'", 0), 0u) << err;

@@ -116,11 +116,12 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Config, ProfilesHaveDefaultsAndOverrides) {
-  auto r = load_string(kMinimal + "[profile.mx]\nrecipients = 5\nfilters = []\n", "t.toml", filters::config_schema());
+  auto r = load_string(kMinimal + "[profile.mx]\nrecipients = 5\nfilters = [\"relay_control\"]\n", "t.toml",
+                       filters::config_schema());
   ASSERT_TRUE(r.config) << r.error;
   const auto& mx = r.config->profile("mx");
   EXPECT_EQ(mx.recipients, 5u);
-  EXPECT_TRUE(mx.filters.empty());
+  EXPECT_EQ(mx.filters, std::vector<std::string>{"relay_control"});
   EXPECT_FALSE(mx.auth);
   const auto& sub = r.config->profile("submission");
   EXPECT_TRUE(sub.auth_required);
@@ -134,6 +135,12 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"UnknownProfile", kMinimal + "[profile.smtp]\nrecipients = 1\n", "t.toml:7: unknown profile 'smtp'"},
         Bad{"UnknownProfileKey", kMinimal + "[profile.mx]\nauth = true\n", "t.toml:8: unknown key 'auth' in [profile.mx]"},
         Bad{"UnknownFilter", kMinimal + "[profile.mx]\nfilters = [\"spamassassin\"]\n", "unknown filter 'spamassassin' (known: relay_control, rules, rbl, clamav, ocr)"},
+        // A chain without relay_control accepts no recipient at all: a config error, not 554 for everyone.
+        Bad{"MxWithoutRelayControl", kMinimal + "[profile.mx]\nfilters = [\"rules\"]\n",
+            "t.toml:8: profile.mx.filters: no filter accepts recipients (relay_control)"},
+        Bad{"MxWithEmptyChain", kMinimal + "[profile.mx]\nfilters = []\n", "t.toml:8: profile.mx.filters: no filter accepts"},
+        Bad{"SubmissionWithoutRelayControl", kMinimal + "\n[profile.submission]\nfilters = [\"rbl\", \"clamav\"]\n",
+            "t.toml:9: profile.submission.filters: no filter accepts recipients"},
         Bad{"SubmissionWithoutTls", kMinimal + "[[listener]]\naddress = \"127.0.0.1:587\"\nprofile = \"submission\"\n",
             "needs [tls] cert_file and key_file"},
         Bad{"CertWithoutKey", kMinimal + "[tls]\ncert_file = \"/nonexistent.pem\"\n", "tls needs both cert_file and key_file"},

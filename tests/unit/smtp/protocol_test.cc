@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 
 using smtp::Event;
@@ -232,6 +233,51 @@ TEST(Protocol, MessageOverSizeIs552AndNothingIsDelivered) {
   EXPECT_NE(out.find("552 5.3.4 Message size"), std::string::npos);
   EXPECT_TRUE(d.messages.empty());
   EXPECT_LT(d.p.held_bytes(), 70000u);
+}
+
+// RFC 1870: the size is the message's octets with CRLF line ends, without the dots added by
+// dot-stuffing and without the terminating ".": a message of exactly limits.message_size octets,
+// announced with SIZE=N, is accepted; one octet more is refused.
+TEST(Protocol, MessageOfExactlyTheSizeLimitWithStuffedLinesIsAcceptedOneMoreIsNot) {
+  const size_t n = 1024;
+  auto content = [](size_t octets) {  // lines starting with '.', CRLF ends, `octets` long in all
+    std::string c;
+    while (c.size() + 40 <= octets) c += "." + std::string(37, 'x') + "\r\n";
+    c += std::string(octets - c.size() - 2, 'y') + "\r\n";
+    return c;
+  };
+  auto stuffed = [](const std::string& c) {
+    std::string w;
+    bool bol = true;
+    for (char ch : c) {
+      if (bol && ch == '.') w += '.';
+      w += ch;
+      bol = ch == '\n';
+    }
+    return w;
+  };
+  for (size_t size : {n, n + 1}) {
+    Settings s;
+    s.message_size = n;
+    Driver d(s);
+    std::string c = content(size);
+    ASSERT_EQ(c.size(), size);
+    std::string out = d.feed("EHLO c.test\r\nMAIL FROM:<a@x.test> SIZE=" + std::to_string(size) +
+                             "\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
+    if (size > n) {  // SIZE=N+1 is refused at MAIL; without SIZE the data itself is too big
+      EXPECT_NE(out.find("552 5.3.4"), std::string::npos) << out;
+      out = d.feed("RSET\r\n" + kEnvelope);
+    }
+    out = d.feed(stuffed(c) + ".\r\n");
+    if (size == n) {
+      EXPECT_EQ(out, "250 2.0.0 Ok\r\n");
+      ASSERT_EQ(d.messages.size(), 1u);
+      EXPECT_EQ(d.messages[0].size(), n - std::count(c.begin(), c.end(), '\n'));  // LF line ends
+    } else {
+      EXPECT_NE(out.find("552 5.3.4 Message size"), std::string::npos) << out;
+      EXPECT_TRUE(d.messages.empty());
+    }
+  }
 }
 
 TEST(Protocol, EndOfDataSplitAcrossEveryByteBoundary) {

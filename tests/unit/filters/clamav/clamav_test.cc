@@ -269,6 +269,30 @@ TEST(ClamavVerdict, MapsResultsAndOnLimit) {
   EXPECT_TRUE(ClamavFilter::verdict({Kind::Error, "CL_EMEM"}, clamav::OnLimit::Accept).failed);
 }
 
+// Size and time limits keep the admin's on_limit; every other limit is structure the scanner did
+// not see into and never counts as clean (on_structure_limit: reject by default, or tempfail).
+TEST(ClamavVerdict, StructureLimitsAreNeverAcceptedSizeLimitsFollowOnLimit) {
+  for (const char* size : {"Heuristics.Limits.Exceeded.MaxFileSize", "Heuristics.Limits.Exceeded.MaxScanSize",
+                           "Heuristics.Limits.Exceeded.MaxScanTime", "Heuristics.Limits.Exceeded.MaxScanSize.UNOFFICIAL"}) {
+    EXPECT_TRUE(clamav::is_size_limit(size)) << size;
+    EXPECT_EQ(ClamavFilter::verdict({Kind::LimitExceeded, size}, clamav::OnLimit::Accept).action, Action::Continue);
+  }
+  for (const char* structure : {"Heuristics.Limits.Exceeded.MaxRecursion", "Heuristics.Limits.Exceeded.MaxFiles",
+                                "Heuristics.Limits.Exceeded.EmailMIMEPartsPerMessage", "Heuristics.Limits.Exceeded.MaxFileSizeX",
+                                "Heuristics.Limits.Exceeded.SomethingNew"}) {
+    EXPECT_FALSE(clamav::is_size_limit(structure)) << structure;
+    ScanResult r{Kind::LimitExceeded, structure};
+    auto v = ClamavFilter::verdict(r, clamav::OnLimit::Accept);
+    EXPECT_EQ(v.action, Action::Reject) << structure;
+    ASSERT_TRUE(v.reply);
+    EXPECT_EQ(v.reply->code, 554);
+    EXPECT_EQ(v.reply->enhanced, "5.6.0");
+    auto t = ClamavFilter::verdict(r, clamav::OnLimit::Accept, clamav::OnLimit::TempFail);
+    EXPECT_EQ(t.action, Action::TempFail);
+    EXPECT_EQ(t.reply->code, 451);
+  }
+}
+
 namespace {
 Verdict run_check(ClamavFilter& f, const std::string& message) {
   boost::asio::io_context io;
@@ -292,6 +316,43 @@ TEST_F(ClamavEngineTest, FilterScansOnTheWorkerPool) {
   EXPECT_NE(v.reply->text.find("Harness.Test.EICAR"), std::string::npos) << v.reply->text;
   EXPECT_EQ(run_check(f, "Subject: hi\n\nclean\n").action, Action::Continue);
   EXPECT_EQ(pool->stats().completed, 2u);
+}
+
+// An attachment wrapped in `depth` nested multiparts (1.4 KB at depth 18).
+std::string nested_mime(const std::string& payload, int depth) {
+  std::string inner = "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" + base64(payload);
+  for (int i = 0; i < depth; ++i) {
+    std::string b = "b" + std::to_string(i);
+    inner = "Content-Type: multipart/mixed; boundary=\"" + b + "\"\n\n--" + b + "\n" + inner + "--" + b + "--\n";
+  }
+  return "Subject: nested\nMIME-Version: 1.0\n" + inner;
+}
+
+// Issue 12.2: a virus nested deeper than clamav.max_recursion (defaults: 16, on_limit accept) was
+// relayed. Structure the scanner did not see into is never clean: 554 5.6.0 by default.
+TEST_F(ClamavEngineTest, VirusNestedPastMaxRecursionIsRefusedWithTheDefaults) {
+  auto pool = std::make_shared<net::BlockingPool>("cltest", 1, 4);
+  clamav::Settings settings = db.settings();  // max_recursion 16, on_limit accept
+  ASSERT_EQ(settings.on_limit, clamav::OnLimit::Accept);
+  ClamavFilter f(engines, pool, settings);
+  Verdict shallow = run_check(f, nested_mime(eicar(), 10));
+  EXPECT_EQ(shallow.action, Action::Reject);
+  ASSERT_TRUE(shallow.reply);
+  EXPECT_NE(shallow.reply->text.find("Harness.Test.EICAR"), std::string::npos) << shallow.reply->text;
+  std::string deep = nested_mime(eicar(), 18);
+  EXPECT_LT(deep.size(), 1500u);
+  ScanResult r = scan(deep);
+  EXPECT_EQ(r.kind, Kind::LimitExceeded) << r.name;
+  EXPECT_TRUE(starts_with(r.name, "Heuristics.Limits.Exceeded.MaxRecursion")) << r.name;
+  Verdict v = run_check(f, deep);
+  EXPECT_EQ(v.action, Action::Reject) << v.reason;
+  ASSERT_TRUE(v.reply);
+  EXPECT_EQ(v.reply->code, 554);
+  EXPECT_EQ(v.reply->enhanced, "5.6.0");
+  EXPECT_NE(v.reply->text.find("MaxRecursion"), std::string::npos) << v.reply->text;
+  settings.on_structure_limit = clamav::OnLimit::TempFail;
+  ClamavFilter tempfail(engines, pool, settings);
+  EXPECT_EQ(run_check(tempfail, deep).action, Action::TempFail);
 }
 
 TEST_F(ClamavEngineTest, FullWorkerQueueIsFilterBusy) {
