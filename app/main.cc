@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/version.h"
+#include "filters/ocr/worker.h"
 #include "filters/registry/registry.h"
 #include "smtpd/server.h"
 
@@ -46,6 +47,8 @@ void limit_openmp_threads(char** argv) {
 
 int main(int argc, char** argv) {
   limit_openmp_threads(argv);
+  // The OCR helper process (filters/ocr/worker.h): started by the ocr filter, never by hand.
+  if (argc >= 2 && std::strcmp(argv[1], "--ocr-worker") == 0) return filters::ocr::worker_main(argc - 2, argv + 2);
   std::signal(SIGPIPE, SIG_IGN);  // a peer that vanished is an error code, never a dead process
   if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
     std::printf("mxfront %s (%s)\n", core::kVersion, core::kGitRev);

@@ -4,6 +4,7 @@
 #include "filters/ocr/descriptor.h"
 
 #include "config/setters.h"
+#include "core/log.h"
 #include "filters/ocr/engine.h"
 #include "filters/ocr/ocr_filter.h"
 
@@ -61,10 +62,18 @@ std::vector<config::Parameter> rows() {
        size_param(field(kName, &Settings::pdf_max_pages), 0, 1000)},
       {"ocr", "pdf_dpi", "integer", "100", "Resolution of the pictures of text-less PDF pages (lowered for a page past ocr.max_pixels).",
        size_param(field(kName, &Settings::pdf_dpi), 30, 600)},
-      {"ocr", "image_timeout", "seconds", "3", "OCR time of one image; past it the image's text so far is used.",
+      {"ocr", "image_timeout", "seconds", "3", "OCR time of one image; past it the image's text so far is used, and a worker process still busy 0.5 s later (Tesseract looks at the clock only while it reads words) is killed.",
        seconds_param(field(kName, &Settings::image_timeout), 0.01, 600)},
-      {"ocr", "budget", "seconds", "10", "OCR time of one message; past it the filter judges what it read and counts the rest as skipped (keep it below ocr.timeout).",
+      {"ocr", "budget", "seconds", "10", "OCR time of one message, from the start of the check (waiting in the OCR queue included); past it the filter judges what it read and counts the rest as skipped; 0.5 s past it the worker process is killed (keep it below ocr.timeout).",
        seconds_param(field(kName, &Settings::budget), 0.01, 3600)},
+      {"ocr", "workers", "integer", "2", "Messages read at once: threads of the OCR's own pool (never the shared [workers] pool), each driving one OCR worker process (mxfront --ocr-worker) that decodes, renders and runs Tesseract. Set at start; a reload does not change it.",
+       size_param(field(kName, &Settings::workers), 1, 256)},
+      {"ocr", "queue", "integer", "32", "Messages waiting for an OCR thread; past it the check fails at once (on_error). A message that waited past ocr.budget is dropped unread. Set at start.",
+       size_param(field(kName, &Settings::queue), 0, 100000)},
+      {"ocr", "memory_limit", "integer", "1073741824", "Address space of an OCR worker process (RLIMIT_AS, octets; 0 = none); a worker past it fails its part (on_error). Not applied in ASan/TSan builds.",
+       size_param(field(kName, &Settings::memory_limit), 0, (int64_t{1} << 40))},
+      {"ocr", "worker_max_parts", "integer", "1000", "An OCR worker process is replaced after reading this many images and PDFs (0 = never).",
+       size_param(field(kName, &Settings::worker_max_parts), 0, 100000000)},
       {"ocr", "cache_size", "integer", "10000", "OCR results kept in memory by image hash (0 = no cache).",
        size_param(field(kName, &Settings::cache_size), 0, 10000000)},
       {"ocr", "cache_ttl", "seconds", "86400", "How long a cached OCR result is used.",
@@ -75,24 +84,48 @@ std::vector<config::Parameter> rows() {
   };
 }
 
+constexpr const char* kRuntime = "ocr.runtime";
+
+WorkerProcs::Options worker_options(const Settings& s) {
+  WorkerProcs::Options o;
+  o.memory_limit = s.memory_limit;
+  o.max_parts = s.worker_max_parts;
+  o.engine = {s.language, s.datapath, s.page_seg_mode};
+  return o;
+}
+
 Built build(const BuildContext& b) {
   const Settings& s = b.config->sections.get<Settings>(kName);
   auto ttl = std::chrono::duration_cast<ResultCache::Clock::duration>(s.cache_ttl);
   auto cache = b.resources.keep<ResultCache>(kName, [&] { return std::make_shared<ResultCache>(s.cache_size, ttl); });
+  auto runtime = b.resources.keep<Runtime>(kRuntime, [&] {
+    return std::make_shared<Runtime>(s.workers, s.queue, worker_options(s));
+  });
+  if (runtime->pool->threads() != s.workers || runtime->pool->queue_limit() != s.queue)
+    core::log().warn("ocr: ocr.workers and ocr.queue are set at start; keeping {} and {}", runtime->pool->threads(),
+                     runtime->pool->queue_limit());
   std::string err;
-  auto f = OcrFilter::build(s, b.resources.workers, cache, err);
-  if (f) cache->configure(s.cache_size, ttl);
+  auto f = OcrFilter::build(s, runtime->pool, cache, err, runtime->procs);
+  if (f) {
+    cache->configure(s.cache_size, ttl);
+    runtime->procs->configure(worker_options(s));
+  }
   return {f, err};
 }
 
 std::vector<core::Dependency> dependencies(const BuildContext& b) {
   const Settings& s = b.config->sections.get<Settings>(kName);
   EngineSettings e{s.language, s.datapath, s.page_seg_mode};
-  return {{"ocr", s.language, [e] {
+  std::weak_ptr<Runtime> rt = b.resources.kept<Runtime>(kRuntime);
+  return {{"ocr", s.language, [e, rt] {
              std::string err = check_language(e);
              if (!err.empty()) return err;
-             return fmt::format("ok: tesseract {}, language {} in {}, {} engines", tesseract_version(), e.language,
-                                tessdata_dir(e), engines_created());
+             WorkerProcs::Stats st;
+             if (auto r = rt.lock()) st = r->procs->stats();
+             return fmt::format("ok: tesseract {}, language {} in {}; worker processes: {} alive, {} started, {} killed at "
+                                "a deadline, {} killed (cancelled), {} crashed",
+                                tesseract_version(), e.language, tessdata_dir(e), st.alive, st.spawned,
+                                st.killed_deadline, st.killed_cancel, st.crashed);
            }}};
 }
 
@@ -108,7 +141,8 @@ Descriptor descriptor() {
   };
   d.build = build;
   d.dependencies = dependencies;
-  d.metrics = {{"ocr_images_total", "Image parts seen by the ocr filter, by outcome."}};
+  d.metrics = {{"ocr_images_total", "Image parts seen by the ocr filter, by outcome."},
+               {"ocr_workers_total", "OCR worker processes: spawned, killed_deadline, killed_cancelled, crashed, spawn_failed, retired."}};
   return d;
 }
 

@@ -88,6 +88,12 @@ Recognition recognize(const Pix* prepared, const EngineSettings& s, std::chrono:
   return r;
 }
 
+std::string warm_up(const EngineSettings& s) {
+  std::string error;
+  engine_for(s, error);
+  return error;
+}
+
 std::string tessdata_dir(const EngineSettings& s) {
   if (!s.datapath.empty()) return s.datapath;
   if (const char* env = std::getenv("TESSDATA_PREFIX"); env && *env) return env;

@@ -33,6 +33,10 @@ struct Recognition {
 Recognition recognize(const Pix* prepared, const EngineSettings& s, std::chrono::milliseconds deadline,
                       const std::atomic<bool>* cancel);
 
+// Loads this thread's engine for `s` now (the OCR worker process does it at start, before any part
+// arrives). "" or why it failed.
+std::string warm_up(const EngineSettings& s);
+
 // "" when LANG.traineddata exists for every language of `s` in its data path, else what is missing
 // (checked when a config is loaded, so a missing language pack is a config error, not a mail error).
 std::string check_language(const EngineSettings& s);

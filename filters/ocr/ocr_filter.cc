@@ -9,12 +9,14 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "core/log.h"
 #include "core/metrics.h"
 #include "filters/mime_text.h"
 #include "filters/parsed_message.h"
 #include "filters/ocr/engine.h"
+#include "filters/ocr/part.h"
 #include "filters/ocr/image.h"
 #include "filters/ocr/pdf.h"
 #include "core/text.h"
@@ -45,66 +47,99 @@ void count_image(std::string_view outcome) {
 
 ocr::EngineSettings engine_settings(const ocr::Settings& s) { return {s.language, s.datapath, s.page_seg_mode}; }
 
-image::Guards guards(const ocr::Settings& s, uint64_t bytes_left) {
-  image::Guards g;
-  g.max_pixels = s.max_pixels;
-  g.min_width = static_cast<unsigned>(s.min_width);
-  g.min_height = static_cast<unsigned>(s.min_height);
-  g.max_decoded_bytes = bytes_left;
-  g.max_frames = static_cast<unsigned>(s.max_frames);
-  return g;
-}
+using End = ocr::WorkerProcs::End;
 
-// "" when the picture gives no usable perceptual hash (dhash 0 also means "could not convert").
-std::string perceptual_key(const Pix* p, unsigned w, unsigned h) {
-  uint64_t d = image::dhash(p);
-  return d ? fmt::format("p:{}x{}:{:016x}", w, h, d) : std::string();
-}
-
-// The text of one view: from the cache, or read now. False when it was not read in full (budget,
-// per-image cap, cancelled); a partial text is still appended.
-struct ViewOutcome {
-  bool from_cache = false;
-  bool complete = true;
-};
-ViewOutcome read_view(const Pix* view, const ocr::Settings& s, ocr::ResultCache* cache, Clock::time_point deadline,
-                      const std::atomic<bool>* cancel, std::string& text) {
-  std::string key = image::pixel_hash(view);
-  std::string pkey;
-  if (cache && s.cache_perceptual) pkey = perceptual_key(view, static_cast<unsigned>(pixGetWidth(view)), static_cast<unsigned>(pixGetHeight(view)));
-  if (cache) {
-    auto hit = cache->get(key);
-    if (!hit && !pkey.empty()) hit = cache->get(pkey);
-    if (hit) {
-      text += *hit + "\n";
-      return {true, true};
+// What the server hears of one part: the header, then each view's text from the cache or from
+// Tesseract (texts appended to the message's text; complete texts stored in the cache).
+class Collector final : public ocr::PartSink {
+ public:
+  struct View {
+    bool from_cache = false;
+    bool complete = true;
+  };
+  Collector(ocr::ResultCache* cache, std::string& text) : cache_(cache), text_(text) {}
+  void decoded(const ocr::PartHeader& h) override {
+    header = h;
+    have_header = true;
+    if (!h.pdf_text.empty()) text_ += h.pdf_text;
+  }
+  bool cached(const std::string& key, const std::string& pkey) override {
+    key_ = key;
+    pkey_ = pkey;
+    if (!cache_) return false;
+    std::optional<std::string> hit;
+    if (!key.empty()) hit = cache_->get(key);
+    if (!hit && !pkey.empty()) hit = cache_->get(pkey);
+    if (!hit) return false;
+    text_ += *hit + "\n";
+    views.push_back({true, true});
+    return true;
+  }
+  void read(const std::string& text, bool complete) override {
+    text_ += text + "\n";
+    views.push_back({false, complete});
+    if (complete && cache_) {
+      if (!key_.empty()) cache_->put(key_, text);
+      if (!pkey_.empty()) cache_->put(pkey_, text);
     }
   }
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  auto cap = std::chrono::duration_cast<std::chrono::milliseconds>(s.image_timeout);
-  image::PixPtr prepared = image::prepare(view, static_cast<unsigned>(s.upscale_below));
-  if (!prepared) return {false, false};
-  ocr::Recognition r = ocr::recognize(prepared.get(), engine_settings(s), std::min(left, cap), cancel);
-  text += r.text + "\n";
-  bool complete = r.ok && !r.timed_out && !r.cancelled;
-  if (complete && cache) {
-    cache->put(key, r.text);
-    if (!pkey.empty()) cache->put(pkey, r.text);
-  }
-  return {false, complete};
+  ocr::PartHeader header;
+  bool have_header = false;
+  std::vector<View> views;
+
+ private:
+  ocr::ResultCache* cache_;
+  std::string& text_;
+  std::string key_, pkey_;
+};
+
+ocr::PartJob part_job(const ocr::Settings& s, ocr::PartKind kind, uint64_t bytes_left, size_t read,
+                      Clock::time_point deadline, bool cache) {
+  ocr::PartJob j;
+  j.kind = kind;
+  j.max_pixels = s.max_pixels;
+  j.max_decoded_bytes = bytes_left;
+  j.min_width = static_cast<uint32_t>(s.min_width);
+  j.min_height = static_cast<uint32_t>(s.min_height);
+  j.max_frames = static_cast<uint32_t>(s.max_frames);
+  j.pdf_max_pages = static_cast<uint32_t>(s.pdf_max_pages);
+  j.pdf_dpi = static_cast<uint32_t>(s.pdf_dpi);
+  j.max_views = static_cast<uint32_t>(read < s.max_images ? s.max_images - read : 0);
+  j.upscale_below = static_cast<uint32_t>(s.upscale_below);
+  j.keys = cache;
+  j.perceptual = cache && s.cache_perceptual;
+  j.image_timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(s.image_timeout).count();
+  j.budget_ms = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+  j.engine = engine_settings(s);
+  return j;
 }
+
+// A part that did not end Done: counted in the report (the verdict then cannot rely on silence).
+void note_end(OcrFilter::Report& r, End e, const std::string& detail, Clock::time_point deadline) {
+  if (e == End::Deadline) {
+    ++r.killed;
+    if (Clock::now() >= deadline) r.budget_spent = true;
+  } else if (e == End::Crashed) {
+    ++r.worker_failures;
+    r.worker_error = detail;
+  }
+}
+
+std::string_view end_outcome(End e) { return e == End::Deadline ? "killed" : "worker_failed"; }
 
 }  // namespace
 
-OcrFilter::OcrFilter(ocr::Settings settings, ocr::WordList words, std::shared_ptr<net::BlockingPool> workers,
-                     std::shared_ptr<ocr::ResultCache> cache)
+OcrFilter::OcrFilter(ocr::Settings settings, ocr::WordList words, std::shared_ptr<net::BlockingPool> pool,
+                     std::shared_ptr<ocr::ResultCache> cache, std::shared_ptr<ocr::WorkerProcs> procs)
     : settings_(std::make_shared<const ocr::Settings>(std::move(settings))),
       words_(std::make_shared<const ocr::WordList>(std::move(words))),
-      workers_(std::move(workers)),
-      cache_(std::move(cache)) {}
+      pool_(std::move(pool)),
+      cache_(std::move(cache)),
+      procs_(std::move(procs)) {}
 
-std::shared_ptr<OcrFilter> OcrFilter::build(const ocr::Settings& settings, std::shared_ptr<net::BlockingPool> workers,
-                                            std::shared_ptr<ocr::ResultCache> cache, std::string& error) {
+std::shared_ptr<OcrFilter> OcrFilter::build(const ocr::Settings& settings, std::shared_ptr<net::BlockingPool> pool,
+                                            std::shared_ptr<ocr::ResultCache> cache, std::string& error,
+                                            std::shared_ptr<ocr::WorkerProcs> procs) {
   ocr::ParseResult words = ocr::load_words(settings.words_file);
   if (!words.list) {
     error = "ocr: " + words.error;
@@ -114,49 +149,73 @@ std::shared_ptr<OcrFilter> OcrFilter::build(const ocr::Settings& settings, std::
     error = "ocr: " + e;
     return nullptr;
   }
-  return std::make_shared<OcrFilter>(settings, std::move(*words.list), std::move(workers), std::move(cache));
+  return std::make_shared<OcrFilter>(settings, std::move(*words.list), std::move(pool), std::move(cache), std::move(procs));
 }
 
 namespace {
 
 // A PDF attachment: its text layer joins the text; its text-less pages are read like images.
 void read_pdf(std::string_view data, const ocr::Settings& s, ocr::ResultCache* cache, Clock::time_point deadline,
-              const std::atomic<bool>* cancel, uint64_t& bytes_left, OcrFilter::Report& r) {
+              const OcrFilter::ReadPart& read_part, uint64_t& bytes_left, OcrFilter::Report& r) {
   if (Clock::now() >= deadline) {
     r.budget_spent = true;
     ++r.skipped;
     count_image("over_budget");
     return;
   }
-  pdf::Guards g;
-  g.max_pages = static_cast<unsigned>(s.pdf_max_pages);
-  g.render_dpi = static_cast<unsigned>(s.pdf_dpi);
-  g.max_pixels = std::min<uint64_t>(s.max_pixels, bytes_left);
-  pdf::Extracted e = pdf::extract(data, g);
-  if (e.status != pdf::Extracted::Status::Ok) {
+  Collector c(cache, r.text);
+  std::string detail;
+  End e = read_part(data, part_job(s, ocr::PartKind::Pdf, bytes_left, r.read, deadline, cache), c, deadline, detail);
+  if (e == End::Cancelled) {
+    r.cancelled = true;
+    return;
+  }
+  if (!c.have_header) {  // killed or dead while parsing
     ++r.skipped;
-    count_image(e.status == pdf::Extracted::Status::Locked ? "pdf_locked" : "pdf_corrupt");
+    note_end(r, e, detail, deadline);
+    count_image(end_outcome(e));
+    return;
+  }
+  auto status = static_cast<pdf::Extracted::Status>(c.header.pdf_status);
+  if (status != pdf::Extracted::Status::Ok) {
+    ++r.skipped;
+    count_image(status == pdf::Extracted::Status::Locked ? "pdf_locked" : "pdf_corrupt");
     return;
   }
   ++r.pdfs;
   count_image("pdf");
-  r.text += e.text;
-  for (const auto& page : e.renders) {
-    ++r.images;
-    bytes_left -= std::min<uint64_t>(bytes_left, static_cast<uint64_t>(pixGetWidth(page.get())) * pixGetHeight(page.get()));
-    if (r.read >= s.max_images) {
+  bytes_left -= std::min(bytes_left, c.header.decoded_bytes);
+  r.images += c.header.views + c.header.over_limit;
+  for (uint32_t i = 0; i < c.header.over_limit; ++i) {
+    ++r.skipped;
+    count_image("over_limit");
+  }
+  for (uint32_t i = 0; i < c.header.views; ++i) {
+    if (i >= c.views.size()) {  // the worker ended before this page was read
       ++r.skipped;
-      count_image("over_limit");
+      count_image(end_outcome(e));
       continue;
     }
-    ViewOutcome v = read_view(page.get(), s, cache, deadline, cancel, r.text);
+    const auto& v = c.views[i];
     ++r.read;
     if (v.from_cache) ++r.cached;
     if (!v.complete && Clock::now() >= deadline) r.budget_spent = true;
     count_image(v.from_cache ? "cached" : v.complete ? "read" : "cut_short");
   }
+  if (e != End::Done) note_end(r, e, detail, deadline);
 }
 
+}  // namespace
+
+namespace {
+// Whether a part of `m` is a picture or a PDF the filter would read.
+bool has_candidates(const mime::Message& m, const ocr::Settings& s) {
+  const auto& parts = m.binary_parts();
+  for (size_t i = 0; i < parts.size() && i < kMaxParts; ++i)
+    if (image::sniff(parts[i].data) != image::Format::Unknown || (s.pdf_max_pages > 0 && pdf::is_pdf(parts[i].data)))
+      return true;
+  return false;
+}
 }  // namespace
 
 mime::Limits OcrFilter::mime_needs() const { return needs(); }
@@ -175,19 +234,29 @@ OcrFilter::Report OcrFilter::analyse(std::string_view message, const ocr::Settin
 
 OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Settings& s, const ocr::WordList& words,
                                      ocr::ResultCache* cache, const std::atomic<bool>* cancel) {
+  ReadPart in_process = [cancel](std::string_view bytes, const ocr::PartJob& job, ocr::PartSink& sink,
+                                 Clock::time_point, std::string&) {
+    ocr::read_part(bytes, job, sink, cancel);
+    return cancel && cancel->load(std::memory_order_relaxed) ? End::Cancelled : End::Done;
+  };
+  return analyse(message, s, words, cache, cancel, in_process, Clock::now());
+}
+
+OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Settings& s, const ocr::WordList& words,
+                                     ocr::ResultCache* cache, const std::atomic<bool>* cancel, const ReadPart& read_part,
+                                     Clock::time_point start) {
   Report r;
-  const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(s.budget);
   uint64_t bytes_left = s.max_decoded_bytes;
   const auto& parts = message.binary_parts();
   // A shared parse may keep more parts than this filter reads.
-  for (size_t i = 0; i < parts.size() && i < kMaxParts; ++i) {
+  for (size_t i = 0; i < parts.size() && i < kMaxParts && !r.cancelled; ++i) {
     const mime::Part& part = parts[i];
     image::Format found = image::sniff(part.data);
     image::Format declared = image::declared_format(part.content_type);
     if (found == image::Format::Unknown) {
       if (s.pdf_max_pages > 0 && pdf::is_pdf(part.data)) {
-        read_pdf(part.data, s, cache, deadline, cancel, bytes_left, r);
+        read_pdf(part.data, s, cache, deadline, read_part, bytes_left, r);
         continue;
       }
       if (declared != image::Format::Unknown) r.mismatch = true;  // says image, is not one
@@ -210,31 +279,39 @@ OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Se
       count_image("over_budget");
       continue;
     }
-    image::Decoded d = image::decode(part.data, guards(s, bytes_left));
-    bytes_left -= std::min(bytes_left, d.decoded_bytes);
-    if (d.status != image::Status::Ok) {
+    Collector c(cache, r.text);
+    std::string detail;
+    End e = read_part(part.data, part_job(s, ocr::PartKind::Image, bytes_left, r.read, deadline, cache), c, deadline, detail);
+    if (e == End::Cancelled) {
+      r.cancelled = true;
+      break;
+    }
+    if (!c.have_header) {  // killed or dead while decoding
       ++r.skipped;
-      count_image(image::status_name(d.status));
-      core::log().debug("ocr: {} image {} skipped: {} ({})", image::format_name(found), core::quoted_for_log(part.filename),
-                        image::status_name(d.status), d.detail);
+      note_end(r, e, detail, deadline);
+      count_image(end_outcome(e));
       continue;
     }
-    bool all_cached = true, complete = true;
-    for (const auto& view : d.views) {
-      ViewOutcome v = read_view(view.get(), s, cache, deadline, cancel, r.text);
+    bytes_left -= std::min(bytes_left, c.header.decoded_bytes);
+    auto status = static_cast<image::Status>(c.header.image_status);
+    if (status != image::Status::Ok) {
+      ++r.skipped;
+      count_image(image::status_name(status));
+      core::log().debug("ocr: {} image {} skipped: {} ({})", image::format_name(found), core::quoted_for_log(part.filename),
+                        image::status_name(status), c.header.detail);
+      if (e != End::Done) note_end(r, e, detail, deadline);
+      continue;
+    }
+    bool all_cached = c.views.size() == c.header.views, complete = e == End::Done && c.views.size() == c.header.views;
+    for (const auto& v : c.views) {
       all_cached = all_cached && v.from_cache;
       complete = complete && v.complete;
     }
     ++r.read;
     if (all_cached) ++r.cached;
-    if (!complete) {
-      if (cancel && cancel->load(std::memory_order_relaxed)) {
-        r.cancelled = true;
-        break;
-      }
-      if (Clock::now() >= deadline) r.budget_spent = true;
-    }
-    count_image(all_cached ? "cached" : complete ? "read" : "cut_short");
+    if (!complete && Clock::now() >= deadline) r.budget_spent = true;
+    if (e != End::Done) note_end(r, e, detail, deadline);
+    count_image(e != End::Done ? end_outcome(e) : all_cached ? "cached" : complete ? "read" : "cut_short");
   }
   r.hits = ocr::match(words, r.text, s.match_threshold);
   r.score = ocr::score(r.hits, {s.score_base, s.score_per_hit, s.score_max});
@@ -244,6 +321,7 @@ OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Se
 
 Verdict OcrFilter::verdict(const Report& r, const ocr::Settings& s) {
   if (r.cancelled) return Verdict::failure("ocr: cancelled");
+  if (r.dropped) return Verdict::failure("ocr: waited past its budget in the OCR queue; nothing read");
   Verdict v;
   std::string words;
   for (const auto& h : r.hits) words += (words.empty() ? "" : ", ") + h.phrase;
@@ -263,8 +341,11 @@ Verdict OcrFilter::verdict(const Report& r, const ocr::Settings& s) {
       v.reply = R::image_spam(words);
       return v;
     }
-  } else if (r.budget_spent) {
-    return Verdict::failure(fmt::format("ocr: budget spent after {} of {} images, nothing matched", r.read, r.images));
+  } else if (r.worker_failures > 0) {
+    return Verdict::failure(fmt::format("ocr: could not judge: {}", r.worker_error));
+  } else if (r.budget_spent || r.killed > 0) {
+    return Verdict::failure(fmt::format("ocr: budget spent after {} of {} images ({} killed at the deadline), nothing matched",
+                                        r.read, r.images, r.killed));
   }
   if (r.mismatch && s.mismatch_score > 0) {
     v.score += s.mismatch_score;
@@ -276,24 +357,52 @@ Verdict OcrFilter::verdict(const Report& r, const ocr::Settings& s) {
 
 boost::asio::awaitable<Verdict> OcrFilter::check(Phase, std::shared_ptr<const Context> ctx) {
   if (!ctx->message) co_return Verdict::failure("ocr: no message");
-  auto job = [settings = settings_, words = words_, cache = cache_, ctx]() -> Report {
+  // A message whose parse is ready (rules made it) and holds no picture and no PDF is judged here,
+  // without waiting for an OCR thread behind hostile pictures (sniffing is a few octet compares).
+  if (ctx->parsed && ctx->parsed->limits().covers(needs()))
+    if (auto m = ctx->parsed->ready(); m && !has_candidates(*m, *settings_)) {
+      ReadPart none = [](std::string_view, const ocr::PartJob&, ocr::PartSink&, Clock::time_point, std::string&) {
+        return End::Crashed;  // never called: no part to read
+      };
+      co_return verdict(analyse(*m, *settings_, *words_, nullptr, &ctx->cancel->flag, none, Clock::now()), *settings_);
+    }
+  const auto accepted = Clock::now();
+  auto job = [settings = settings_, words = words_, cache = cache_, procs = procs_, pool = pool_.get(), ctx,
+              accepted]() -> Report {
+    Report r;
     if (ctx->cancel->cancelled()) {
-      Report r;
       r.cancelled = true;
+      return r;
+    }
+    // The budget runs from the check's start: a job that waited it out in the queue is dropped.
+    if (Clock::now() >= accepted + std::chrono::duration_cast<Clock::duration>(settings->budget)) {
+      r.dropped = true;
+      count_image("dropped");
       return r;
     }
     // The message's one MIME parse, shared with the other filters (made here if nobody made it yet).
     std::shared_ptr<const mime::Message> m = parsed_message(*ctx, needs());
-    return analyse(*m, *settings, *words, cache.get(), &ctx->cancel->flag);
+    const std::atomic<bool>* cancel = &ctx->cancel->flag;
+    if (!procs) return analyse(*m, *settings, *words, cache.get(), cancel);
+    size_t slot = pool->thread_index().value_or(0);
+    ReadPart in_worker = [&procs, slot, cancel](std::string_view bytes, const ocr::PartJob& j, ocr::PartSink& sink,
+                                                Clock::time_point deadline, std::string& detail) {
+      return procs->run_part(slot, bytes, j, sink, deadline, cancel, detail);
+    };
+    return analyse(*m, *settings, *words, cache.get(), cancel, in_worker, accepted);
   };
-  std::optional<Report> r = co_await workers_->run(std::move(job));
-  if (!r) co_return Verdict{Action::TempFail, R::filter_busy(), "ocr: worker queue full"};
-  if (r->images > 0 || r->pdfs > 0) {
+  std::optional<Report> r = co_await pool_->run(std::move(job));
+  if (!r) {
+    count_image("queue_full");
+    co_return Verdict::failure("ocr: OCR queue full");
+  }
+  if (r->images > 0 || r->pdfs > 0 || r->skipped > 0 || r->dropped || r->killed > 0 || r->worker_failures > 0) {
     std::string words;
     for (const auto& h : r->hits) words += fmt::format("{}{}~\"{}\"", words.empty() ? "" : " ", h.phrase, h.seen);
-    core::log().info("ocr id={} images={} read={} cached={} skipped={} pdfs={} mismatch={} budget_spent={} score={:g} words=[{}] ms={:.0f}",
-                     ctx->session_id, r->images, r->read, r->cached, r->skipped, r->pdfs, r->mismatch, r->budget_spent, r->score,
-                     words, r->ms);
+    core::log().info("ocr id={} images={} read={} cached={} skipped={} pdfs={} mismatch={} budget_spent={} killed={} "
+                     "worker_failures={} dropped={} score={:g} words=[{}] ms={:.0f}",
+                     ctx->session_id, r->images, r->read, r->cached, r->skipped, r->pdfs, r->mismatch, r->budget_spent,
+                     r->killed, r->worker_failures, r->dropped, r->score, words, r->ms);
   }
   co_return verdict(*r, *settings_);
 }

@@ -30,8 +30,12 @@ struct Settings {
   size_t upscale_below = 150;          // 2x scale-up when the shorter side is below this (0 = never)
   size_t pdf_max_pages = 3;            // PDF attachments: pages read (text layer; text-less pages OCR'd); 0 = PDFs ignored
   size_t pdf_dpi = 100;                // resolution of the pictures of text-less PDF pages
-  Seconds image_timeout{3};            // OCR time of one image
-  Seconds budget{10};                  // OCR time of one message; past it the filter answers with what it read
+  Seconds image_timeout{3};            // OCR time of one image; its worker process is killed 0.5 s past it
+  Seconds budget{10};                  // OCR time of one message, from the check's start (queue included)
+  size_t workers = 2;                  // OCR jobs at once: threads of the OCR's own pool, one worker process each
+  size_t queue = 32;                   // OCR jobs waiting for a thread; past it: failure (on_error)
+  size_t memory_limit = size_t{1} << 30;  // RLIMIT_AS of a worker process (0 = none; not applied in sanitizer builds)
+  size_t worker_max_parts = 1000;      // a worker process is replaced after reading this many parts (0 = never)
   size_t cache_size = 10000;           // OCR results kept, by image hash
   Seconds cache_ttl{86400};
   bool cache_perceptual = false;       // also key the cache by a perceptual hash (size + dHash: re-encoded copies hit)

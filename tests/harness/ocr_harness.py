@@ -11,6 +11,11 @@ of each file; a file is rendered once per distinct arguments, then served from t
                              holds the last word only; the text needs every frame
   * photo_png()              plasma fractal, no text (deterministic with -seed)
   * bomb_png()               20000x20000 1-bit PNG of ~50 KB, built by hand with zlib
+  * noise_png()              4000x4000 1-bit noise of random 4x4 squares, ~175 KB: within every
+                             guard, but Tesseract's thresholding and layout analysis take tens of
+                             seconds of CPU on it (hostile input, issue 12)
+  * inflating_pdf()          a one-page PDF (~1 MB) whose content stream inflates to 1 GiB of
+                             "0 g " operators: poppler parses it for text and again to render it
   * corrupt_png()            half a real PNG plus garbage
   * tiny_gif()               a 1x1 transparent tracking pixel
 image_mail() wraps (filename, bytes) pairs into a MIME mail. The recipes are HARNESS.md section 4.
@@ -18,6 +23,7 @@ image_mail() wraps (filename, bytes) pairs into a MIME mail. The recipes are HAR
 """
 import hashlib
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -66,6 +72,42 @@ def bomb_png_bytes(width, height) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)   # depth 1, greyscale
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
             + _png_chunk(b"IEND", b""))
+
+
+def noise_png_bytes(width=4000, height=4000, block=4, seed=4000) -> bytes:
+    """A 1-bit greyscale PNG of random black and white `block`x`block` squares (deterministic,
+    ~175 KB at 4000x4000): cheap to decode and within every guard, but Tesseract's thresholding and
+    layout analysis, which never look at its deadline, take many seconds of CPU on it."""
+    rnd = random.Random(seed)
+    cells = width // block
+    z = zlib.compressobj(9)
+    rows = []
+    for _ in range(height // block):
+        bits = "".join(c * block for c in bin(rnd.getrandbits(cells))[2:].zfill(cells))
+        line = b"\x00" + int(bits, 2).to_bytes((width + 7) // 8, "big")
+        rows.extend(z.compress(line) for _ in range(block))
+    rows.append(z.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(rows))
+            + _png_chunk(b"IEND", b""))
+
+
+def inflating_stream(mib=1024, unit=b"0 g ") -> bytes:
+    """A zlib stream of `mib` MiB of repeated `unit`, built in a second: one 1 MiB block deflated
+    after a full flush is byte-identical each time, so it is repeated; the Adler-32 is computed."""
+    chunk = unit * ((1 << 20) // len(unit))
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = z.compress(chunk) + z.flush(zlib.Z_FULL_FLUSH)
+    assert block == z.compress(chunk) + z.flush(zlib.Z_FULL_FLUSH), "deflate block not repeatable"
+    adler = 1
+    for _ in range(mib):
+        adler = zlib.adler32(chunk, adler)
+    return b"\x78\xda" + block * mib + b"\x03\x00" + adler.to_bytes(4, "big")
+
+
+def inflating_pdf_bytes(mib=1024) -> bytes:
+    """A one-page PDF with no text whose FlateDecode content stream inflates to `mib` MiB."""
+    return pdf_bytes(inflating_stream(mib), filter_flate=True)
 
 
 class OcrImages:
@@ -138,6 +180,12 @@ class OcrImages:
             p.write_bytes(data)
         return self._cached("bomb", "png", (width, height), render)
 
+    def noise_png(self, width=4000, height=4000) -> bytes:
+        return self._cached("noise", "png", (width, height), lambda p: p.write_bytes(noise_png_bytes(width, height)))
+
+    def inflating_pdf(self, mib=1024) -> bytes:
+        return self._cached("inflating", "pdf", (mib,), lambda p: p.write_bytes(inflating_pdf_bytes(mib)))
+
     def corrupt_png(self) -> bytes:
         def render(p):
             png = self.text_png("CHEAP VIAGRA BUY NOW")
@@ -179,12 +227,14 @@ class OcrImages:
         self.cleanup()
 
 
-def pdf_bytes(content: bytes, fonts=False, image=None) -> bytes:
+def pdf_bytes(content: bytes, fonts=False, image=None, filter_flate=False) -> bytes:
     """A minimal one-page PDF (US Letter) drawing `content`; with `fonts` a Helvetica /F1, with
-    `image` = (width, height, zlib-compressed 8-bit grey pixels) an XObject /Im1."""
+    `image` = (width, height, zlib-compressed 8-bit grey pixels) an XObject /Im1; with
+    `filter_flate` the content is already a zlib stream (/Filter /FlateDecode)."""
     resources = b"<< "
+    flate = b" /Filter /FlateDecode" if filter_flate else b""
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>", None,
-               b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"]
+               b"<< /Length %d%s >>\nstream\n" % (len(content), flate) + content + b"\nendstream"]
     if fonts:
         objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
         resources += b"/Font << /F1 %d 0 R >> " % len(objects)

@@ -7,20 +7,26 @@ refused during the SMTP session;
 clean images and photos pass; a weaker hit is tagged (X-Spam-Report names the words); a declared type
 that lies is scored; bombs, corrupt images, tracking pixels and too many images are skipped and
 counted; the message budget bounds the time spent; the same image sent 50 times is read once (the
-cache); the submission profile does not run OCR.
+cache); the submission profile does not run OCR. Hostile input (OcrHostileTest, issue 12): a picture
+on which Tesseract ignores its deadline and a PDF whose content inflates to 1 GiB are read by an
+OCR worker process that is killed at the deadline (its process is gone, its CPU ends), a clean
+message sent meanwhile through `rules` is answered at once, and a client that hangs up gets its
+worker killed.
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_ocr.py"""
 import os
 import re
 import smtplib
+import socket
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import (Mxfront, PostfixMxfrontCase, PostfixQmqp, free_port, http_get, remove_dir,  # noqa: E402
-                       smtp_send, unique_marker)
+from mxharness import (Mxfront, PostfixMxfrontCase, PostfixQmqp, SmtpConn, free_port, http_get,  # noqa: E402
+                       remove_dir, smtp_send, unique_marker)
 from ocr_harness import OcrImages, image_mail, write_words_file  # noqa: E402
 from tls_harness import TestPki, users_file  # noqa: E402
 
@@ -174,6 +180,231 @@ class OcrTest(PostfixMxfrontCase):
         after = image_counts(self.admin_port)
         self.assertEqual(after.get("read", 0) - before.get("read", 0), 1, after)
         self.assertEqual(after.get("cached", 0) - before.get("cached", 0), 49, after)
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def ocr_workers(pid):
+    """{worker pid: CPU seconds} of the OCR worker processes (mxfront --ocr-worker) of server `pid`."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) != pid:
+                continue
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if b"--ocr-worker" not in f.read():
+                    continue
+            out[int(d)] = (int(fields[11]) + int(fields[12])) / TICK
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def server_cpu(pid):
+    """CPU seconds of the server, its reaped children and its live OCR workers."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / TICK + sum(ocr_workers(pid).values())
+
+
+def worker_counts(admin_port):
+    _, body = http_get(admin_port, "/metrics")
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r'^mxfront_ocr_workers_total\{event="([a-z_]+)"\} (\d+)$', body, re.M)}
+
+
+class BusyWorkers:
+    """Samples the server's OCR workers every 50 ms in a thread: `busy` = the pids that used more
+    than 0.2 s of CPU while watched (the ones reading the hostile part)."""
+
+    def __init__(self, pid):
+        self.pid, self.first, self.last, self.stop_flag = pid, {}, {}, False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop_flag:
+            for p, cpu in ocr_workers(self.pid).items():
+                self.first.setdefault(p, cpu)
+                self.last[p] = cpu
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag = True
+        self.thread.join()
+
+    @property
+    def busy(self):
+        return {p for p in self.last if self.last[p] - self.first[p] > 0.2}
+
+    def wait_busy(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not self.busy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.busy
+
+
+def alive(pid):
+    return os.path.exists(f"/proc/{pid}")
+
+
+# Hostile OCR input: 1 s per picture, 7 s per message; the worker is killed 0.5 s past either.
+HOSTILE_IMAGE_TIMEOUT, HOSTILE_BUDGET, GRACE = 1, 7, 0.5
+SLACK = 3.5   # a loaded 2-core machine: decoding, the SMTP round trips, the transfer of the part
+
+
+class OcrHostileTest(PostfixMxfrontCase):
+    """Pictures and PDFs that cost far more than their budget in Tesseract or poppler, read in OCR
+    worker processes that are killed at the deadline; `rules` (on the shared pool) never waits
+    behind them; a client that hangs up gets its worker killed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="mxtest-ocr-hostile.")
+        cls.addClassCleanup(remove_dir, cls.work, "ocr test")
+        cls.images = OcrImages()
+        cls.addClassCleanup(cls.images.cleanup)
+        cls.admin_port = free_port()
+        cls.mx_config = {
+            "profile.mx": {"filters": ["rules", "relay_control", "ocr"], "reject_score": 20, "tag_score": 2},
+            "rules.rule": [{"name": "lunch", "kind": "header", "header": "Subject", "pattern": "(?i)lunch",
+                            "score": 0.5}],
+            "ocr": ocr_settings(write_words_file(cls.work, WORDS), image_timeout=HOSTILE_IMAGE_TIMEOUT,
+                                budget=HOSTILE_BUDGET, workers=2, memory_limit=1 << 30),
+            "workers": {"threads": 2},
+            "admin": {"address": f"127.0.0.1:{cls.admin_port}"},
+        }
+        super().setUpClass()
+        cls.noise = cls.images.noise_png()
+        cls.pdf = cls.images.inflating_pdf()
+        # Both OCR threads' worker processes started and their model loaded (a new process loads it
+        # in the part's time, bounded by the budget, not by image_timeout).
+        warm = [threading.Thread(target=send, args=(cls.mx.port, image_mail(
+            [("w.png", cls.images.text_png(f"WARM {i}"))], SENDER, RCPT, "warm"))) for i in range(2)]
+        for t in warm:
+            t.start()
+        for t in warm:
+            t.join()
+
+    def hostile(self, name, data, marker="hostile"):
+        return image_mail([(name, data)], SENDER, RCPT, f"offer {unique_marker(marker)}")
+
+    def assert_killed_within(self, msg, limit, what):
+        """Sends `msg`: on_error continue relays it once its worker was killed at the deadline; the
+        killed worker is gone when the reply comes, and the server's CPU stops."""
+        before = worker_counts(self.admin_port)
+        kills_before = len(re.findall(r"ocr: worker pid \d+ killed at the deadline", self.mx.log()))
+        with BusyWorkers(self.mx.pid) as watch:
+            t0 = time.monotonic()
+            code, text = send(self.mx.port, msg)
+            elapsed = time.monotonic() - t0
+        self.assertEqual(code, 250, f"{what}: on_error continue relays it ({code} {text}){self.diag()}")
+        self.assertLess(elapsed, limit, f"{what}: answered after {elapsed:.1f} s{self.diag()}")
+        self.assertTrue(watch.busy, f"{what}: no OCR worker was seen working{self.diag()}")
+        killed = [int(p) for p in re.findall(r"ocr: worker pid (\d+) killed at the deadline", self.mx.log())[kills_before:]]
+        self.assertEqual(len(killed), 1, f"{what}: one worker killed at the deadline{self.diag()}")
+        self.assertIn(killed[0], watch.busy, "the killed worker is the one that was working")
+        self.assertFalse(alive(killed[0]), f"{what}: the killed worker outlived the verdict")
+        with open(f"/proc/{self.mx.pid}/stat") as f:
+            c0 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13]) / TICK
+        time.sleep(1.0)
+        with open(f"/proc/{self.mx.pid}/stat") as f:
+            c1 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13]) / TICK
+        self.assertLess(c1 - c0, 0.3, f"{what}: the server still burns CPU after the verdict")
+        after = worker_counts(self.admin_port)
+        self.assertEqual(after.get("killed_deadline", 0) - before.get("killed_deadline", 0), 1, after)
+        return elapsed
+
+    def test_a_picture_that_ignores_its_deadline_costs_at_most_image_timeout(self):
+        elapsed = self.assert_killed_within(self.hostile("noise.png", self.noise),
+                                            HOSTILE_IMAGE_TIMEOUT + GRACE + SLACK, "4000x4000 noise PNG")
+        self.assertTrue(self.mx.wait_log(r"ocr id=\S+ images=1 read=1 .*killed=1 worker_failures=0", 5), self.diag())
+        print(f"\n[hostile] noise PNG answered in {elapsed:.1f} s", file=sys.stderr)
+
+    def test_a_pdf_that_inflates_to_a_gigabyte_costs_at_most_the_budget(self):
+        elapsed = self.assert_killed_within(self.hostile("bomb.pdf", self.pdf), HOSTILE_BUDGET + GRACE + SLACK,
+                                            "PDF inflating to 1 GiB")
+        self.assertTrue(self.mx.wait_log(r"ocr id=\S+ images=0 .*killed=1 ", 5), self.diag())
+        print(f"\n[hostile] inflating PDF answered in {elapsed:.1f} s", file=sys.stderr)
+
+    def test_clean_mail_through_rules_is_not_delayed_by_hostile_ocr(self):
+        results = {}
+
+        def one(tag, msg):
+            t0 = time.monotonic()
+            results[tag] = send(self.mx.port, msg) + (time.monotonic() - t0,)
+        threads = [threading.Thread(target=one, args=(f"hostile{i}", self.hostile("noise.png", self.noise)))
+                   for i in range(4)]
+        for t in threads:
+            t.start()
+        with BusyWorkers(self.mx.pid) as watch:
+            watch.wait_busy()
+        marker = unique_marker("lunch")
+        clean = (f"From: {SENDER}\r\nTo: {RCPT}\r\nSubject: lunch {marker}\r\n\r\nsee you at noon\r\n").encode()
+        one("clean", clean)
+        for t in threads:
+            t.join()
+        code, text, secs = results["clean"]
+        self.assertEqual(code, 250, f"clean message behind hostile OCR: {code} {text}{self.diag()}")
+        self.assertLess(secs, SLACK, f"clean message took {secs:.1f} s behind hostile OCR{self.diag()}")
+        self.assertEqual(len(self.pf.deliveries(10, 1, match=marker.encode())), 1, self.diag())
+        for i in range(4):
+            code, text, secs = results[f"hostile{i}"]
+            self.assertEqual(code, 250, f"hostile{i}: {code} {text}{self.diag()}")
+            # Queued ones get what is left of their budget (and are dropped past it).
+            self.assertLess(secs, HOSTILE_BUDGET + GRACE + SLACK, f"hostile{i} took {secs:.1f} s{self.diag()}")
+        print(f"\n[hostile] clean message beside 4 hostile ones: {results['clean'][2]:.2f} s; hostile: "
+              + ", ".join(f"{results[f'hostile{i}'][2]:.1f} s" for i in range(4)), file=sys.stderr)
+
+    def test_a_client_that_hangs_up_gets_its_worker_killed(self):
+        before = worker_counts(self.admin_port)
+        msg = self.hostile("bomb.pdf", self.pdf, "hangup")
+        c = SmtpConn(self.mx.port, timeout=30)
+        try:
+            c.cmd("EHLO client.test")
+            c.cmd(f"MAIL FROM:<{SENDER}>")
+            c.cmd(f"RCPT TO:<{RCPT}>")
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            with BusyWorkers(self.mx.pid) as watch:
+                c.sock.sendall(msg.replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n")
+                busy = watch.wait_busy()
+                self.assertTrue(busy, f"no OCR worker busy with the PDF{self.diag()}")
+                c.sock.shutdown(socket.SHUT_RDWR)
+                c.sock.close()
+                t0 = time.monotonic()
+                while any(alive(p) for p in busy) and time.monotonic() - t0 < 2:
+                    time.sleep(0.02)
+                gone_after = time.monotonic() - t0
+        finally:
+            c.close()
+        self.assertEqual([p for p in busy if alive(p)], [], f"the worker outlived its client{self.diag()}")
+        self.assertLess(gone_after, 1.0)
+        after = worker_counts(self.admin_port)
+        self.assertEqual(after.get("killed_cancelled", 0) - before.get("killed_cancelled", 0), 1, after)
+        self.assertEqual(after.get("killed_deadline", 0) - before.get("killed_deadline", 0), 0, after)
+        print(f"\n[hostile] worker gone {gone_after * 1000:.0f} ms after the client hung up", file=sys.stderr)
+
+    def test_worker_processes_run_with_their_limits(self):
+        send(self.mx.port, self.mail_text_png())
+        pids = ocr_workers(self.mx.pid)
+        self.assertTrue(pids, self.diag())
+        for p in pids:
+            with open(f"/proc/{p}/limits") as f:
+                limits = f.read()
+            self.assertRegex(limits, r"Max core file size\s+0\s+0")
+            self.assertRegex(limits, r"Max address space\s+1073741824\s+1073741824")
+            self.assertEqual(sorted(os.listdir(f"/proc/{p}/fd")), ["0", "1", "2", "3"], "the worker holds no server fd")
+
+    def mail_text_png(self):
+        return image_mail([("a.png", self.images.text_png("MEETING AGENDA"))], SENDER, RCPT, "agenda")
 
 
 class OcrBudgetTest(unittest.TestCase):
