@@ -99,7 +99,10 @@ struct Operations::Impl {
 };
 
 Operations::Operations() : impl_(std::make_unique<Impl>()) {
-  core::describe({"qmqp_answers_total", "Mailbox server answers by server and answer."});
+  core::describe({"qmqp_answers_total",
+                  "Mailbox server answers by server and answer: K, Z, D, unavailable (no connection), "
+                  "protocol_error (no or a broken answer)."});
+  core::describe_histogram({"qmqp_duration_seconds", "Relay time of a message over QMQP, by the server that answered."});
 }
 Operations::~Operations() = default;
 

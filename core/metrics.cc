@@ -9,6 +9,7 @@
 #include <atomic>
 #include <deque>
 #include <mutex>
+#include <unordered_map>
 
 namespace core {
 namespace {
@@ -60,10 +61,38 @@ std::vector<std::pair<std::string, std::vector<uint64_t>>> filter_counters_snaps
   return out;
 }
 
+std::string escape_label_value(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+LabelSet labels(std::initializer_list<Label> ls) {
+  std::string t;
+  for (const auto& l : ls) {
+    if (!t.empty()) t += ',';
+    t += l.name;
+    t += "=\"";
+    t += escape_label_value(l.value);
+    t += '"';
+  }
+  return LabelSet(std::move(t));
+}
+
 namespace {
-constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                            0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+// Up to 300 s: filter timeouts are minutes (clamav 120 s by default, ocr 30 s), and a histogram
+// whose last bound is below them hides exactly the slow scans one wants to see.
+constexpr std::array<double, 18> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                            0.5,    1,     2.5,    5,     10,   30,    60,   120, 300};
 }  // namespace
+
+std::vector<double> histogram_bounds() { return {kBounds.begin(), kBounds.end()}; }
 
 struct Histogram {
   std::string name, labels;
@@ -78,38 +107,64 @@ struct LabeledCounter {
 
 namespace {
 std::mutex g_hist_mu;
-std::deque<Histogram> g_hists;
+std::deque<Histogram> g_hists;         // deques: addresses stay valid as they grow
 std::deque<LabeledCounter> g_labeled;
-std::vector<CounterFamily> g_families;
-}  // namespace
+// name '\0' labels -> the entry, so that a lookup per event (e.g. per server tried) stays cheap.
+std::unordered_map<std::string, Histogram*> g_hist_index;
+std::unordered_map<std::string, LabeledCounter*> g_labeled_index;
+std::vector<CounterFamily> g_families, g_hist_families;
 
-void describe(const CounterFamily& f) {
-  std::lock_guard lock(g_hist_mu);
-  for (const auto& known : g_families)
-    if (known.name == f.name) return;
-  g_families.push_back(f);
+std::string key(std::string_view name, std::string_view labels) {
+  std::string k;
+  k.reserve(name.size() + 1 + labels.size());
+  k.append(name).push_back('\0');
+  k.append(labels);
+  return k;
 }
 
-std::vector<CounterFamily> counter_families() {
+void describe_in(std::vector<CounterFamily>& families, const CounterFamily& f) {
   std::lock_guard lock(g_hist_mu);
-  std::vector<CounterFamily> out = g_families;
-  for (const auto& c : g_labeled)
+  for (const auto& known : families)
+    if (known.name == f.name) return;
+  families.push_back(f);
+}
+
+template <class Entries>
+std::vector<CounterFamily> families_of(const std::vector<CounterFamily>& described, const Entries& in_use) {
+  std::lock_guard lock(g_hist_mu);
+  std::vector<CounterFamily> out = described;
+  for (const auto& c : in_use)
     if (std::none_of(out.begin(), out.end(), [&](const CounterFamily& f) { return f.name == c.name; }))
       out.push_back({c.name, ""});
   return out;
 }
+}  // namespace
+
+void describe(const CounterFamily& f) { describe_in(g_families, f); }
+void describe_histogram(const CounterFamily& f) { describe_in(g_hist_families, f); }
+std::vector<CounterFamily> counter_families() { return families_of(g_families, g_labeled); }
+std::vector<CounterFamily> histogram_families() { return families_of(g_hist_families, g_hists); }
 
 Histogram* histogram(std::string_view name, std::string_view labels) {
+  std::string k = key(name, labels);
   std::lock_guard lock(g_hist_mu);
-  for (auto& h : g_hists)
-    if (h.name == name && h.labels == labels) return &h;
-  g_hists.emplace_back();
-  g_hists.back().name = std::string(name);
-  g_hists.back().labels = std::string(labels);
-  return &g_hists.back();
+  if (auto it = g_hist_index.find(k); it != g_hist_index.end()) return it->second;
+  Histogram& h = g_hists.emplace_back();
+  h.name = std::string(name);
+  h.labels = std::string(labels);
+  g_hist_index.emplace(std::move(k), &h);
+  return &h;
+}
+
+Histogram* histogram(std::string_view name, const LabelSet& labels) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  return histogram(name, std::string_view(labels.text()));
+#pragma GCC diagnostic pop
 }
 
 void observe(Histogram* h, double seconds) {
+  if (!(seconds >= 0)) seconds = 0;  // a clock step or NaN must not wrap the sum
   size_t i = 0;
   while (i < kBounds.size() && seconds > kBounds[i]) ++i;
   h->buckets[i].fetch_add(1, std::memory_order_relaxed);
@@ -125,20 +180,29 @@ std::vector<HistogramSnapshot> histograms_snapshot() {
     uint64_t acc = 0;
     for (const auto& b : h.buckets) s.cumulative.push_back(acc += b.load(std::memory_order_relaxed));
     s.sum = static_cast<double>(h.sum_us.load(std::memory_order_relaxed)) / 1e6;
-    s.count = h.count.load(std::memory_order_relaxed);
+    // The count is the +Inf bucket: read separately, a concurrent observe() could make them differ.
+    s.count = s.cumulative.back();
     out.push_back(std::move(s));
   }
   return out;
 }
 
 LabeledCounter* labeled_counter(std::string_view name, std::string_view labels) {
+  std::string k = key(name, labels);
   std::lock_guard lock(g_hist_mu);
-  for (auto& c : g_labeled)
-    if (c.name == name && c.labels == labels) return &c;
-  g_labeled.emplace_back();
-  g_labeled.back().name = std::string(name);
-  g_labeled.back().labels = std::string(labels);
-  return &g_labeled.back();
+  if (auto it = g_labeled_index.find(k); it != g_labeled_index.end()) return it->second;
+  LabeledCounter& c = g_labeled.emplace_back();
+  c.name = std::string(name);
+  c.labels = std::string(labels);
+  g_labeled_index.emplace(std::move(k), &c);
+  return &c;
+}
+
+LabeledCounter* labeled_counter(std::string_view name, const LabelSet& labels) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  return labeled_counter(name, std::string_view(labels.text()));
+#pragma GCC diagnostic pop
 }
 
 void count(LabeledCounter* c, uint64_t n) { c->n.fetch_add(n, std::memory_order_relaxed); }

@@ -1,8 +1,10 @@
 // Process-wide event counters: one row per counter (name and meaning in metrics.cc), lock-free
-// increments from any thread. Logged as one "stats" line at shutdown; the operations work will
-// export the same table over HTTP.
+// increments from any thread. Logged as one "stats" line at shutdown and exported on /metrics by
+// ops/probe.cc, which maps each Counter to its Prometheus family and label (e.g.
+// MessagesRelayed -> mxfront_messages_total{outcome="relayed"}).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -39,11 +41,33 @@ const char* name(FilterOutcome o);
 // A copy of every filter's counters, for exporters: (filter name, value per outcome).
 std::vector<std::pair<std::string, std::vector<uint64_t>>> filter_counters_snapshot();
 
-// Latency histograms with fixed buckets (seconds), keyed by metric name and label set
-// ("filter=\"rbl\"", "server=\"10.0.0.10:628\""); registered on first use, never freed.
+// Label sets. core::labels({{"server", addr}, {"answer", "K"}}) is the one place where label values
+// are escaped for the Prometheus text format (backslash, double quote and newline); every metric
+// with labels should be registered through it. Label names must be [a-zA-Z_][a-zA-Z0-9_]* (not
+// checked: they are literals in the code).
+struct Label {
+  std::string_view name, value;
+};
+class LabelSet {
+ public:
+  LabelSet() = default;
+  const std::string& text() const { return text_; }  // name="escaped value",... (no braces)
+ private:
+  friend LabelSet labels(std::initializer_list<Label> ls);
+  explicit LabelSet(std::string t) : text_(std::move(t)) {}
+  std::string text_;
+};
+LabelSet labels(std::initializer_list<Label> ls);
+std::string escape_label_value(std::string_view v);  // \ -> \\, " -> \", newline -> \n
+
+// Latency histograms (seconds), keyed by metric name and label set; registered on first use, never
+// freed. Buckets from 0.5 ms to 300 s (the longest filter timeouts are minutes: clamav 120 s).
 struct Histogram;
-Histogram* histogram(std::string_view name, std::string_view labels);
+Histogram* histogram(std::string_view name, const LabelSet& labels);
+[[deprecated("pass core::labels({{\"name\", value}}) so that the value is escaped")]]
+Histogram* histogram(std::string_view name, std::string_view labels);  // labels: already-escaped text
 void observe(Histogram* h, double seconds);
+std::vector<double> histogram_bounds();  // upper bounds of the buckets; +Inf is implicit
 struct HistogramSnapshot {
   std::string name, labels;
   std::vector<double> bounds;        // upper bounds; +Inf is implicit
@@ -53,19 +77,28 @@ struct HistogramSnapshot {
 };
 std::vector<HistogramSnapshot> histograms_snapshot();
 
-// Counters with a label set, e.g. qmqp_answers{server="..",answer="K"}; registered on first use.
+// Counters with a label set, e.g. qmqp_answers_total{server="..",answer="K"}; registered on first
+// use (a hash lookup: cheap enough per event, e.g. one counter per server tried), never freed.
+//   core::count(core::labeled_counter("qmqp_connect_failures_total", core::labels({{"server", s}})));
 struct LabeledCounter;
-LabeledCounter* labeled_counter(std::string_view name, std::string_view labels);
+LabeledCounter* labeled_counter(std::string_view name, const LabelSet& labels);
+[[deprecated("pass core::labels({{\"name\", value}}) so that the value is escaped")]]
+LabeledCounter* labeled_counter(std::string_view name, std::string_view labels);  // labels: already-escaped text
 void count(LabeledCounter* c, uint64_t n = 1);
 std::vector<std::pair<std::string, uint64_t>> labeled_counters_snapshot(std::string_view name);  // (labels, value)
 // A family of labeled counters with its HELP text; /metrics shows every described family (even
 // before its first count). Described by whoever owns the family (a filter's descriptor, the relay).
+// Prometheus conventions: a counter's name ends in _total, one name per thing counted with the
+// outcome as a label (not one name per outcome), base units (seconds, bytes).
 struct CounterFamily {
   std::string name;  // without the mxfront_ prefix: "ocr_images_total"
   std::string help;
 };
 void describe(const CounterFamily& f);  // idempotent
 std::vector<CounterFamily> counter_families();  // described ones, then any other in use (help "")
+// The same for histogram families ("filter_duration_seconds").
+void describe_histogram(const CounterFamily& f);  // idempotent
+std::vector<CounterFamily> histogram_families();  // described ones, then any other in use (help "")
 
 void count(Counter c, uint64_t n = 1);
 uint64_t value(Counter c);

@@ -38,8 +38,10 @@ std::string_view action_name(Action a) {
 }
 
 void Chain::add(std::shared_ptr<Filter> f, config::FilterSettings s) {
+  core::describe_histogram({"filter_duration_seconds",
+                            "Time of one filter's check of one SMTP phase (its timeout included), by filter."});
   auto* counters = core::filter_counters(f->name());
-  auto* latency = core::histogram("filter_duration_seconds", fmt::format("filter=\"{}\"", f->name()));
+  auto* latency = core::histogram("filter_duration_seconds", core::labels({{"filter", f->name()}}));
   if (f->wants(Phase::Data)) mime_needs_ = mime::Limits::merge(mime_needs_, f->mime_needs());
   steps_.push_back({std::move(f), s, counters, latency});
 }

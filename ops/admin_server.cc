@@ -43,7 +43,7 @@ Answer route(const std::string& target, const Probe& p, const Thresholds& t) {
   if (target == "/livez") return judged(livez(p, t));
   if (target == "/readyz") return judged(readyz(p, t));
   if (target == "/health") return {http::status::ok, "application/json", health_json(p, t)};
-  if (target == "/metrics") return {http::status::ok, "text/plain; version=0.0.4", metrics_text(p)};
+  if (target == "/metrics") return {http::status::ok, "text/plain; version=0.0.4", metrics_text(p, t)};
   return {http::status::not_found, "text/plain", "not found\n"};
 }
 }  // namespace

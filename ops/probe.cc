@@ -2,6 +2,7 @@
 #include "ops/probe.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -73,59 +74,176 @@ std::string health_json(const Probe& p, const Thresholds& t) {
       p.inflight_bytes, p.open_fds, p.fd_limit, p.worker_threads, p.worker_queue, p.worker_queue_limit, lags, deps);
 }
 
-std::string metrics_text(const Probe& p) {
-  std::string out;
-  auto gauge = [&](const char* name, const char* help, double v) {
-    out += fmt::format("# HELP mxfront_{0} {1}\n# TYPE mxfront_{0} gauge\nmxfront_{0} {2}\n", name, help, v);
-  };
-  out += fmt::format("# HELP mxfront_build_info Version, build and config of this instance.\n"
-                     "# TYPE mxfront_build_info gauge\nmxfront_build_info{{version=\"{}\",build=\"{}\",config=\"{}\"}} 1\n",
-                     core::kVersion, core::kGitRev, p.config_hash.substr(0, 12));
-  for (size_t i = 0; i < static_cast<size_t>(core::Counter::kCount); ++i) {
-    auto c = static_cast<core::Counter>(i);
-    out += fmt::format("# TYPE mxfront_{}_total counter\nmxfront_{}_total {}\n", core::name(c), core::name(c), core::value(c));
+namespace {
+
+// The built-in counters (core::Counter) as Prometheus families: one name per thing counted with
+// the outcome as a label, not one name per outcome. The enum keeps its names (the "stats" log
+// line uses them); only this mapping decides what /metrics shows. Renames: docs/operations.md.
+struct CounterFamilyDef {
+  const char* name;
+  const char* help;
+  const char* label;  // null: the family is one unlabeled counter
+};
+constexpr CounterFamilyDef kCounterFamilies[] = {
+    {"connections_total",
+     "SMTP connections by outcome: accepted (greeted), or refused (turned away at the greeting: a connection "
+     "limit, draining, a connect-phase filter, a bad PROXY header).",
+     "outcome"},
+    {"tls_handshakes_total", "TLS handshakes (STARTTLS or implicit TLS) by outcome: success or failure.", "outcome"},
+    {"auth_attempts_total",
+     "AUTH attempts by outcome: success, failure (wrong credentials or disabled account) or unavailable (the "
+     "directory could not answer).",
+     "outcome"},
+    {"messages_total",
+     "Messages at the end of DATA by outcome: relayed (250 after the mailbox server's K), tempfailed (4xx) or "
+     "rejected (5xx).",
+     "outcome"},
+    {"recipients_rejected_total", "Recipients refused at RCPT by the filter chain (reject or tempfail).", nullptr},
+    {"protocol_violations_total",
+     "Sessions closed for a protocol violation (a bare CR or LF: the smuggling defence) or too many errors.", nullptr},
+    {"timeouts_total", "Sessions closed because a wait timed out (421 4.4.2).", nullptr},
+    {"rbl_zone_failures_total", "DNS list lookups that timed out or failed; the zone was skipped (fail open).", nullptr},
+};
+
+struct Exported {
+  int family = -1;            // index into kCounterFamilies; -1: not mapped (exported under its own name)
+  const char* value = nullptr;  // the label value, for a labeled family
+};
+
+Exported exported(core::Counter c) {
+  using C = core::Counter;
+  switch (c) {  // no default: a new Counter gets a -Wswitch warning here
+    case C::ConnectionsAccepted: return {0, "accepted"};
+    case C::ConnectionsRefused: return {0, "refused"};
+    case C::TlsHandshakes: return {1, "success"};
+    case C::TlsHandshakeFailures: return {1, "failure"};
+    case C::AuthSuccesses: return {2, "success"};
+    case C::AuthFailures: return {2, "failure"};
+    case C::AuthUnavailable: return {2, "unavailable"};
+    case C::MessagesRelayed: return {3, "relayed"};
+    case C::MessagesTempFailed: return {3, "tempfailed"};
+    case C::MessagesRejected: return {3, "rejected"};
+    case C::RecipientsRejected: return {4, nullptr};
+    case C::ProtocolViolations: return {5, nullptr};
+    case C::Timeouts: return {6, nullptr};
+    case C::RblZoneFailures: return {7, nullptr};
+    case C::kCount: break;
   }
-  out += "# HELP mxfront_filter_verdicts_total Filter verdicts by filter and outcome.\n"
-         "# TYPE mxfront_filter_verdicts_total counter\n";
+  return {};
+}
+
+// HELP text: backslash and newline escaped (the text format's rule for HELP lines).
+std::string escape_help(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string undescribed(std::string_view name) {
+  return fmt::format("{} {} (not described: its owner should call core::describe)", kUndescribed, name);
+}
+
+// {a="b",c="d"} or "" for an empty label set.
+std::string braces(const std::string& labels) { return labels.empty() ? std::string() : "{" + labels + "}"; }
+
+}  // namespace
+
+std::string metrics_text(const Probe& p, const Thresholds& t) {
+  std::string out;
+  auto family = [&](std::string_view name, std::string_view help, const char* type) {
+    out += fmt::format("# HELP mxfront_{0} {1}\n# TYPE mxfront_{0} {2}\n", name,
+                       escape_help(help.empty() ? undescribed(name) : help), type);
+  };
+  auto sample = [&](std::string_view name, const std::string& labels, auto value) {
+    out += fmt::format("mxfront_{}{} {}\n", name, braces(labels), value);
+  };
+  auto gauge = [&](const char* name, const char* help, double v) {
+    family(name, help, "gauge");
+    sample(name, "", v);
+  };
+
+  family("build_info", "Version, build and config (SHA-256 prefix) of this instance; always 1.", "gauge");
+  sample("build_info",
+         core::labels({{"version", core::kVersion}, {"build", core::kGitRev}, {"config", p.config_hash.substr(0, 12)}}).text(),
+         1);
+
+  // Built-in counters, grouped into their families.
+  constexpr size_t kCounters = static_cast<size_t>(core::Counter::kCount);
+  for (int f = 0; f < static_cast<int>(std::size(kCounterFamilies)); ++f) {
+    const CounterFamilyDef& def = kCounterFamilies[f];
+    family(def.name, def.help, "counter");
+    for (size_t i = 0; i < kCounters; ++i) {
+      auto c = static_cast<core::Counter>(i);
+      Exported e = exported(c);
+      if (e.family != f) continue;
+      sample(def.name, def.label ? core::labels({{def.label, e.value}}).text() : std::string(), core::value(c));
+    }
+  }
+  for (size_t i = 0; i < kCounters; ++i) {
+    auto c = static_cast<core::Counter>(i);
+    if (exported(c).family >= 0) continue;
+    std::string name = fmt::format("{}_total", core::name(c));
+    family(name, "", "counter");
+    sample(name, "", core::value(c));
+  }
+
+  family("filter_verdicts_total",
+         "Filter verdicts by filter and outcome (continue, accept, reject, tempfail, disconnect, timeout, error, "
+         "cancelled); filter=\"score\" counts rejects by the summed score.",
+         "counter");
   for (const auto& [filter, values] : core::filter_counters_snapshot())
     for (size_t o = 0; o < values.size(); ++o)
-      out += fmt::format("mxfront_filter_verdicts_total{{filter=\"{}\",outcome=\"{}\"}} {}\n", filter,
-                         core::name(static_cast<core::FilterOutcome>(o)), values[o]);
+      sample("filter_verdicts_total",
+             core::labels({{"filter", filter}, {"outcome", core::name(static_cast<core::FilterOutcome>(o))}}).text(),
+             values[o]);
+
   gauge("uptime_seconds", "Seconds since start.", p.uptime);
   gauge("sessions", "Open SMTP sessions.", static_cast<double>(p.sessions));
-  out += "# TYPE mxfront_sessions_by_profile gauge\n";
-  for (const auto& [profile, n] : p.sessions_by_profile)
-    out += fmt::format("mxfront_sessions_by_profile{{profile=\"{}\"}} {}\n", profile, n);
-  gauge("transactions", "Sessions inside a mail transaction.", static_cast<double>(p.transactions));
+  family("sessions_by_profile", "Open SMTP sessions by the profile of their listener.", "gauge");
+  for (const auto& [profile, n] : p.sessions_by_profile) sample("sessions_by_profile", core::labels({{"profile", profile}}).text(), n);
+  gauge("transactions", "Sessions inside a mail transaction (after MAIL FROM).", static_cast<double>(p.transactions));
   gauge("inflight_bytes", "Message bytes held in memory.", static_cast<double>(p.inflight_bytes));
   gauge("open_fds", "Open file descriptors.", static_cast<double>(p.open_fds));
-  gauge("fd_limit", "RLIMIT_NOFILE.", static_cast<double>(p.fd_limit));
+  gauge("fd_limit", "File descriptor limit (RLIMIT_NOFILE soft limit).", static_cast<double>(p.fd_limit));
   gauge("worker_threads", "Filter worker threads.", static_cast<double>(p.worker_threads));
   gauge("worker_queue_depth", "Filter jobs waiting for a worker.", static_cast<double>(p.worker_queue));
+  gauge("worker_queue_limit", "Filter jobs that may wait for a worker; past it new jobs get 451 4.3.0 at once.",
+        static_cast<double>(p.worker_queue_limit));
   gauge("draining", "1 while draining after SIGTERM.", p.draining ? 1 : 0);
+  gauge("live", "1 while GET /livez answers ok (every I/O event loop runs).", livez(p, t).ok ? 1 : 0);
+  gauge("ready", "1 while GET /readyz answers ok (local health: not draining, listening, fds, worker pool).",
+        readyz(p, t).ok ? 1 : 0);
+
   for (const auto& f : core::counter_families()) {
-    if (!f.help.empty()) out += fmt::format("# HELP mxfront_{} {}\n", f.name, f.help);
-    out += fmt::format("# TYPE mxfront_{} counter\n", f.name);
-    for (const auto& [labels, n] : core::labeled_counters_snapshot(f.name))
-      out += fmt::format("mxfront_{}{{{}}} {}\n", f.name, labels, n);
+    family(f.name, f.help, "counter");
+    for (const auto& [labels, n] : core::labeled_counters_snapshot(f.name)) sample(f.name, labels, n);
   }
-  std::string last;
+
   auto hists = core::histograms_snapshot();
-  std::stable_sort(hists.begin(), hists.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  for (const auto& h : hists) {
-    if (h.name != last) out += fmt::format("# TYPE mxfront_{} histogram\n", last = h.name);
-    for (size_t i = 0; i < h.bounds.size(); ++i)
-      out += fmt::format("mxfront_{}_bucket{{{},le=\"{:g}\"}} {}\n", h.name, h.labels, h.bounds[i], h.cumulative[i]);
-    out += fmt::format("mxfront_{}_bucket{{{},le=\"+Inf\"}} {}\n", h.name, h.labels, h.cumulative.back());
-    out += fmt::format("mxfront_{0}_sum{{{1}}} {2:.6f}\nmxfront_{0}_count{{{1}}} {3}\n", h.name, h.labels, h.sum, h.count);
+  for (const auto& f : core::histogram_families()) {
+    family(f.name, f.help, "histogram");
+    for (const auto& h : hists) {
+      if (h.name != f.name) continue;
+      std::string sep = h.labels.empty() ? "" : ",";
+      for (size_t i = 0; i < h.bounds.size(); ++i)
+        out += fmt::format("mxfront_{}_bucket{{{}{}le=\"{:g}\"}} {}\n", h.name, h.labels, sep, h.bounds[i], h.cumulative[i]);
+      out += fmt::format("mxfront_{}_bucket{{{}{}le=\"+Inf\"}} {}\n", h.name, h.labels, sep, h.cumulative.back());
+      out += fmt::format("mxfront_{}_sum{} {:.6f}\n", h.name, braces(h.labels), h.sum);
+      out += fmt::format("mxfront_{}_count{} {}\n", h.name, braces(h.labels), h.count);
+    }
   }
-  out += "# HELP mxfront_dependency_up Shared dependency health from background checks (1 up, 0 down).\n"
-         "# TYPE mxfront_dependency_up gauge\n";
+
+  family("dependency_up", "Shared dependency health from background checks (1 up, 0 down), by kind and name.", "gauge");
   for (const auto& d : p.dependencies)
-    out += fmt::format("mxfront_dependency_up{{kind=\"{}\",name=\"{}\"}} {}\n", d.kind, d.name, d.up ? 1 : 0);
-  out += "# TYPE mxfront_io_loop_lag_seconds gauge\n";
+    sample("dependency_up", core::labels({{"kind", d.kind}, {"name", d.name}}).text(), d.up ? 1 : 0);
+  family("io_loop_lag_seconds", "Seconds since each I/O thread's event loop last ran its heartbeat.", "gauge");
   for (size_t i = 0; i < p.loop_lag.size(); ++i)
-    out += fmt::format("mxfront_io_loop_lag_seconds{{thread=\"{}\"}} {:.3f}\n", i, p.loop_lag[i]);
+    out += fmt::format("mxfront_io_loop_lag_seconds{} {:.3f}\n", braces(core::labels({{"thread", std::to_string(i)}}).text()),
+                       p.loop_lag[i]);
   return out;
 }
 

@@ -40,6 +40,9 @@ struct Judgement {
 Judgement livez(const Probe& p, const Thresholds& t);
 Judgement readyz(const Probe& p, const Thresholds& t);
 std::string health_json(const Probe& p, const Thresholds& t);
-std::string metrics_text(const Probe& p);
+// Every family carries # HELP and # TYPE; label values are escaped (core::labels). A counter
+// family whose owner did not describe it gets a HELP starting with kUndescribed (tests look for it).
+inline constexpr const char* kUndescribed = "Undescribed:";
+std::string metrics_text(const Probe& p, const Thresholds& t = {});
 
 }  // namespace ops

@@ -28,8 +28,9 @@ PKGS=(
   # real components and clients for the demo, integration tests and benchmarks
   postfix swaks libnet-ssleay-perl python3 python3-yaml iproute2 procps xxd openssl
   slapd ldap-utils haproxy rbldnsd bind9-dnsutils
-  # operations: sd_notify for the systemd unit
-  libsystemd-dev
+  # operations: sd_notify for the systemd unit; promtool (package prometheus) checks the /metrics text and
+  # the alert rules in deploy/monitoring/ -- the Prometheus server it also ships is never started (below)
+  libsystemd-dev prometheus
 )
 
 if [ "${1:-}" = "--build" ]; then PKGS=("${BUILD_PKGS[@]}"); fi
@@ -51,11 +52,29 @@ echo "install-deps: installing ${missing[*]}"
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# Only promtool is wanted from the prometheus package: no Prometheus server may be left listening on
+# :9090 (CI, developer machines). While installing, a policy-rc.d that refuses every start keeps the
+# package's postinst from starting it (Docker images ship one already; an existing one is kept).
+POLICY=/usr/sbin/policy-rc.d
+own_policy=""
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus && [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\n# written by mxfront scripts/install-deps.sh while installing\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 755 "$POLICY"
+  own_policy=1
+fi
+remove_policy() { if [ -n "$own_policy" ]; then $SUDO rm -f "$POLICY"; fi; }
+trap remove_policy EXIT
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# The slapd package starts a system instance on install; the tests run private ones on other
-# ports, so stop it (it is harmless either way).
-for svc in slapd haproxy; do
+remove_policy
+own_policy=""
+# The slapd and haproxy packages start a system instance on install; the tests run private ones on
+# other ports, so stop them (harmless either way). prometheus is installed for promtool only: stopped.
+for svc in slapd haproxy prometheus; do
   if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
     $SUDO systemctl stop "$svc" 2>/dev/null || $SUDO service "$svc" stop 2>/dev/null || true
   fi
 done
+# ... and the Prometheus server stays off after a reboot too (the package enables its unit).
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus; then
+  $SUDO systemctl disable prometheus 2>/dev/null || $SUDO update-rc.d prometheus disable 2>/dev/null || true
+fi

@@ -103,11 +103,10 @@ const RelayMetrics& relay_metrics(const std::string& server) {
   auto it = cache.find(server);
   if (it != cache.end()) return it->second;
   static constexpr const char* kAnswer[] = {"K", "Z", "D", "unavailable", "protocol_error"};
-  std::string label = fmt::format("server=\"{}\"", server);
   RelayMetrics m{};
   for (size_t i = 0; i < m.answers.size(); ++i)
-    m.answers[i] = core::labeled_counter("qmqp_answers_total", fmt::format("{},answer=\"{}\"", label, kAnswer[i]));
-  m.latency = core::histogram("qmqp_duration_seconds", label);
+    m.answers[i] = core::labeled_counter("qmqp_answers_total", core::labels({{"server", server}, {"answer", kAnswer[i]}}));
+  m.latency = core::histogram("qmqp_duration_seconds", core::labels({{"server", server}}));
   return cache.emplace(server, m).first->second;
 }
 

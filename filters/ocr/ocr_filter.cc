@@ -39,7 +39,7 @@ void count_image(std::string_view outcome) {
     auto it = counters.find(outcome);
     if (it == counters.end())
       it = counters.emplace(std::string(outcome),
-                            core::labeled_counter("ocr_images_total", fmt::format("outcome=\"{}\"", outcome))).first;
+                            core::labeled_counter("ocr_images_total", core::labels({{"outcome", outcome}}))).first;
     c = it->second;
   }
   core::count(c);
