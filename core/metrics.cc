@@ -83,6 +83,16 @@ std::deque<LabeledCounter> g_labeled;
 std::vector<CounterFamily> g_families;
 }  // namespace
 
+struct LabeledGauge {
+  std::string name, labels;
+  std::atomic<double> v{0};
+};
+
+namespace {
+std::deque<LabeledGauge> g_gauges;
+std::vector<CounterFamily> g_gauge_families;
+}  // namespace
+
 void describe(const CounterFamily& f) {
   std::lock_guard lock(g_hist_mu);
   for (const auto& known : g_families)
@@ -148,6 +158,42 @@ std::vector<std::pair<std::string, uint64_t>> labeled_counters_snapshot(std::str
   std::vector<std::pair<std::string, uint64_t>> out;
   for (const auto& c : g_labeled)
     if (c.name == name) out.emplace_back(c.labels, c.n.load(std::memory_order_relaxed));
+  return out;
+}
+
+LabeledGauge* labeled_gauge(std::string_view name, std::string_view labels) {
+  std::lock_guard lock(g_hist_mu);
+  for (auto& g : g_gauges)
+    if (g.name == name && g.labels == labels) return &g;
+  g_gauges.emplace_back();
+  g_gauges.back().name = std::string(name);
+  g_gauges.back().labels = std::string(labels);
+  return &g_gauges.back();
+}
+
+void set(LabeledGauge* g, double v) { g->v.store(v, std::memory_order_relaxed); }
+
+std::vector<std::pair<std::string, double>> labeled_gauges_snapshot(std::string_view name) {
+  std::lock_guard lock(g_hist_mu);
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& g : g_gauges)
+    if (g.name == name) out.emplace_back(g.labels, g.v.load(std::memory_order_relaxed));
+  return out;
+}
+
+void describe_gauge(const CounterFamily& f) {
+  std::lock_guard lock(g_hist_mu);
+  for (const auto& known : g_gauge_families)
+    if (known.name == f.name) return;
+  g_gauge_families.push_back(f);
+}
+
+std::vector<CounterFamily> gauge_families() {
+  std::lock_guard lock(g_hist_mu);
+  std::vector<CounterFamily> out = g_gauge_families;
+  for (const auto& g : g_gauges)
+    if (std::none_of(out.begin(), out.end(), [&](const CounterFamily& f) { return f.name == g.name; }))
+      out.push_back({g.name, ""});
   return out;
 }
 

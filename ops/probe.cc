@@ -59,9 +59,9 @@ std::string health_json(const Probe& p, const Thresholds& t) {
   for (const auto& d : p.dependencies)
     deps += fmt::format(
         "{}{{\"kind\":\"{}\",\"name\":\"{}\",\"up\":{},\"checked\":{},\"consecutive_failures\":{},"
-        "\"last_error\":\"{}\",\"latency_ms\":{:.2f},\"detail\":\"{}\"}}",
+        "\"last_error\":\"{}\",\"latency_ms\":{:.2f},\"detail\":\"{}\",\"passive_error\":\"{}\"}}",
         deps.empty() ? "" : ",", json_escape(d.kind), json_escape(d.name), d.up, d.checked, d.consecutive_failures,
-        json_escape(d.last_error), d.last_latency_ms, json_escape(d.detail));
+        json_escape(d.last_error), d.last_latency_ms, json_escape(d.detail), json_escape(d.passive_error));
   return fmt::format(
       "{{\"version\":\"{}\",\"build\":\"{}\",\"config\":{{\"sha256\":\"{}\",\"source\":\"{}\",\"last_reload_error\":\"{}\"}},"
       "\"uptime_seconds\":{:.0f},\"live\":{},\"ready\":{},\"reasons\":\"{}\",\"draining\":{},"
@@ -109,6 +109,12 @@ std::string metrics_text(const Probe& p) {
     for (const auto& [labels, n] : core::labeled_counters_snapshot(f.name))
       out += fmt::format("mxfront_{}{{{}}} {}\n", f.name, labels, n);
   }
+  for (const auto& f : core::gauge_families()) {
+    if (!f.help.empty()) out += fmt::format("# HELP mxfront_{} {}\n", f.name, f.help);
+    out += fmt::format("# TYPE mxfront_{} gauge\n", f.name);
+    for (const auto& [labels, v] : core::labeled_gauges_snapshot(f.name))
+      out += fmt::format("mxfront_{}{{{}}} {}\n", f.name, labels, v);
+  }
   std::string last;
   auto hists = core::histograms_snapshot();
   std::stable_sort(hists.begin(), hists.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -119,7 +125,7 @@ std::string metrics_text(const Probe& p) {
     out += fmt::format("mxfront_{}_bucket{{{},le=\"+Inf\"}} {}\n", h.name, h.labels, h.cumulative.back());
     out += fmt::format("mxfront_{0}_sum{{{1}}} {2:.6f}\nmxfront_{0}_count{{{1}}} {3}\n", h.name, h.labels, h.sum, h.count);
   }
-  out += "# HELP mxfront_dependency_up Shared dependency health from background checks (1 up, 0 down).\n"
+  out += "# HELP mxfront_dependency_up Shared dependency health from background checks and passive judgements such as an open QMQP circuit breaker (1 up, 0 down).\n"
          "# TYPE mxfront_dependency_up gauge\n";
   for (const auto& d : p.dependencies)
     out += fmt::format("mxfront_dependency_up{{kind=\"{}\",name=\"{}\"}} {}\n", d.kind, d.name, d.up ? 1 : 0);
