@@ -37,6 +37,8 @@ Breakers::Breakers() {
   core::describe({"qmqp_breaker_skips_total", "Messages that skipped a mailbox server because its circuit breaker was open."});
 }
 
+Breakers::~Breakers() = default;
+
 Breakers::Entry& Breakers::entry(const std::string& server) {
   auto it = entries_.find(server);
   if (it != entries_.end()) return *it->second;

@@ -39,6 +39,7 @@ class Breakers {
   enum class Admit { Yes, Trial, Skip };
 
   Breakers();
+  ~Breakers();
   // May a message be sent to `server` now? Skip while open (counted), Trial for the one message
   // let through once open_time has passed (the breaker turns half-open), Yes when closed.
   Admit admit(const std::string& server, const BreakerPolicy& p, Clock::time_point now = Clock::now());
