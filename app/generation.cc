@@ -13,6 +13,7 @@
 #include "filters/structure_gate.h"
 #include "directory/factory.h"
 #include "ops/dependencies.h"
+#include "qmqp/breaker.h"
 #include "smtpd/tls.h"
 
 namespace app {
@@ -40,6 +41,8 @@ smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
   for (const auto& srv : c->qmqp.servers) s->relay.servers.push_back({srv.host, srv.port});
   s->relay.connect_timeout = c->qmqp.connect_timeout;
   s->relay.answer_timeout = c->qmqp.answer_timeout;
+  s->relay.breaker = {c->qmqp.failure_threshold, c->qmqp.open_time};
+  s->relay.breakers = qmqp::process_breakers();  // keyed by "host:port": a reload keeps each kept server's state
   smtpd::TlsContextOrError tls = smtpd::make_tls_context(c->tls);
   if (!tls.error.empty()) return {nullptr, c->at("tls", tls.error)};
   s->tls = tls.ctx;
@@ -92,8 +95,15 @@ std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s) {
   const config::Config& c = *s.config;
   for (const auto& srv : c.qmqp.servers) {
     auto timeout = std::min(milliseconds(2000), c.qmqp.connect_timeout);
-    deps.push_back({"qmqp", core::HostPort{srv.host, srv.port}.str(),
-                    [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); }});
+    std::string name = core::HostPort{srv.host, srv.port}.str();
+    // The TCP connect cannot see a server that accepts but never answers; the relays' circuit
+    // breaker can: while it is not closed, the server is reported down with its reason.
+    std::function<std::string()> passive;
+    if (s.relay.breakers)
+      passive = [b = s.relay.breakers, name, policy = s.relay.breaker] { return b->down_reason(name, policy); };
+    deps.push_back({"qmqp", name,
+                    [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); },
+                    std::move(passive)});
   }
   if (s.directory)
     for (auto& dep : s.directory->dependencies()) deps.push_back(std::move(dep));

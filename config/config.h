@@ -101,7 +101,9 @@ struct Qmqp {
   };
   std::vector<Server> servers;
   std::chrono::milliseconds connect_timeout{10'000};  // per server; on expiry the next one is tried
-  std::chrono::milliseconds answer_timeout{60'000};   // from the end of the request to the answer + close
+  std::chrono::milliseconds answer_timeout{60'000};   // from the end of the request to the answer
+  unsigned failure_threshold = 3;                     // consecutive failures that open a server's circuit breaker; 0 = never
+  std::chrono::milliseconds open_time{30'000};        // an open breaker skips its server this long, then one trial message
 };
 
 struct Config {

@@ -105,6 +105,11 @@ struct LabeledCounter {
   std::atomic<uint64_t> n{0};
 };
 
+struct LabeledGauge {
+  std::string name, labels;
+  std::atomic<double> v{0};
+};
+
 namespace {
 std::mutex g_hist_mu;
 std::deque<Histogram> g_hists;         // deques: addresses stay valid as they grow
@@ -113,6 +118,8 @@ std::deque<LabeledCounter> g_labeled;
 std::unordered_map<std::string, Histogram*> g_hist_index;
 std::unordered_map<std::string, LabeledCounter*> g_labeled_index;
 std::vector<CounterFamily> g_families, g_hist_families;
+std::deque<LabeledGauge> g_gauges;
+std::vector<CounterFamily> g_gauge_families;
 
 std::string key(std::string_view name, std::string_view labels) {
   std::string k;
@@ -214,6 +221,29 @@ std::vector<std::pair<std::string, uint64_t>> labeled_counters_snapshot(std::str
     if (c.name == name) out.emplace_back(c.labels, c.n.load(std::memory_order_relaxed));
   return out;
 }
+
+LabeledGauge* labeled_gauge(std::string_view name, std::string_view labels) {
+  std::lock_guard lock(g_hist_mu);
+  for (auto& g : g_gauges)
+    if (g.name == name && g.labels == labels) return &g;
+  g_gauges.emplace_back();
+  g_gauges.back().name = std::string(name);
+  g_gauges.back().labels = std::string(labels);
+  return &g_gauges.back();
+}
+
+void set(LabeledGauge* g, double v) { g->v.store(v, std::memory_order_relaxed); }
+
+std::vector<std::pair<std::string, double>> labeled_gauges_snapshot(std::string_view name) {
+  std::lock_guard lock(g_hist_mu);
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& g : g_gauges)
+    if (g.name == name) out.emplace_back(g.labels, g.v.load(std::memory_order_relaxed));
+  return out;
+}
+
+void describe_gauge(const CounterFamily& f) { describe_in(g_gauge_families, f); }
+std::vector<CounterFamily> gauge_families() { return families_of(g_gauge_families, g_gauges); }
 
 void count(Counter c, uint64_t n) { g_counters[static_cast<size_t>(c)].fetch_add(n, std::memory_order_relaxed); }
 uint64_t value(Counter c) { return g_counters[static_cast<size_t>(c)].load(std::memory_order_relaxed); }

@@ -100,6 +100,15 @@ std::vector<CounterFamily> counter_families();  // described ones, then any othe
 void describe_histogram(const CounterFamily& f);  // idempotent
 std::vector<CounterFamily> histogram_families();  // described ones, then any other in use (help "")
 
+// Gauges with a label set, e.g. qmqp_breaker_state{server=".."}: set to a value by their owner,
+// registered on first use, never freed. Families are described like counter families.
+struct LabeledGauge;
+LabeledGauge* labeled_gauge(std::string_view name, std::string_view labels);
+void set(LabeledGauge* g, double v);
+std::vector<std::pair<std::string, double>> labeled_gauges_snapshot(std::string_view name);  // (labels, value)
+void describe_gauge(const CounterFamily& f);    // idempotent
+std::vector<CounterFamily> gauge_families();    // described ones, then any other in use (help "")
+
 void count(Counter c, uint64_t n = 1);
 uint64_t value(Counter c);
 const char* name(Counter c);

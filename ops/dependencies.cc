@@ -50,7 +50,13 @@ void DependencyMonitor::stop() {
 
 std::vector<DependencyStatus> DependencyMonitor::statuses() const {
   std::lock_guard lock(mu_);
-  return status_;
+  std::vector<DependencyStatus> out = status_;
+  for (size_t i = 0; i < out.size() && i < deps_.size(); ++i)  // status_[i] describes deps_[i] (set())
+    if (deps_[i].passive) {
+      out[i].passive_error = deps_[i].passive();
+      if (!out[i].passive_error.empty()) out[i].up = false;
+    }
+  return out;
 }
 
 void DependencyMonitor::run_once() {

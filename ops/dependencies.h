@@ -5,7 +5,9 @@
 // Each check is a blocking function bounded by its own timeout, run one after another on the
 // monitor's own thread every `interval` — never on the request path and never on an I/O thread.
 // A dependency turns "down" after `fall` consecutive failures and "up" after `rise` consecutive
-// successes (no flapping).
+// successes (no flapping). A dependency whose owner judges it down from the traffic it sees
+// (Dependency::passive, e.g. a mailbox server's open circuit breaker) is reported down at once,
+// with that reason, whatever the background check says.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +31,7 @@ struct DependencyStatus {
   std::string last_error;
   double last_latency_ms = 0;
   std::string detail;                      // the last successful check's text after "ok: ", if any
+  std::string passive_error;               // Dependency::passive's verdict when reported; non-empty = down
 };
 
 class DependencyMonitor {

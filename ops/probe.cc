@@ -60,9 +60,9 @@ std::string health_json(const Probe& p, const Thresholds& t) {
   for (const auto& d : p.dependencies)
     deps += fmt::format(
         "{}{{\"kind\":\"{}\",\"name\":\"{}\",\"up\":{},\"checked\":{},\"consecutive_failures\":{},"
-        "\"last_error\":\"{}\",\"latency_ms\":{:.2f},\"detail\":\"{}\"}}",
+        "\"last_error\":\"{}\",\"latency_ms\":{:.2f},\"detail\":\"{}\",\"passive_error\":\"{}\"}}",
         deps.empty() ? "" : ",", json_escape(d.kind), json_escape(d.name), d.up, d.checked, d.consecutive_failures,
-        json_escape(d.last_error), d.last_latency_ms, json_escape(d.detail));
+        json_escape(d.last_error), d.last_latency_ms, json_escape(d.detail), json_escape(d.passive_error));
   return fmt::format(
       "{{\"version\":\"{}\",\"build\":\"{}\",\"config\":{{\"sha256\":\"{}\",\"source\":\"{}\",\"last_reload_error\":\"{}\"}},"
       "\"uptime_seconds\":{:.0f},\"live\":{},\"ready\":{},\"reasons\":\"{}\",\"draining\":{},"
@@ -222,6 +222,10 @@ std::string metrics_text(const Probe& p, const Thresholds& t) {
     family(f.name, f.help, "counter");
     for (const auto& [labels, n] : core::labeled_counters_snapshot(f.name)) sample(f.name, labels, n);
   }
+  for (const auto& f : core::gauge_families()) {
+    family(f.name, f.help, "gauge");
+    for (const auto& [labels, v] : core::labeled_gauges_snapshot(f.name)) sample(f.name, labels, v);
+  }
 
   auto hists = core::histograms_snapshot();
   for (const auto& f : core::histogram_families()) {
@@ -237,7 +241,7 @@ std::string metrics_text(const Probe& p, const Thresholds& t) {
     }
   }
 
-  family("dependency_up", "Shared dependency health from background checks (1 up, 0 down), by kind and name.", "gauge");
+  family("dependency_up", "Shared dependency health from background checks and passive judgements such as an open QMQP circuit breaker (1 up, 0 down), by kind and name.", "gauge");
   for (const auto& d : p.dependencies)
     sample("dependency_up", core::labels({{"kind", d.kind}, {"name", d.name}}).text(), d.up ? 1 : 0);
   family("io_loop_lag_seconds", "Seconds since each I/O thread's event loop last ran its heartbeat.", "gauge");

@@ -1,12 +1,13 @@
 // QMQP client: one connection per message, servers tried in order, every step under a deadline
 // (net/deadline.h: a Watchdog over the connection, a Race for the name lookup).
 // Only a failed connect or send moves on to the next server; once the request is out, its answer
-// (or the lack of one) is final.
+// (or the lack of one) is final. Servers whose circuit breaker is open are skipped (breaker.h).
 #include "qmqp/client.h"
 
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
@@ -15,7 +16,10 @@
 #include <boost/asio/write.hpp>
 #include <memory>
 
+#include <fmt/format.h>
+
 #include "net/deadline.h"
+#include "qmqp/breaker.h"
 #include "qmqp/netstring.h"
 
 namespace qmqp {
@@ -46,7 +50,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
   explicit Conn(const asio::any_io_executor& ex) : sock(ex), watchdog(ex) {}
   tcp::socket sock;
   net::Watchdog watchdog;
-  bool sent = false;  // the whole request was written
+  bool sent = false;      // the whole request was written
+  bool answered = false;  // a whole answer arrived after a whole request: drain, then close
 
   void watch() {
     watchdog.start(shared_from_this(), [this] {
@@ -119,10 +124,12 @@ asio::awaitable<std::string> connect(Conn& c, const Server& s, Clock::time_point
 struct Answer {
   Outcome outcome;
   bool got_bytes = false;  // the server sent something
+  bool complete = false;   // a whole answer netstring arrived (its final ',')
 };
 
-// Reads the answer netstring, then discards whatever follows until the server closes; the
-// caller's deadline bounds both. A broken or missing answer is a ProtocolError.
+// Reads the answer netstring and returns at its final ',': the answer is acted on at once, the
+// server's close is awaited afterwards (drain()). The caller's deadline bounds the read. A broken
+// or missing answer is a ProtocolError.
 asio::awaitable<Answer> read_answer(Conn& c, size_t max_answer) {
   NetstringDecoder decoder(max_answer);
   std::array<char, 512> buf;
@@ -146,8 +153,21 @@ asio::awaitable<Answer> read_answer(Conn& c, size_t max_answer) {
     co_return a;
   }
   a.outcome = parse_answer(decoder.payload());
-  while (!ec) co_await c.sock.async_read_some(asio::buffer(buf), with(ec));  // until EOF or deadline
+  a.complete = true;
   co_return a;
+}
+
+// After a complete answer: discards whatever follows until the server closes (so the server, which
+// closes first after answering, keeps the TIME_WAIT and no socket is left in CLOSE_WAIT), bounded by
+// the deadline still armed (the answer timeout); runs detached, the client has its answer already.
+asio::awaitable<void> drain(std::shared_ptr<Conn> c) {
+  std::array<char, 512> buf;
+  error_code ec;
+  try {
+    while (!ec) co_await c->sock.async_read_some(asio::buffer(buf), with(ec));  // until EOF, error or deadline
+  } catch (const std::exception&) {
+  }
+  c->close();
 }
 
 asio::awaitable<Outcome> attempt(Conn& c, const ClientConfig& cfg, const Server& s, const Frame& f,
@@ -161,7 +181,7 @@ asio::awaitable<Outcome> attempt(Conn& c, const ClientConfig& cfg, const Server&
                                             asio::buffer(body), asio::buffer(f.tail)};
   error_code ec;
   c.arm(Clock::now() + cfg.answer_timeout);
-  co_await asio::async_write(c.sock, request, with(ec));
+  size_t written = co_await asio::async_write(c.sock, request, with(ec));
   if (c.timed_out()) {
     o.text = "sending to " + s.name() + ": timed out";
     co_return o;
@@ -169,16 +189,46 @@ asio::awaitable<Outcome> attempt(Conn& c, const ClientConfig& cfg, const Server&
   c.sent = !ec;
   if (c.sent) c.arm(Clock::now() + cfg.answer_timeout);
   // After a failed send, still read: a server refusing the message part-way (too big, not
-  // authorised) answers before it closes. Without any answer byte, the next server is tried.
+  // authorised) answers Z or D before it closes, and that verdict is believed. Anything else after
+  // a failed send (no answer, K, garbage) is this server's failure: the message was not fully
+  // transferred, so it cannot have been delivered, and the next server is tried.
   Answer a = co_await read_answer(c, cfg.max_answer);
-  c.disarm();
-  if (!c.sent && !a.got_bytes) {
-    o.text = "sending to " + s.name() + ": " + ec.message();
-    co_return o;
+  if (a.complete && c.sent) {
+    c.answered = true;  // the rest (the server's close) is drained in the background
+  } else {
+    c.disarm();
+  }
+  if (!c.sent) {
+    size_t total = f.head.size() + header.size() + body.size() + f.tail.size();
+    if (!a.got_bytes) {
+      o.text = fmt::format("sending to {}: {} after {} of {} bytes", s.name(), ec.message(), written, total);
+      co_return o;
+    }
+    if (a.outcome.status != Status::TempFail && a.outcome.status != Status::PermFail) {
+      o.text = fmt::format("{} answered '{}' after an incomplete send ({} of {} bytes: {})", s.name(),
+                           a.outcome.status == Status::Accepted ? "K" : a.outcome.text, written, total,
+                           ec.message());
+      co_return o;
+    }
   }
   a.outcome.server = s.name();
   co_return a.outcome;
 }
+
+// The server's verdict (K, Z, D) is proof of life; anything else is this server failing.
+bool server_failed(const Outcome& o) {
+  return o.status == Status::Unavailable || o.status == Status::ProtocolError;
+}
+
+// A trial message let through a half-open breaker; if its relay ends without a result (abandoned),
+// the next message may try.
+struct TrialGuard {
+  Breakers* breakers = nullptr;
+  std::string server;
+  ~TrialGuard() {
+    if (breakers) breakers->abandon_trial(server);
+  }
+};
 
 // The server loop. It runs on a strand, so the deadline handlers never race the coroutine.
 asio::awaitable<Outcome> relay_serialized(const ClientConfig& cfg, const Envelope& env,
@@ -186,17 +236,53 @@ asio::awaitable<Outcome> relay_serialized(const ClientConfig& cfg, const Envelop
   auto ex = co_await asio::this_coro::executor;
   Frame f = frame_request(env, header.size() + body.size());
   Outcome last{Status::Unavailable, "no QMQP server configured", ""};
-  for (const Server& s : cfg.servers) {
+  Breakers* breakers = cfg.breakers.get();
+
+  // One attempt on server `s`, its result reported to the server's breaker.
+  auto try_server = [&](const Server& s, bool trial) -> asio::awaitable<Outcome> {
+    std::string name = s.name();
+    TrialGuard guard{trial ? breakers : nullptr, name};
     auto c = std::make_shared<Conn>(ex);
     c->watch();
+    Outcome o;
     try {
-      last = co_await attempt(*c, cfg, s, f, header, body);
+      o = co_await attempt(*c, cfg, s, f, header, body);
     } catch (const std::exception& e) {
-      last = {c->sent ? Status::ProtocolError : Status::Unavailable, e.what(), s.name()};
+      o = {c->sent ? Status::ProtocolError : Status::Unavailable, e.what(), name};
+      c->answered = false;
     }
-    c->close();
+    if (c->answered)
+      asio::co_spawn(ex, drain(c), asio::detached);
+    else
+      c->close();
+    if (breakers) {
+      guard.breakers = nullptr;  // reported: no longer abandoned
+      if (server_failed(o))
+        breakers->failed(name, o.text, cfg.breaker);
+      else
+        breakers->succeeded(name);
+    }
+    co_return o;
+  };
+
+  std::vector<std::string> skipped;  // names of servers skipped because their breaker is open
+  std::vector<const Server*> skipped_servers;
+  bool tried = false;
+  for (const Server& s : cfg.servers) {
+    Breakers::Admit admit = breakers ? breakers->admit(s.name(), cfg.breaker) : Breakers::Admit::Yes;
+    if (admit == Breakers::Admit::Skip) {
+      skipped.push_back(s.name());
+      skipped_servers.push_back(&s);
+      continue;
+    }
+    tried = true;
+    last = co_await try_server(s, admit == Breakers::Admit::Trial);
     if (last.status != Status::Unavailable) break;
   }
+  // Every server is judged down: mail is never refused without trying at all, so the one that
+  // failed longest ago is tried anyway (outside the breaker's trial; a verdict still closes it).
+  if (!tried && !skipped.empty())
+    last = co_await try_server(*skipped_servers[breakers->least_recently_failed(skipped)], false);
   co_return last;
 }
 

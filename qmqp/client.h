@@ -1,8 +1,11 @@
 // QMQP client (cr.yp.to/proto/qmqp.html), qmail-qmqpc style: one connection per message.
-// Tries the configured servers in order; a refused or timed-out connect moves on to the next one.
-// Once the request has been sent, no other server is tried (that could deliver twice): a missing
-// or broken answer is a temporary failure. The client reads the answer and then the server's
-// close (bounded by the answer timeout), so no socket is left behind in CLOSE_WAIT.
+// Tries the configured servers in order; a refused or timed-out connect, or a send cut off (after
+// which only a Z or D answer is believed), moves on to the next one. Once the whole request has been
+// sent, no other server is tried (that could deliver twice): a missing or broken answer is a
+// temporary failure. The answer is acted on at its final ','; the server's close is then awaited in
+// the background (bounded by the answer timeout), so no socket is left behind in CLOSE_WAIT.
+// With cfg.breakers, servers whose circuit breaker is open are skipped (qmqp/breaker.h); when every
+// server is skipped, the one that failed longest ago is tried anyway.
 #pragma once
 #include <utility>  // before Boost 1.74 Asio: awaitable.hpp uses std::exchange
 

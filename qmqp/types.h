@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,11 +16,21 @@ struct Server {
   std::string name() const;  // "host:port" ("[v6]:port")
 };
 
+// Passive health (qmqp/breaker.h): when a server's circuit breaker opens and when it is tried again.
+struct BreakerPolicy {
+  unsigned failure_threshold = 3;               // consecutive failures that open it; 0 = never opens
+  std::chrono::milliseconds open_time{30'000};  // open this long, then one trial message (half-open)
+};
+
+class Breakers;
+
 struct ClientConfig {
   std::vector<Server> servers;
   std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds answer_timeout{60'000};  // from the end of the request to the answer + close
+  std::chrono::milliseconds answer_timeout{60'000};  // from the end of the request to the answer (and the close, in the background)
   size_t max_answer = 4096;                          // longest answer netstring accepted
+  BreakerPolicy breaker;
+  std::shared_ptr<Breakers> breakers;                // per-server passive health; null = every server is always tried
 };
 
 struct Envelope {

@@ -555,10 +555,14 @@ class MisbehavingQmqp:
     mode='garbage':          reads the request, answers `hello\\n`; closes after `hold` seconds
                              (0 = at once; otherwise it waits for the client to close first).
     mode='hang':             accepts, reads the request, never answers (until the client closes).
-    `requests` collects every request received."""
+    mode='k_after_partial':  reads only the first 1,000 bytes of the request, answers `K` and closes
+                             (the unread rest makes the kernel reset the connection).
+    mode='k_and_hold':       reads the request, answers `K`, then keeps the connection open until the
+                             client closes (or `hold` seconds).
+    `requests` collects every request received (for 'k_after_partial': the bytes read)."""
 
     def __init__(self, mode, hold=0.0):
-        if mode not in ("close_mid_answer", "garbage", "hang"):
+        if mode not in ("close_mid_answer", "garbage", "hang", "k_after_partial", "k_and_hold"):
             raise ValueError(mode)
         self.mode = mode
         self.hold = hold
@@ -620,8 +624,22 @@ class MisbehavingQmqp:
     def _serve(self, conn):
         try:
             conn.settimeout(10)
+            if self.mode == "k_after_partial":
+                got = b""
+                while len(got) < 1000:
+                    d = conn.recv(1000 - len(got))
+                    if not d:
+                        break
+                    got += d
+                self.requests.append(got)
+                conn.sendall(b"23:KOk: queued as LIAR1234,")
+                time.sleep(0.05)
+                return
             self.requests.append(_read_netstring(conn))
-            if self.mode == "close_mid_answer":
+            if self.mode == "k_and_hold":
+                conn.sendall(b"23:KOk: queued as HOLD1234,")
+                self._wait_client_close(conn, self.hold or 60)
+            elif self.mode == "close_mid_answer":
                 conn.sendall(b"3:K")
             elif self.mode == "garbage":
                 conn.sendall(b"hello\n")

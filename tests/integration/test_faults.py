@@ -199,6 +199,47 @@ class FaultsTest(unittest.TestCase):
             self.assertLess(elapsed, 4.0)
             self.assert_no_leak()
 
+    # issue 12, item 8: a K after an incomplete send is not believed
+    def test_K_after_an_incomplete_send_gives_451_and_the_next_server_is_tried(self):
+        big = PostfixQmqp()  # default message_size_limit (10 MB): takes the 8 MB message
+        self.addCleanup(big.stop)
+        big.start()
+        with MisbehavingQmqp("k_after_partial") as peer:
+            # alone: the liar's K is a 451, never a 250
+            self.start_mx([peer.address])
+            marker = unique_marker("partial-alone")
+            code, line, _ = self.send(marker, size=8 << 20)
+            self.assertTrue(line.startswith("451 4.4.1"), line + self.diag())
+            self.assertIn("incomplete send", self.mx.log())
+            self.assert_no_leak()
+            self.mx.terminate()
+            # with a real Postfix behind it: the message was not transferred, so the next server
+            # gets it (no duplicate possible) and the client its 250 from there
+            self.start_mx([peer.address, big.address])
+            marker = unique_marker("partial-next")
+            code, line, _ = self.send(marker, size=8 << 20)
+            self.assertTrue(line.startswith("250 2.0.0"), line + self.diag(big))
+            self.assertNotIn("LIAR", line)
+            ds = big.deliveries(20, 1, match=marker.encode())
+            self.assertEqual(len(ds), 1, self.diag(big))
+            self.assertGreater(len(ds[0].data), 8_000_000)  # stored with LF line ends
+            self.assertEqual(len(peer.requests), 2)
+            self.assertTrue(all(len(r) <= 1000 for r in peer.requests))
+            self.assert_no_leak()
+
+    # issue 12, item 9: the answer is complete at its final ','
+    def test_K_then_an_open_socket_gives_250_at_once(self):
+        with MisbehavingQmqp("k_and_hold", hold=30) as peer:
+            self.start_mx([peer.address], qmqp={"answer_timeout": 8})
+            marker = unique_marker("khold")
+            code, line, elapsed = self.send(marker)
+            self.assertTrue(line.startswith("250 2.0.0"), line + self.diag())
+            self.assertLess(elapsed, 2, f"250 after {elapsed:.2f}s: waited for the server's close")
+            # the connection is still closed by mxfront at the answer timeout (no leak)
+            n = self.mx.wait_fd_baseline(self.baseline, 12)
+            self.assertLessEqual(n, self.baseline, self.fds())
+            self.assertEqual(self.mx.close_wait_count(), 0)
+
     # -- client faults --------------------------------------------------------------------------
     def _abort_mid_data(self, reset):
         self.start_mx([self.pf.address])

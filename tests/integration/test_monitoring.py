@@ -40,9 +40,8 @@ RULES = MONITORING / "mxfront.rules.yml"
 RULE_TESTS = MONITORING / "mxfront.rules.test.yml"
 DASHBOARD = MONITORING / "mxfront-dashboard.json"
 UNDESCRIBED = "Undescribed:"  # ops::kUndescribed: the HELP of a family nobody described
-# Names a rule may use that no mxfront instance exports (yet): Prometheus' own `up`, and the QMQP
-# circuit breaker's gauge, which the qmqp/ work adds (keep in step with MxfrontQmqpBreakerOpen).
-NOT_ON_METRICS = {"up", "mxfront_qmqp_breaker_open"}
+# Names a rule may use that no mxfront instance exports: Prometheus' own `up`.
+NOT_ON_METRICS = {"up"}
 
 SENDER = "s@example.net"
 RCPT = "bob@example.org"

@@ -61,12 +61,23 @@ TEST(Config, MinimalFileGetsDocumentedDefaults) {
   EXPECT_EQ(c.limits.message_size, 10485760u);
   EXPECT_EQ(c.qmqp.connect_timeout.count(), 10000);
   EXPECT_EQ(c.qmqp.answer_timeout.count(), 60000);
+  EXPECT_EQ(c.qmqp.failure_threshold, 3u);
+  EXPECT_EQ(c.qmqp.open_time.count(), 30000);
   EXPECT_EQ(c.local_domains.at(0), "example.org");
   ASSERT_EQ(c.qmqp.servers.size(), 3u);
   EXPECT_EQ(c.qmqp.servers[1].host, "::1");
   EXPECT_EQ(c.qmqp.servers[1].port, 629);
   EXPECT_EQ(c.listeners.at(0).profile, "mx");
   EXPECT_EQ(c.hash.size(), 64u);
+}
+
+TEST(Config, BreakerSettings) {
+  auto r = load_string(kMinimal + "failure_threshold = 0\nopen_time = 2.5\n", "t.toml", filters::config_schema());
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->qmqp.failure_threshold, 0u);
+  EXPECT_EQ(r.config->qmqp.open_time.count(), 2500);
+  auto bad = load_string(kMinimal + "open_time = 0\n", "t.toml", filters::config_schema());
+  EXPECT_FALSE(bad.config);
 }
 
 TEST(Config, ValuesAreApplied) {

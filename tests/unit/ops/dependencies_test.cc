@@ -46,6 +46,23 @@ TEST(Dependencies, ReloadKeepsTheStatusOfDependenciesThatStay) {
   EXPECT_FALSE(s[1].checked);
 }
 
+// A passive judgement (a mailbox server's open circuit breaker) turns the dependency down at once,
+// with its reason, although the background check passes; when it clears, the check's view is back.
+TEST(Dependencies, PassiveJudgementOverridesTheCheck) {
+  DependencyMonitor m(std::chrono::milliseconds(10), 1, 1);
+  std::string passive = "circuit breaker open";
+  m.set({{"qmqp", "a:628", [] { return std::string(); }, [&] { return passive; }}});
+  m.run_once();
+  auto s = m.statuses();
+  EXPECT_FALSE(s[0].up);
+  EXPECT_EQ(s[0].passive_error, "circuit breaker open");
+  EXPECT_EQ(s[0].last_error, "");
+  passive.clear();
+  s = m.statuses();
+  EXPECT_TRUE(s[0].up);
+  EXPECT_EQ(s[0].passive_error, "");
+}
+
 TEST(Dependencies, TcpProbeTellsListeningFromClosed) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};

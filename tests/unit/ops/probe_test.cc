@@ -195,5 +195,15 @@ TEST(Probe, HistogramsAndLabeledCountersAreExported) {
   EXPECT_NE(m.find("mxfront_qmqp_answers_total{server=\"s:628\",answer=\"K\"} 2\n"), std::string::npos);
 }
 
+TEST(Probe, LabeledGaugesAreExportedWithHelp) {
+  core::describe_gauge({"probe_gauge", "A test gauge."});
+  core::set(core::labeled_gauge("probe_gauge", "server=\"s:628\""), 2);
+  std::string m = metrics_text(healthy());
+  EXPECT_NE(m.find("# HELP mxfront_probe_gauge A test gauge.\n# TYPE mxfront_probe_gauge gauge\n"
+                   "mxfront_probe_gauge{server=\"s:628\"} 2\n"),
+            std::string::npos)
+      << m;
+}
+
 }  // namespace
 }  // namespace ops
