@@ -32,7 +32,8 @@ CMD ["/usr/local/bin/mailbox-start"]
 FROM farm-base AS directory
 RUN --mount=type=cache,target=/var/cache/apt \
     --mount=type=cache,target=/var/lib/apt/lists \
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils \
+    && rm -rf /var/lib/ldap/* /etc/ldap/slapd.d   # the package's dc=nodomain database: ours is seeded at start
 COPY docker/slapd/ /etc/ldap-seed/
 EXPOSE 389
 CMD ["/etc/ldap-seed/start.sh"]
