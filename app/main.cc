@@ -11,12 +11,14 @@
 
 #include "app/generation.h"
 #include "app/operations.h"
+#include "app/privileges.h"
 #include "config/load.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/version.h"
 #include "filters/ocr/worker.h"
 #include "filters/registry/registry.h"
+#include "ops/admin_client.h"
 #include "smtpd/server.h"
 
 namespace {
@@ -25,6 +27,8 @@ void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: mxfront --config FILE        run the server\n"
                "       mxfront --check-config FILE  validate FILE (every error, one file:line each) and exit (0 = valid)\n"
+               "       mxfront --reload FILE        ask the server running FILE to reload it (POST /reload on\n"
+               "                                    its [admin] address, loopback); 0 = reloaded, 1 = refused\n"
                "       mxfront --config-doc         print every config key with its default\n"
                "       mxfront --version\n"
                "       mxfront --help\n");
@@ -62,7 +66,8 @@ int main(int argc, char** argv) {
     std::fputs(config::markdown_table(filters::config_schema()).c_str(), stdout);
     return 0;
   }
-  if (argc != 3 || (std::strcmp(argv[1], "--config") != 0 && std::strcmp(argv[1], "--check-config") != 0)) {
+  if (argc != 3 || (std::strcmp(argv[1], "--config") != 0 && std::strcmp(argv[1], "--check-config") != 0 &&
+                    std::strcmp(argv[1], "--reload") != 0)) {
     usage(stderr);
     return 2;
   }
@@ -72,6 +77,17 @@ int main(int argc, char** argv) {
   if (!r.config) {
     std::fprintf(stderr, "%s\n", r.error.c_str());
     return 1;
+  }
+  if (std::strcmp(argv[1], "--reload") == 0) {  // systemd's ExecReload: fails when the reload is refused
+    const auto& a = r.config->admin;
+    if (a.host.empty()) {
+      std::fprintf(stderr, "%s has no [admin] address: the reload result cannot be asked for (kill -HUP reloads blindly)\n", argv[2]);
+      return 1;
+    }
+    ops::ReloadAnswer ans = ops::request_reload(a.host, a.port);
+    std::fprintf(ans.status == 200 ? stdout : stderr, "%s%s", ans.text.c_str(),
+                 !ans.text.empty() && ans.text.back() == '\n' ? "" : "\n");
+    return ans.status == 200 ? 0 : 1;
   }
   if (std::strcmp(argv[1], "--check-config") == 0) {
     smtpd::SnapshotOrError snap = app::build_generation(r.config);  // TLS context, directory and filters too
@@ -83,8 +99,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   core::init_logging(r.config->log_level, r.config->log_syslog);
+  // Root: become server.user before certificates, secrets and signatures are read (a reload then
+  // sees the same permissions as the start).
+  if (std::string err = app::drop_privileges(r.config->user); !err.empty()) {
+    core::log().error("{}", err);
+    return 1;
+  }
   core::log().info("mxfront {} ({}) config {} sha256 {}", core::kVersion, core::kGitRev, r.config->source,
                    r.config->hash.substr(0, 12));
+  app::Operations operations;  // its admin listener answers while the generation (signatures) loads
+  if (!operations.open_admin_early(*r.config)) return 1;
   smtpd::SnapshotOrError snap = app::build_generation(r.config);
   if (!snap.snap) {
     core::log().error("{}", snap.error);
@@ -100,7 +124,6 @@ int main(int argc, char** argv) {
     if (built.snap) core::init_logging(next.config->log_level, next.config->log_syslog);
     return built;
   };
-  app::Operations operations;
   smtpd::Server server(snap.snap, operations.hooks(rebuild));
   operations.attach(server);
   int rc = server.run();

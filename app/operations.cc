@@ -2,6 +2,8 @@
 // bound; the probe turns the server's State into an ops::Probe on the admin thread.
 #include "app/operations.h"
 
+#include <atomic>
+
 #include <dirent.h>
 #include <sys/resource.h>
 
@@ -31,6 +33,9 @@ size_t count_open_fds() {
 struct Operations::Impl {
   using Clock = std::chrono::steady_clock;
   smtpd::Server* server = nullptr;
+  // Set once the server has started (its State is complete and `monitor` is set): until then the
+  // admin thread reports "starting" instead of asking the server.
+  std::atomic<bool> started{false};
   std::unique_ptr<ops::AdminServer> admin;
   std::unique_ptr<ops::DependencyMonitor> monitor;
   // Worker-pool progress as seen by the admin thread (for "wedged").
@@ -45,6 +50,7 @@ struct Operations::Impl {
 
   // Runs on the admin thread: the server's State is read from atomics and a snapshot pointer.
   ops::Probe probe() {
+    if (!started.load(std::memory_order_acquire)) return {};  // /livez ok; /readyz: no listeners, no config
     smtpd::State st = server->state();
     ops::Probe p;
     p.loop_lag = st.loop_lag;
@@ -77,23 +83,31 @@ struct Operations::Impl {
     return p;
   }
 
-  bool start() {
-    smtpd::State st = server->state();
-    const auto& a = st.snapshot->config->admin;
-    if (a.host.empty()) return true;
+  bool open_admin(const config::Config& c) {
+    const auto& a = c.admin;
     ops::Thresholds t{a.stall_after, a.fd_ratio, a.worker_wedged_after};
-    monitor = std::make_unique<ops::DependencyMonitor>(
-        std::chrono::milliseconds(static_cast<int64_t>(a.check_interval * 1000)), a.check_rise, a.check_fall);
-    monitor->set(dependencies_of(*st.snapshot));
-    monitor->start();
-    admin = std::make_unique<ops::AdminServer>(a.host, a.port, t, [this] { return probe(); },
-                                               [this] { return server->reload(); });
+    admin = std::make_unique<ops::AdminServer>(a.host, a.port, t, [this] { return probe(); }, [this] {
+      return started.load(std::memory_order_acquire) ? server->reload() : std::string("still starting");
+    });
     std::string err;
     if (!admin->start(err)) {
       core::log().error("cannot listen on admin address {}: {}", core::HostPort{a.host, a.port}.str(), err);
       return false;
     }
     core::log().info("admin http on {} (/livez /readyz /health /metrics)", core::HostPort{a.host, a.port}.str());
+    return true;
+  }
+
+  bool start() {
+    smtpd::State st = server->state();
+    const auto& a = st.snapshot->config->admin;
+    if (a.host.empty()) return true;
+    monitor = std::make_unique<ops::DependencyMonitor>(
+        std::chrono::milliseconds(static_cast<int64_t>(a.check_interval * 1000)), a.check_rise, a.check_fall);
+    monitor->set(dependencies_of(*st.snapshot));
+    monitor->start();
+    if (!admin && !open_admin(*st.snapshot->config)) return false;
+    started.store(true, std::memory_order_release);
     return true;
   }
 };
@@ -106,6 +120,7 @@ Operations::Operations() : impl_(std::make_unique<Impl>()) {
 }
 Operations::~Operations() = default;
 
+bool Operations::open_admin_early(const config::Config& c) { return c.admin.host.empty() || impl_->open_admin(c); }
 void Operations::attach(smtpd::Server& server) { impl_->server = &server; }
 void Operations::stop() { impl_->stop(); }
 

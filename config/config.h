@@ -112,6 +112,7 @@ struct Config {
   std::string hostname;                 // greeting, Received header
   unsigned io_threads = 0;              // 0 = one per core
   Seconds shutdown_timeout{30};         // drain deadline on SIGTERM/SIGINT
+  std::string user;                     // started as root: run as this user ("" = stay, with a warning)
   std::string log_level = "info";
   bool log_syslog = false;
   std::vector<Listener> listeners;

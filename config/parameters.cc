@@ -220,6 +220,8 @@ std::vector<Parameter> core_rows() {
        size_param([](Config& c) -> unsigned& { return c.io_threads; }, 0, 256)},
       {"server", "shutdown_timeout", "seconds", "30", "On SIGTERM/SIGINT: how long in-flight sessions may take to finish before exit.",
        seconds_param([](Config& c) -> Seconds& { return c.shutdown_timeout; }, 0, 3600)},
+      {"server", "user", "string", "\"\"", "Started as root: become this user (with its groups) before reading certificates, secrets and signatures, keeping only CAP_NET_BIND_SERVICE for the listeners. \"\" = no change (a warning when root). Ignored when not root (systemd: User=). Read at start only.",
+       string_param([](Config& c) -> std::string& { return c.user; })},
       {"log", "level", "string", "info", "trace, debug, info, warn or error.", set_log_level},
       {"log", "syslog", "bool", "false", "Also log to syslog (facility mail). stderr is always on.",
        bool_param([](Config& c) -> bool& { return c.log_syslog; })},

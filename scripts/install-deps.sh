@@ -3,7 +3,12 @@
 # Idempotent: only missing packages are installed. Needs root (or sudo).
 #   scripts/install-deps.sh            everything (build, tests, demo, benchmarks)
 #   scripts/install-deps.sh --build    only what compiling mxfront needs (the Docker build stage)
+# The full set also prepares rootful podman for the container farm test (tests/deploy/): the
+# containers.conf this kind of machine needs and a debian:12 base image made with debootstrap from
+# the Debian archive apt already uses (no registry is reachable).
 set -euo pipefail
+# sudo drops DEBIAN_FRONTEND from the environment: without it slapd's postinst asks for a password.
+export DEBIAN_FRONTEND=noninteractive
 
 BUILD_PKGS=(
   g++ cmake ninja-build pkg-config git ca-certificates
@@ -31,6 +36,8 @@ PKGS=(
   # operations: sd_notify for the systemd unit; promtool (package prometheus) checks the /metrics text and
   # the alert rules in deploy/monitoring/ -- the Prometheus server it also ships is never started (below)
   libsystemd-dev prometheus
+  # containers: the image and the compose farm run for real (tests/deploy/test_container_farm.py)
+  podman runc netavark aardvark-dns iptables catatonit debootstrap podman-compose
 )
 
 if [ "${1:-}" = "--build" ]; then PKGS=("${BUILD_PKGS[@]}"); fi
@@ -38,19 +45,48 @@ if [ "${1:-}" = "--build" ]; then PKGS=("${BUILD_PKGS[@]}"); fi
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
+# Rootful podman on Debian 12 (the recipe of HARNESS.md section 8): the default nofile/nproc ulimits
+# are refused by some kernels (EPERM) and crun refuses hybrid cgroup layouts, so no ulimits and runc.
+# The base image: FROM debian:12 resolves to a local image made from the Debian archive.
+setup_podman() {
+  [ "${1:-}" = "--build" ] && return 0
+  command -v podman >/dev/null || return 0
+  if [ ! -e /etc/containers/containers.conf ]; then
+    $SUDO mkdir -p /etc/containers
+    printf '%s\n' '# written by mxfront scripts/install-deps.sh' '[containers]' 'default_ulimits = []' \
+      '[engine]' 'runtime = "runc"' | $SUDO tee /etc/containers/containers.conf >/dev/null
+  fi
+  if ! $SUDO podman image exists docker.io/library/debian:12; then
+    local mirror rootfs
+    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    [ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+    rootfs=$($SUDO mktemp -d /var/tmp/mxfront-debian12.XXXXXX)
+    echo "install-deps: debootstrap bookworm from $mirror (the debian:12 base image)"
+    $SUDO debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
+    # The image's apt uses the archives this machine's apt uses (updates and security included).
+    if [ -e /etc/apt/sources.list.d/debian.sources ]; then
+      $SUDO rm -f "$rootfs/etc/apt/sources.list"
+      $SUDO cp /etc/apt/sources.list.d/debian.sources "$rootfs/etc/apt/sources.list.d/"
+    fi
+    $SUDO rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    $SUDO tar -C "$rootfs" -c . | $SUDO podman import - docker.io/library/debian:12 >/dev/null
+    $SUDO rm -rf "$rootfs"
+  fi
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
+  setup_podman "${1:-}"
   exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
 # A fresh postfix install asks debconf questions: preseed "No configuration". mxfront's demo and
 # tests run private Postfix instances and never touch /etc/postfix.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
-export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # Only promtool is wanted from the prometheus package: no Prometheus server may be left listening on
 # :9090 (CI, developer machines). While installing, a policy-rc.d that refuses every start keeps the
@@ -64,7 +100,7 @@ if printf '%s\n' "${missing[@]}" | grep -qx prometheus && [ ! -e "$POLICY" ]; th
 fi
 remove_policy() { if [ -n "$own_policy" ]; then $SUDO rm -f "$POLICY"; fi; }
 trap remove_policy EXIT
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 remove_policy
 own_policy=""
 # The slapd and haproxy packages start a system instance on install; the tests run private ones on
@@ -78,3 +114,4 @@ done
 if printf '%s\n' "${missing[@]}" | grep -qx prometheus; then
   $SUDO systemctl disable prometheus 2>/dev/null || $SUDO update-rc.d prometheus disable 2>/dev/null || true
 fi
+setup_podman "${1:-}"

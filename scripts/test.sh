@@ -6,6 +6,8 @@
 #   3. the concurrency-heavy tests (unit tests; relay, fault, TLS/AUTH, directory, clamav, ocr integration) under
 #      ThreadSanitizer
 #   4. a short libFuzzer run of each fuzz target (clang)
+#   5. the container farm (ctest label `farm`, tests/deploy/test_container_farm.py): the image and the compose
+#      farm built and run with podman (installed by install-deps.sh; a missing podman is a failure)
 # Exits non-zero if anything fails; ends with one "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,14 +40,14 @@ step() {
 }
 
 build_main() { scripts/build.sh; }
-run_ctest() { (cd build && ctest --output-on-failure -j1 "$@"); }
+run_ctest() { (cd build && ctest --output-on-failure -j1 -LE farm "$@"); }
 build_asan() {
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMXFRONT_SANITIZE=ON >/dev/null &&
     ninja -C build-asan
 }
 run_asan() { (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp \
-                ctest --output-on-failure -j"$JOBS" -E '^fuzz_'); }  # the soak too: it found a use-after-free
+                ctest --output-on-failure -j"$JOBS" -E '^fuzz_' -LE farm); }  # the soak too: it found a use-after-free
 build_tsan() {
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_TSAN=ON >/dev/null &&
     ninja -C build-tsan
@@ -57,11 +59,19 @@ build_fuzz() {
     ninja -C build-fuzz protocol_fuzz address_fuzz netstring_fuzz config_fuzz proxy_fuzz auth_fuzz dns_fuzz mime_fuzz image_fuzz
 }
 run_fuzz() { (cd build-fuzz && ctest --output-on-failure -R '^fuzz_'); }
+run_farm() {
+  if ! command -v podman >/dev/null; then
+    echo "podman is missing (scripts/install-deps.sh installs it): the container farm cannot run"
+    return 1
+  fi
+  (cd build && ctest --output-on-failure -L farm)
+}
 
 step "build" build_main && step "unit and integration tests" run_ctest
 step "build (ASan+UBSan)" build_asan && step "all tests under ASan+UBSan" run_asan
 step "build (TSan)" build_tsan && step "concurrency tests under ThreadSanitizer" run_tsan
 step "build (fuzz, clang)" build_fuzz && step "fuzz smoke runs" run_fuzz
+step "container farm (podman: image, compose farm, crash, drain, reloads)" run_farm
 
 echo
 echo "$passed passed, $failed failed"

@@ -7,11 +7,24 @@
   termination grace period outlasts the drain;
 * compose: every mounted ./file exists; the balancer's address is what the instances trust for
   PROXY v2; HAProxy's health check port is their admin port; `haproxy -c` accepts haproxy.cfg;
-* every mxfront TOML shipped (compose MX and submission, the k8s ConfigMap, the example) passes
-  `mxfront --check-config`, with host paths (certificates, signatures, secrets) pointed at
-  throw-away fixtures.
+* Kubernetes: a startupProbe covers the signature load, memory fits a ClamAV reload (two engines),
+  the container is locked down (securityContext), a preStop delay fits in the grace period with
+  the drain, the pods are spread over nodes, a NetworkPolicy admits the admin port and admits SMTP
+  only from the addresses trusted for PROXY (never a /8), and the pod template carries the
+  config's sha256 (a config change is a rollout);
+* compose: every service runs an image built from this repository (nothing installed at start),
+  fixed addresses lie outside the dynamic ip_range, the instances wait for signatures and restart;
+* docker/Dockerfile: every runtime package exists in this Debian (apt-cache); .dockerignore keeps
+  .git and build trees out of the context;
+* every mxfront TOML shipped (compose MX and submission, the k8s ConfigMap, the image defaults, the
+  example) passes `mxfront --check-config`, with host paths (certificates, signatures, secrets)
+  pointed at throw-away fixtures;
+* packaging/mxfront.service: `systemd-analyze security --offline` rates it at most 2.0 (when
+  systemd-analyze is installed).
 
 Usage: deploy_check.py MXFRONT_BINARY REPO_ROOT   (prints "N passed, N failed")."""
+import hashlib
+import ipaddress
 import os
 import re
 import shutil
@@ -95,6 +108,40 @@ if dep and cm:
           "k8s: the load balancer is asked for PROXY protocol")
     hpa = by_kind.get("HorizontalPodAutoscaler", {}).get("mxfront-mx")
     check(hpa and hpa["spec"]["scaleTargetRef"]["name"] == "mxfront-mx", "k8s: HPA scales the Deployment")
+    toml = cm["data"]["mxfront.toml"]
+    want = hashlib.sha256(toml.encode()).hexdigest()
+    got = dep["spec"]["template"]["metadata"].get("annotations", {}).get("checksum/mxfront.toml")
+    check(got == want, f"k8s: pod template annotation checksum/mxfront.toml is the ConfigMap's sha256 {want} (a config change rolls the pods)")
+    sp = c.get("startupProbe", {})
+    check(sp.get("httpGet", {}).get("path") == "/readyz" and sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3) >= 180,
+          "k8s: startupProbe on /readyz allows >= 3 minutes for the signatures to load")
+    mem = c.get("resources", {}).get("limits", {}).get("memory", "")
+    gib = float(mem[:-2]) if mem.endswith("Gi") else float(mem[:-2]) / 1024 if mem.endswith("Mi") else 0
+    if "clamav" in toml:
+        check(gib >= 2.5, f"k8s: memory limit {mem} holds two ClamAV engines during a reload (>= 2.5Gi)")
+    sc = c.get("securityContext", {})
+    check(sc.get("allowPrivilegeEscalation") is False and sc.get("readOnlyRootFilesystem") is True
+          and "ALL" in sc.get("capabilities", {}).get("drop", []), "k8s: container securityContext locked down")
+    check(pod.get("securityContext", {}).get("runAsNonRoot") is True, "k8s: runAsNonRoot")
+    pre = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    check(len(pre) == 2 and pre[0] == "sleep", "k8s: preStop delay (sleep N)")
+    if len(pre) == 2:
+        check(pod["terminationGracePeriodSeconds"] > int(pre[1]) + shutdown_timeout(toml),
+              "k8s: terminationGracePeriodSeconds outlasts preStop + server.shutdown_timeout")
+    check(any(t.get("topologyKey") == "kubernetes.io/hostname" for t in pod.get("topologySpreadConstraints", [])),
+          "k8s: topologySpreadConstraints over nodes")
+    trusted = re.search(r"proxy_trusted\s*=\s*\[([^\]]*)\]", toml)
+    trusted = set(re.findall(r'"([^"]+)"', trusted.group(1))) if trusted else set()
+    check(trusted and all(ipaddress.ip_network(n).prefixlen >= 16 for n in trusted),
+          f"k8s: proxy_trusted names the balancer's addresses, not a whole network: {trusted}")
+    np_ = by_kind.get("NetworkPolicy", {}).get("mxfront-mx")
+    check(np_ is not None, "k8s: NetworkPolicy mxfront-mx")
+    if np_:
+        rules = {p["port"]: r for r in np_["spec"]["ingress"] for p in r.get("ports", [])}
+        check(ports.get("admin") in rules and rules[ports["admin"]].get("from"),
+              "k8s: NetworkPolicy restricts who reaches the admin port")
+        smtp_from = {f["ipBlock"]["cidr"] for f in rules.get(ports.get("smtp"), {}).get("from", []) if "ipBlock" in f}
+        check(smtp_from == trusted, f"k8s: NetworkPolicy admits SMTP from exactly proxy_trusted ({smtp_from} vs {trusted})")
     for v in pod["volumes"]:
         if "persistentVolumeClaim" in v:
             check(v["persistentVolumeClaim"]["claimName"] in by_kind.get("PersistentVolumeClaim", {}),
@@ -117,6 +164,21 @@ balancer_ip = services["balancer"]["networks"]["mail"]["ipv4_address"]
 check(f'"{balancer_ip}/32"' in mx_toml, "compose: instances trust the balancer's address for PROXY v2")
 with open(os.path.join(docker, "haproxy", "haproxy.cfg")) as f:
     hcfg = f.read()
+for name, svc in services.items():
+    check("image" in svc and "build" in svc, f"compose: {name} runs an image built from this repository")
+    check("apt-get" not in str(svc.get("command", "")), f"compose: {name} installs nothing at start")
+pool = compose["networks"]["mail"]["ipam"]["config"][0]
+dynamic = ipaddress.ip_network(pool["ip_range"]) if "ip_range" in pool else ipaddress.ip_network(pool["subnet"])
+for name, svc in services.items():
+    nets = svc.get("networks", {})
+    addr = nets.get("mail", {}).get("ipv4_address") if isinstance(nets, dict) and nets.get("mail") else None
+    if addr:
+        check(ipaddress.ip_address(addr) not in dynamic, f"compose: {name}'s fixed {addr} is outside the dynamic ip_range {dynamic}")
+mx_deps = services["mx"].get("depends_on", {})
+check(isinstance(mx_deps, dict) and mx_deps.get("sigupdate", {}).get("condition") == "service_healthy",
+      "compose: the instances wait for the signature updater to be healthy (signatures present)")
+check(services["mx"].get("restart") in ("on-failure", "always", "unless-stopped"), "compose: instances restart")
+check("healthcheck" in services["sigupdate"], "compose: sigupdate has a healthcheck")
 check(f"check port {admin_port(mx_toml)}" in hcfg, "compose: HAProxy health-checks the instances' admin port")
 check("uri /readyz" in hcfg and "send-proxy-v2" in hcfg, "compose: HAProxy checks /readyz and sends PROXY v2")
 haproxy = shutil.which("haproxy")
@@ -125,6 +187,29 @@ if haproxy:
     r = subprocess.run([haproxy, "-c", "-f", os.path.join(docker, "haproxy", "haproxy.cfg")],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, f"haproxy -c docker/haproxy/haproxy.cfg: {r.stdout}{r.stderr}")
+
+# ---------------------------------------------------------------- image
+with open(os.path.join(docker, "Dockerfile")) as f:
+    dockerfile = f.read()
+runtime = dockerfile.split("AS runtime", 1)[-1]
+m = re.search(r"apt-get install[^\n]*?--no-install-recommends \\\n(.*?)(?:&&|$)", runtime, re.S)
+pkgs = m.group(1).replace("\\", " ").split() if m else []
+check(len(pkgs) > 5, "Dockerfile: the runtime stage's package list found")
+if shutil.which("apt-cache") and pkgs:
+    r = subprocess.run(["apt-cache", "show", "--no-all-versions", *pkgs], capture_output=True, text=True, timeout=60)
+    found = set(re.findall(r"^Package: (\S+)", r.stdout, re.M))
+    check(set(pkgs) <= found, f"Dockerfile: runtime packages missing from this Debian: {sorted(set(pkgs) - found)}")
+ignore = open(os.path.join(REPO, ".dockerignore")).read().split() if os.path.exists(os.path.join(REPO, ".dockerignore")) else []
+check(".git" in ignore and "build*/" in ignore, ".dockerignore keeps .git and build*/ out of the image context")
+
+# ---------------------------------------------------------------- systemd unit
+unit = os.path.join(REPO, "packaging", "mxfront.service")
+analyze = shutil.which("systemd-analyze")
+if analyze:
+    r = subprocess.run([analyze, "security", "--offline=true", "--no-pager", unit], capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout + r.stderr)
+    check(m is not None and float(m.group(1)) <= 2.0,
+          f"packaging/mxfront.service: systemd-analyze security rates it <= 2.0: {m.group(0) if m else r.stdout + r.stderr}")
 
 # ---------------------------------------------------------------- every shipped mxfront TOML
 tmp = tempfile.mkdtemp(prefix="mxtest-deploy.")
@@ -146,6 +231,8 @@ try:
     shipped = {"docker/mxfront.compose.toml": mx_toml,
                "docker/submission.compose.toml": open(os.path.join(docker, "submission.compose.toml")).read(),
                "deploy/k8s ConfigMap": cm["data"]["mxfront.toml"] if cm else "",
+               "docker/image/mxfront.toml": open(os.path.join(docker, "image", "mxfront.toml")).read(),
+               "docker/image/mxfront-clamav.toml": open(os.path.join(docker, "image", "mxfront-clamav.toml")).read(),
                "config/mxfront.example.toml": open(os.path.join(REPO, "config", "mxfront.example.toml")).read()}
     for name, text in shipped.items():
         for path, fixture in fixtures.items():
