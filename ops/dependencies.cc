@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/log.h"
+
 namespace ops {
 
 DependencyMonitor::DependencyMonitor(std::chrono::milliseconds interval, unsigned rise, unsigned fall)
@@ -75,6 +77,7 @@ void DependencyMonitor::run_once() {
       s.checked = true;
       s.last_latency_ms = ms;
       bool ok = err.empty() || err.rfind("ok: ", 0) == 0;
+      bool was_up = s.up;
       if (ok) {
         s.detail = err.empty() ? "" : err.substr(4);
         s.consecutive_failures = 0;
@@ -83,6 +86,10 @@ void DependencyMonitor::run_once() {
         s.last_error = err;
         s.consecutive_successes = 0;
         if (++s.consecutive_failures >= fall_) s.up = false;
+      }
+      if (s.up != was_up) {  // a transition: logged once
+        if (s.up) core::log().info("dependency {} {} is up", s.kind, s.name);
+        else core::log().warn("dependency {} {} is down: {}", s.kind, s.name, s.last_error);
       }
     }
   }

@@ -19,6 +19,8 @@
 #include <fmt/format.h>
 
 #include "net/deadline.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "qmqp/breaker.h"
 #include "qmqp/netstring.h"
 
@@ -220,6 +222,20 @@ bool server_failed(const Outcome& o) {
   return o.status == Status::Unavailable || o.status == Status::ProtocolError;
 }
 
+// A server that could not take the message (connect, send): counted per server and logged, since
+// the outcome the session reports names only the server that answered last.
+void note_failover(const std::string& server, const std::string& why) {
+  static const bool described = [] {
+    core::describe({"qmqp_failovers_total",
+                    "Attempts on a mailbox server that failed before the message was delivered (connect, send), after "
+                    "which the next server was tried, by server."});
+    return true;
+  }();
+  (void)described;
+  core::count(core::labeled_counter("qmqp_failovers_total", core::labels({{"server", server}})));
+  core::log().warn("qmqp server={} failed: {}; trying the next server", server, why);
+}
+
 // A trial message let through a half-open breaker; if its relay ends without a result (abandoned),
 // the next message may try.
 struct TrialGuard {
@@ -278,6 +294,7 @@ asio::awaitable<Outcome> relay_serialized(const ClientConfig& cfg, const Envelop
     tried = true;
     last = co_await try_server(s, admit == Breakers::Admit::Trial);
     if (last.status != Status::Unavailable) break;
+    note_failover(s.name(), last.text);
   }
   // Every server is judged down: mail is never refused without trying at all, so the one that
   // failed longest ago is tried anyway (outside the breaker's trial; a verdict still closes it).

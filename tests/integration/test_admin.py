@@ -6,6 +6,7 @@ readiness (only) while draining.
 Run from the repo root:  python3 -m unittest -v tests/integration/test_admin.py"""
 import hashlib
 import json
+import re
 import os
 import signal
 import smtplib
@@ -234,6 +235,7 @@ class AdminTest(unittest.TestCase):
         self.assertTrue(deps[dead]["last_error"], deps)
         self.assertTrue(deps[self.pf.address]["up"], deps)
         self.assertEqual(deps[dead]["kind"], "qmqp")
+        self.assertTrue(mx.wait_log(rf"warning dependency qmqp {re.escape(dead)} is down: "), "transition not logged")
         metrics = get(port, "/metrics")[1]
         self.assertIn(f'mxfront_dependency_up{{kind="qmqp",name="{dead}"}} 0\n', metrics)
         self.assertIn(f'mxfront_dependency_up{{kind="qmqp",name="{self.pf.address}"}} 1\n', metrics)

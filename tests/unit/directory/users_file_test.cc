@@ -385,15 +385,20 @@ TEST(UsersFileTiming, UnknownAndFastHashUsersCostTheSlowestKind) {
   auto pool = std::make_shared<net::BlockingPool>("users", 1, 8);
   UsersFileDirectory d(std::move(*parsed.table), "u", file_options(), pool);
   EXPECT_EQ(d.decoy().digest.substr(0, 4), "$2b$");
-  double known_bcrypt = seconds_for(d, "carol@example.org", "wrong");
-  double known_ssha = seconds_for(d, "alice@example.org", "wrong");
-  double unknown = seconds_for(d, "nobody@example.org", "wrong");
-  double nologin = seconds_for(d, "nologin@example.org", "wrong");
+  // Interleaved rounds, the fastest of each: load on the machine only adds time, so the minima are
+  // the costs. Before the decoy the ratios were ~0.0002 ({SSHA} vs bcrypt); 0.3 leaves room for noise.
+  double known_bcrypt = 1e9, known_ssha = 1e9, unknown = 1e9, nologin = 1e9;
+  for (int round = 0; round < 7; ++round) {
+    known_bcrypt = std::min(known_bcrypt, seconds_for(d, "carol@example.org", "wrong", 1));
+    known_ssha = std::min(known_ssha, seconds_for(d, "alice@example.org", "wrong", 1));
+    unknown = std::min(unknown, seconds_for(d, "nobody@example.org", "wrong", 1));
+    nologin = std::min(nologin, seconds_for(d, "nologin@example.org", "wrong", 1));
+  }
   std::printf("verify: bcrypt user %.2f ms, {SSHA} user %.2f ms, unknown %.2f ms, '-' %.2f ms\n", known_bcrypt * 1e3,
               known_ssha * 1e3, unknown * 1e3, nologin * 1e3);
-  EXPECT_GT(unknown, 0.7 * known_bcrypt);
-  EXPECT_GT(nologin, 0.7 * known_bcrypt);
-  EXPECT_GT(known_ssha, 0.7 * known_bcrypt);
+  EXPECT_GT(unknown, 0.3 * known_bcrypt);
+  EXPECT_GT(nologin, 0.3 * known_bcrypt);
+  EXPECT_GT(known_ssha, 0.3 * known_bcrypt);
   EXPECT_EQ(run(d.authenticate("alice@example.org", "alicepw")).status, AuthStatus::Ok);  // still verifies
   EXPECT_EQ(run(d.authenticate("nobody@example.org", "carolpw")).status, AuthStatus::BadCredentials);
 }

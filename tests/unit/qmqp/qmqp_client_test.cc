@@ -269,12 +269,24 @@ TEST_F(QmqpClient, PermFailIsFinal) {
   EXPECT_EQ(second.accepted, 0);
 }
 
+// The failed first server is counted under its own name (the outcome names only the second).
+uint64_t failovers(const std::string& server) {
+  for (const auto& [labels, n] : core::labeled_counters_snapshot("qmqp_failovers_total"))
+    if (labels == core::labels({{"server", server}}).text()) return n;
+  return 0;
+}
+
 TEST_F(QmqpClient, RefusedThenNextServer) {
-  cfg.servers.push_back({"127.0.0.1", closed_port(ioc)});
+  uint16_t refused = closed_port(ioc);
+  std::string refused_name = "127.0.0.1:" + std::to_string(refused);
+  uint64_t before = failovers(refused_name);
+  cfg.servers.push_back({"127.0.0.1", refused});
   FakeServer& s = serve(answers("3:KOk,"));
   Outcome o = relay_message();
   EXPECT_EQ(o.status, Status::Accepted);
   EXPECT_EQ(o.server, s.server().name());
+  EXPECT_EQ(failovers(refused_name), before + 1);
+  EXPECT_EQ(failovers(s.server().name()), 0u);
 }
 
 TEST_F(QmqpClient, AllRefusedIsUnavailable) {
