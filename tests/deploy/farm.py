@@ -87,7 +87,7 @@ class Farm:
     def build(self, image, extra_args=(), timeout=3600):
         b = self.images()[image]
         context = os.path.normpath(os.path.join(self.dir, b.get("context", ".")))
-        args = ["podman", "build", "--isolation=chroot", "--network", "host", "--label", f"{LABEL}.image=1",
+        args = ["podman", "build", "--isolation=chroot", "--network", "host",
                 "-f", os.path.join(context, b.get("dockerfile", "Dockerfile")), "-t", image]
         if b.get("target"):
             args += ["--target", b["target"]]
@@ -221,11 +221,17 @@ class Farm:
         if nets:
             run("podman", "network", "rm", "-f", *nets, check=False)
 
-    def remove_images(self):
+    @staticmethod
+    def image_ids():
+        return set(run("podman", "images", "-a", "-q", "--no-trunc", check=False).stdout.split())
+
+    def remove_images(self, keep=()):
+        """The farm's images and every image made since `keep` was listed (the build stages'
+        intermediate images: the compiler stage is the big one); the base image stays."""
         for image in self.images():
             run("podman", "rmi", "-f", image, check=False)
-        # The build stages' intermediate images (the compiler stage is the big one).
-        run("podman", "image", "prune", "-f", "--filter", f"label={LABEL}.image=1", check=False, timeout=300)
+        for image in self.image_ids() - set(keep):
+            run("podman", "rmi", "-f", image, check=False)
 
     # ------------------------------------------------------------------ helpers for tests
     def exec(self, name, *cmd, check=True, timeout=60, input=None):

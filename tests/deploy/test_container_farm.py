@@ -105,6 +105,7 @@ class ContainerFarm(unittest.TestCase):
         routes = run("ip", "-4", "route", check=False).stdout
         if "172.28.0." in routes and f"{PROJECT}_mail" not in run("podman", "network", "ls", "--format", "{{.Name}}").stdout:
             raise RuntimeError(f"172.28.0.0/24 (the compose network) is already routed here:\n{routes}")
+        cls.images_before = Farm.image_ids()  # what cleanup leaves (debian:12 and anything older)
         cls.tmp = tempfile.mkdtemp(prefix="mxtest-farm.")
         os.chmod(cls.tmp, 0o755)
         try:
@@ -184,7 +185,7 @@ class ContainerFarm(unittest.TestCase):
                             print(f"--- logs of {c}\n{cls.farm.logs(c)}")
                 cls.farm.down()
                 if not KEEP_IMAGES:
-                    cls.farm.remove_images()
+                    cls.farm.remove_images(keep=cls.images_before)
         finally:
             shutil.rmtree(getattr(cls, "tmp", "/nonexistent"), ignore_errors=True)
 
