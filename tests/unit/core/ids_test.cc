@@ -57,7 +57,9 @@ TEST(SessionId, UniqueOrderedAndUpperCaseBase36) {
     std::string id = core::new_session_id();
     EXPECT_TRUE(seen.insert(id).second) << id;
     for (char ch : id) EXPECT_TRUE((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z')) << id;
-    if (!prev.empty() && id.size() == prev.size()) EXPECT_LT(prev.substr(12), id.substr(12)) << prev << " " << id;
+    if (!prev.empty() && id.size() == prev.size()) {
+      EXPECT_LT(prev.substr(12), id.substr(12)) << prev << " " << id;
+    }
     prev = id;
   }
 }
