@@ -808,8 +808,29 @@ class Mxfront:
             raise HarnessError(f"mxfront exited unexpectedly with code {self.proc.returncode}; "
                                f"log tail:\n{self.log()[-3000:]}")
 
+    def ocr_workers(self):
+        """Live OCR worker processes (mxfront --ocr-worker children of this server)."""
+        n = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid != self.pid:
+                    continue
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"--ocr-worker" in f.read():
+                        n += 1
+            except (OSError, ValueError, IndexError):
+                continue
+        return n
+
     def fd_count(self):
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        """Open descriptors, not counting the one socket the server keeps to each live OCR worker
+        process (persistent and owned, like a pool's connections: started on first use, so a
+        baseline taken before the first picture would otherwise look like a leak)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd")) - self.ocr_workers()
 
     def close_wait_count(self):
         """CLOSE_WAIT sockets owned by this process (a peer closed, we never did)."""
