@@ -455,6 +455,7 @@ asio::awaitable<void> partial_read_then(tcp::socket& s, std::string answer) {
 TEST_F(QmqpClient, KAfterIncompleteSendIsNotBelievedAndNextServerTried) {
   serve([](tcp::socket& s, Peer&) { return partial_read_then(s, "3:KOk,"); });
   FakeServer& second = serve(answers("3:KOk,"));
+  cfg.answer_timeout = 30s;  // the whole 8 MB to the second server, under sanitizers and load
   body.assign(8 << 20, 'b');
   Outcome o = relay_message();
   EXPECT_EQ(o.status, Status::Accepted) << o.text;
@@ -476,6 +477,7 @@ TEST_F(QmqpClient, KAfterIncompleteSendOnlyServerIsUnavailable) {
 TEST_F(QmqpClient, GarbageAfterIncompleteSendNextServerTried) {
   serve([](tcp::socket& s, Peer&) { return partial_read_then(s, "3:XOk,"); });
   FakeServer& second = serve(answers("3:KOk,"));
+  cfg.answer_timeout = 30s;  // the whole 8 MB to the second server, under sanitizers and load
   body.assign(8 << 20, 'b');
   Outcome o = relay_message();
   EXPECT_EQ(o.status, Status::Accepted) << o.text;
@@ -499,6 +501,7 @@ TEST_F(QmqpClient, SendFailsThenNextServer) {
     co_return;
   });
   FakeServer& second = serve(answers("3:KOk,"));
+  cfg.answer_timeout = 30s;    // the 32 MB to the second server take seconds under sanitizers and load
   body.assign(32 << 20, 'b');  // larger than the socket buffers: the write is still going on
   Outcome o = relay_message();
   EXPECT_EQ(o.status, Status::Accepted) << o.text;
@@ -525,12 +528,12 @@ TEST_F(QmqpClient, EarlyAnswerWhileSending) {
 
 TEST_F(QmqpClient, SendTimeoutThenNextServer) {
   FakeServer& stuck = serve([](tcp::socket& s, Peer& p) -> asio::awaitable<void> {
-    co_await pause(800ms);  // reads nothing while the client is sending
+    co_await pause(6s);  // reads nothing while the client is sending (past the client's timeout)
     co_await wait_for_close(s, p);
   });
   stuck.small_receive_buffer();
   FakeServer& second = serve(answers("3:KOk,"));
-  cfg.answer_timeout = 500ms;
+  cfg.answer_timeout = 3s;  // also the whole send to the second server: room for sanitizer builds
   body.assign(8 << 20, 'b');  // more than the client's send buffer plus the server's receive buffer
   Outcome o = relay_message();
   EXPECT_EQ(o.status, Status::Accepted) << o.text;
