@@ -52,7 +52,7 @@ build_tsan() {
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_TSAN=ON >/dev/null &&
     ninja -C build-tsan
 }
-run_tsan() { (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+run_tsan() { (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp \
                 ctest --output-on-failure -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory|clamav|rbl|mx_chain|admin|ocr)$'); }
 build_fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_FUZZ=ON >/dev/null &&
