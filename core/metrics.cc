@@ -152,15 +152,25 @@ void describe_histogram(const CounterFamily& f) { describe_in(g_hist_families, f
 std::vector<CounterFamily> counter_families() { return families_of(g_families, g_labeled); }
 std::vector<CounterFamily> histogram_families() { return families_of(g_hist_families, g_hists); }
 
-Histogram* histogram(std::string_view name, std::string_view labels) {
+namespace {
+// The entry of `name` and `labels` in `all`, made on first use; found through `index`.
+template <class T>
+T* find_or_add(std::unordered_map<std::string, T*>& index, std::deque<T>& all, std::string_view name,
+               std::string_view labels) {
   std::string k = key(name, labels);
   std::lock_guard lock(g_hist_mu);
-  if (auto it = g_hist_index.find(k); it != g_hist_index.end()) return it->second;
-  Histogram& h = g_hists.emplace_back();
-  h.name = std::string(name);
-  h.labels = std::string(labels);
-  g_hist_index.emplace(std::move(k), &h);
-  return &h;
+  if (auto it = index.find(k); it != index.end()) return it->second;
+  T& e = all.emplace_back();
+  e.name = std::string(name);
+  e.labels = std::string(labels);
+  index.emplace(std::move(k), &e);
+  return &e;
+}
+std::unordered_map<std::string, LabeledGauge*> g_gauge_index;
+}  // namespace
+
+Histogram* histogram(std::string_view name, std::string_view labels) {
+  return find_or_add(g_hist_index, g_hists, name, labels);
 }
 
 Histogram* histogram(std::string_view name, const LabelSet& labels) {
@@ -195,14 +205,7 @@ std::vector<HistogramSnapshot> histograms_snapshot() {
 }
 
 LabeledCounter* labeled_counter(std::string_view name, std::string_view labels) {
-  std::string k = key(name, labels);
-  std::lock_guard lock(g_hist_mu);
-  if (auto it = g_labeled_index.find(k); it != g_labeled_index.end()) return it->second;
-  LabeledCounter& c = g_labeled.emplace_back();
-  c.name = std::string(name);
-  c.labels = std::string(labels);
-  g_labeled_index.emplace(std::move(k), &c);
-  return &c;
+  return find_or_add(g_labeled_index, g_labeled, name, labels);
 }
 
 LabeledCounter* labeled_counter(std::string_view name, const LabelSet& labels) {
@@ -223,13 +226,7 @@ std::vector<std::pair<std::string, uint64_t>> labeled_counters_snapshot(std::str
 }
 
 LabeledGauge* labeled_gauge(std::string_view name, std::string_view labels) {
-  std::lock_guard lock(g_hist_mu);
-  for (auto& g : g_gauges)
-    if (g.name == name && g.labels == labels) return &g;
-  g_gauges.emplace_back();
-  g_gauges.back().name = std::string(name);
-  g_gauges.back().labels = std::string(labels);
-  return &g_gauges.back();
+  return find_or_add(g_gauge_index, g_gauges, name, labels);
 }
 
 void set(LabeledGauge* g, double v) { g->v.store(v, std::memory_order_relaxed); }
