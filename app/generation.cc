@@ -101,9 +101,11 @@ std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s) {
     std::function<std::string()> passive;
     if (s.relay.breakers)
       passive = [b = s.relay.breakers, name, policy = s.relay.breaker] { return b->down_reason(name, policy); };
-    deps.push_back({"qmqp", name,
-                    [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); },
-                    std::move(passive)});
+    // The active connect is rare (qmqp.probe_interval) or off: the mailbox server logs each one.
+    std::function<std::string()> active;
+    if (c.qmqp.probe_interval.count() > 0)
+      active = [host = srv.host, port = srv.port, timeout] { return ops::tcp_connect_check(host, port, timeout); };
+    deps.push_back({"qmqp", name, std::move(active), std::move(passive), c.qmqp.probe_interval});
   }
   if (s.directory)
     for (auto& dep : s.directory->dependencies()) deps.push_back(std::move(dep));

@@ -104,6 +104,7 @@ struct Qmqp {
   std::chrono::milliseconds answer_timeout{60'000};   // from the end of the request to the answer
   unsigned failure_threshold = 3;                     // consecutive failures that open a server's circuit breaker; 0 = never
   std::chrono::milliseconds open_time{30'000};        // an open breaker skips its server this long, then one trial message
+  std::chrono::milliseconds probe_interval{300'000};  // active TCP check of each server at most this often; 0 = none
 };
 
 struct Config {

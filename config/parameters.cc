@@ -318,6 +318,8 @@ std::vector<Parameter> core_rows() {
        size_param([](Config& c) -> unsigned& { return c.qmqp.failure_threshold; }, 0, 1000)},
       {"qmqp", "open_time", "seconds", "30", "Circuit breaker: how long an open breaker skips its server; then it turns half-open and the next message is the one trial (a K, Z or D answer closes it, a failure opens it again). /health reports a server down while its breaker is not closed.",
        millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.open_time; }, 0.1, 86400)},
+      {"qmqp", "probe_interval", "seconds", "300", "How often /health's background check connects to each mailbox server (a connect and close; the server logs it as a lost connection). The relays' circuit breaker judges the servers from the traffic; this check also covers a standby server no message reached. 0: no active check, the breaker alone. Never more often than admin.check_interval.",
+       millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.probe_interval; }, 0, 86400)},
       {"directory", "type", "string", "none", "Where recipients and users live: \"none\" (only relay.local_domains), \"file\" (directory.users_file) or \"ldap\".",
        set_directory_type},
       {"directory", "users_file", "string", "\"\"", "Users file for type \"file\": one line per user: address, password hash ({SSHA} or crypt $6$), status, alternate addresses.",

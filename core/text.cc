@@ -22,12 +22,13 @@ std::string safe_text(std::string_view s, size_t max, SafeChars chars) {
   return out;
 }
 
-std::string quoted_for_log(std::string_view s, size_t max) {
+namespace {
+std::string delimited_for_log(std::string_view s, size_t max, char open, char close) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
+  std::string out(1, open);
   for (char c : s.substr(0, max)) {
     unsigned char u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
+    if (c == close || c == '\\') {
       out += '\\';
       out += c;
     } else if (printable(u)) {
@@ -38,8 +39,12 @@ std::string quoted_for_log(std::string_view s, size_t max) {
       out += kHex[u & 15];
     }
   }
-  out += '"';
+  out += close;
   return out;
 }
+}  // namespace
+
+std::string quoted_for_log(std::string_view s, size_t max) { return delimited_for_log(s, max, '"', '"'); }
+std::string angled_for_log(std::string_view s, size_t max) { return delimited_for_log(s, max, '<', '>'); }
 
 }  // namespace core

@@ -51,4 +51,8 @@ std::string safe_text(std::string_view s, size_t max = kSafeTextMax, SafeChars c
 // `max` bytes of `s` are taken (a cut is not marked). The 4 bytes  a"b<CR>  become  "a\"b\x0d"
 std::string quoted_for_log(std::string_view s, size_t max = kSafeTextMax);
 
+// A mail address as one log field in Postfix's form, <addr> (<> is the null sender): the same
+// escapes as quoted_for_log, with '>' escaped instead of '"'. <a b>c@x> becomes <a b\>c@x>
+std::string angled_for_log(std::string_view s, size_t max = kSafeTextMax);
+
 }  // namespace core

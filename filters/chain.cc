@@ -85,6 +85,8 @@ void ChainRun::connect(const Context& base) {
 void ChainRun::new_transaction() {
   score_.transaction = 0;
   score_.transaction_tags.clear();
+  added_.clear();
+  removed_.clear();
 }
 
 void ChainRun::cancel() {
@@ -100,6 +102,9 @@ void ChainRun::add_score(const Verdict& v, Phase p) {
   (conn ? score_.connection : score_.transaction) += v.score;
   auto& tags = conn ? score_.connection_tags : score_.transaction_tags;
   tags.insert(tags.end(), v.tags.begin(), v.tags.end());
+  auto& added = conn ? connection_added_ : added_;
+  added.insert(added.end(), v.add_headers.begin(), v.add_headers.end());
+  removed_.insert(removed_.end(), v.remove_headers.begin(), v.remove_headers.end());
 }
 
 // The check gets its own copy of the phase's context (one per check, never shared with the next
@@ -188,6 +193,47 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
     co_return Verdict{Action::Reject, R::spam_rejected(reasons), reasons};
   }
   co_return Verdict{};
+}
+
+namespace {
+// RFC 5322 field name: printable US-ASCII except ':'.
+bool valid_field_name(std::string_view n) {
+  if (n.empty() || n.size() > 76) return false;
+  for (char c : n)
+    if (c <= 32 || c >= 127 || c == ':') return false;
+  return true;
+}
+
+// One header line: the value's line ends become folds (LF + tab) and white space around them
+// collapses; a control byte other than tab becomes a space; a trailing fold is dropped.
+std::string header_line(const HeaderField& f) {
+  std::string out = f.name + ": ";
+  bool fold = false;
+  for (char c : f.value) {
+    if (c == '\r' || c == '\n') {
+      fold = true;
+      continue;
+    }
+    if (fold) {
+      if (c == ' ' || c == '\t') continue;
+      while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+      out += "\n\t";
+      fold = false;
+    }
+    unsigned char u = static_cast<unsigned char>(c);
+    out += (u < 32 && c != '\t') || u == 127 ? ' ' : c;
+  }
+  out += '\n';
+  return out;
+}
+}  // namespace
+
+std::string ChainRun::added_headers() const {
+  std::string out;
+  for (const auto* list : {&connection_added_, &added_})
+    for (const auto& f : *list)
+      if (valid_field_name(f.name)) out += header_line(f);
+  return out;
 }
 
 std::string ChainRun::spam_headers(const config::SpamHeaders& h) const {

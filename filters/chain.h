@@ -74,6 +74,11 @@ class ChainRun {
   const Score& score() const { return score_; }
   // The spam headers to add to a relayed message, or "" when the score is below tag_score.
   std::string spam_headers(const config::SpamHeaders& names) const;
+  // What the verdicts of this connection and transaction asked to add (as header lines, LF line
+  // ends: a field whose name is not a valid field name is dropped, a value's line ends become
+  // folds, control bytes other than tab become spaces) and to remove (field names).
+  std::string added_headers() const;
+  const std::vector<std::string>& removed_headers() const { return removed_; }
 
  private:
   struct Waiter;
@@ -88,6 +93,8 @@ class ChainRun {
   bool allowlisted_ = false;
   bool cancelled_ = false;
   Score score_;
+  std::vector<HeaderField> connection_added_, added_;  // added_: this transaction's
+  std::vector<std::string> removed_;
 };
 
 }  // namespace filters

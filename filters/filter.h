@@ -31,6 +31,14 @@ enum class Action { Continue, Accept, Reject, TempFail, Disconnect };
 std::string_view phase_name(Phase p);    // "connect", "helo", "mail", "rcpt", "data"
 std::string_view action_name(Action a);  // "continue", "accept", "reject", "tempfail", "disconnect"
 
+// A header field a filter asks to add to the relayed message (e.g. Authentication-Results, a
+// DKIM-Signature, rspamd's X-Spamd-Result). The value may be folded (CRLF or LF + white space);
+// ChainRun::added_headers() writes it safely (filters/chain.h).
+struct HeaderField {
+  std::string name;
+  std::string value;
+};
+
 struct Verdict {
   Action action = Action::Continue;
   std::optional<core::Reply> reply;  // the reply to send; a default is used when empty
@@ -38,6 +46,10 @@ struct Verdict {
   double score = 0;                  // added to the message's score, whatever the action
   std::vector<std::string> tags;     // what scored, for X-Spam-Report: "RBL_ZEN_TEST=3"
   bool failed = false;               // the filter could not judge: the filter's on_error applies
+  // Only for a message that is relayed: fields prepended (after Received:, in chain order), and
+  // names whose fields are removed from the message's top-level header block.
+  std::vector<HeaderField> add_headers;
+  std::vector<std::string> remove_headers;
 
   static Verdict cont() { return {}; }
   static Verdict failure(std::string why) {

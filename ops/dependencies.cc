@@ -61,6 +61,15 @@ std::vector<DependencyStatus> DependencyMonitor::statuses() const {
   return out;
 }
 
+bool DependencyMonitor::due(const Dependency& d) const {
+  if (d.check_every.count() <= 0) return true;
+  std::lock_guard lock(mu_);
+  for (const auto& s : status_)
+    if (s.kind == d.kind && s.name == d.name)
+      return !s.checked || std::chrono::steady_clock::now() - s.last_check >= d.check_every;
+  return true;
+}
+
 void DependencyMonitor::run_once() {
   std::vector<Dependency> deps;
   {
@@ -68,13 +77,15 @@ void DependencyMonitor::run_once() {
     deps = deps_;
   }
   for (const auto& d : deps) {
+    if (!d.check || !due(d)) continue;
     auto t0 = std::chrono::steady_clock::now();
-    std::string err = d.check ? d.check() : "no check";
+    std::string err = d.check();
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     std::lock_guard lock(mu_);
     for (auto& s : status_) {
       if (s.kind != d.kind || s.name != d.name) continue;
       s.checked = true;
+      s.last_check = t0;
       s.last_latency_ms = ms;
       bool ok = err.empty() || err.rfind("ok: ", 0) == 0;
       bool was_up = s.up;

@@ -3,7 +3,9 @@
 // depends on them (a shared outage must not empty the balancer's pool).
 //
 // Each check is a blocking function bounded by its own timeout, run one after another on the
-// monitor's own thread every `interval` — never on the request path and never on an I/O thread.
+// monitor's own thread every `interval` (or less often: Dependency::check_every; a dependency
+// without a check has only its passive judgement) — never on the request path and never on an
+// I/O thread.
 // A dependency turns "down" after `fall` consecutive failures and "up" after `rise` consecutive
 // successes (no flapping). A dependency whose owner judges it down from the traffic it sees
 // (Dependency::passive, e.g. a mailbox server's open circuit breaker) is reported down at once,
@@ -32,6 +34,7 @@ struct DependencyStatus {
   double last_latency_ms = 0;
   std::string detail;                      // the last successful check's text after "ok: ", if any
   std::string passive_error;               // Dependency::passive's verdict when reported; non-empty = down
+  std::chrono::steady_clock::time_point last_check{};  // when the last active check ran
 };
 
 class DependencyMonitor {
@@ -46,6 +49,7 @@ class DependencyMonitor {
 
  private:
   void loop();
+  bool due(const Dependency& d) const;
   std::chrono::milliseconds interval_;
   unsigned rise_, fall_;
   mutable std::mutex mu_;

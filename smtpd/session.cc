@@ -73,23 +73,24 @@ AuthBrakeSettings auth_brake_settings(const config::Auth& a) {
 
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string join_recipients(const smtp::Transaction& t) {
-  std::string out;
-  for (const auto& r : t.recipients) {
-    if (!out.empty()) out += ',';
-    out += r.str();
-  }
+// The envelope on a message line, Postfix's way: from=<sender> and one to=<rcpt> per recipient.
+constexpr size_t kAddressLogMax = 512;  // an address longer than RFC 5321 allows is cut here
+std::string envelope_fields(std::string_view sender, const std::vector<std::string>& recipients) {
+  std::string out = "from=" + core::angled_for_log(sender, kAddressLogMax);
+  for (const auto& r : recipients) out += " to=" + core::angled_for_log(r, kAddressLogMax);
   return out;
 }
 
-std::string join_addresses(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& a : v) {
-    if (!out.empty()) out += ',';
-    out += a;
-  }
+std::vector<std::string> recipient_strings(const smtp::Transaction& t) {
+  std::vector<std::string> out;
+  for (const auto& r : t.recipients) out.push_back(r.str());
   return out;
 }
+
+// The chain's judgement on a message line: the total score and what scored ("RBL_ZEN=3 X=2").
+std::string score_fields(const filters::Score& s) { return fmt::format("score={:g} tags={}", s.total(), q(s.report())); }
+
+std::string_view outcome_name(const Reply& r) { return r.positive() ? "relayed" : r.temporary() ? "tempfailed" : "rejected"; }
 
 // Per mailbox server: answers by kind and relay latency. The metric registry is looked up once
 // per server and I/O thread, not per message (the set of servers is the config's, so bounded).
@@ -137,6 +138,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void close_unanswered(std::string_view when);
   void on_drain();
   asio::awaitable<void> judge_message();
+  std::vector<filters::OwnedHeader> owned_headers_for_message() const;
   asio::awaitable<void> relay(const std::string& body, const std::string& extra_headers);
   filters::Context context() const;
   filters::ReplyNames reply_names() const { return {cfg_.hostname, ip_}; }
@@ -406,6 +408,14 @@ void Session::watch_for_disconnect() {
   });
 }
 
+// The header fields removed before the relay: the generation's owned ones and those the filters
+// asked to remove for this message.
+std::vector<filters::OwnedHeader> Session::owned_headers_for_message() const {
+  std::vector<filters::OwnedHeader> owned = snap_->owned_headers;
+  for (const auto& name : filters_->removed_headers()) owned.push_back({name, nullptr});
+  return owned;
+}
+
 // End of data: the data phase of the chain (virus scan, body rules, the score), then the relay
 // with the spam headers when the score reached tag_score.
 asio::awaitable<void> Session::judge_message() {
@@ -420,16 +430,17 @@ asio::awaitable<void> Session::judge_message() {
   boost::system::error_code ignored;
   raw().cancel(ignored);  // stops the watch
   // Logged before the answer: the engine forgets the transaction once it is answered.
-  if (v.action != filters::Action::Continue && v.action != filters::Action::Accept)
-    core::log().info("message id={}.{} client={} from={} to={} size={} refused={} reason={}", sid_,
-                     proto_.messages() + 1, ip_, q(proto_.transaction().sender.str()),
-                     q(join_recipients(proto_.transaction()), 65536), body->size(),
-                     q(v.reply ? v.reply->text : std::string(filters::action_name(v.action))), q(v.reason));
   filters::Answer a = filters::reply_for(filters::Phase::Data, v, reply_names());
+  if (a.step != filters::Step::Proceed)  // the final line of a refused message (relay() logs the others)
+    core::log().info("message id={}.{} client={} helo={} {} size={} {} result={} reply={} reason={}", sid_,
+                     proto_.messages() + 1, ip_, q(proto_.helo_name()),
+                     envelope_fields(proto_.transaction().sender.str(), recipient_strings(proto_.transaction())),
+                     body->size(), score_fields(filters_->score()), outcome_name(*a.reply),
+                     q(fmt::format("{} {} {}", a.reply->code, a.reply->enhanced, a.reply->text)), q(v.reason));
   if (a.step == filters::Step::Proceed) {
-    std::string extra = filters_->spam_headers(cfg_.filters.headers);
-    std::string cleaned;  // without the client's copies of the headers mxfront writes
-    size_t removed = filters::strip_owned_headers(*body, snap_->owned_headers, cleaned);
+    std::string extra = filters_->spam_headers(cfg_.filters.headers) + filters_->added_headers();
+    std::string cleaned;  // without the client's copies of the headers mxfront writes, and what filters removed
+    size_t removed = filters::strip_owned_headers(*body, owned_headers_for_message(), cleaned);
     if (removed) {
       reservation_.update(proto_.held_bytes() + body->size() + cleaned.size());  // the copy counts while relayed
       core::log().info("message id={}.{} client={} removed {} header(s) that mxfront writes itself", sid_,
@@ -612,9 +623,11 @@ asio::awaitable<void> Session::relay(const std::string& body, const std::string&
   const RelayMetrics& m = relay_metrics(o.server);
   core::count(m.answers[static_cast<size_t>(o.status)]);
   core::observe(m.latency, secs_since(t0));
-  core::log().info("message id={} client={} helo={} from={} to={} size={} reply={} server={} duration={:.3f}",
-                   id, ip_, q(proto_.helo_name()), q(env.sender), q(join_addresses(env.recipients), 65536),
-                   body.size(), q(fmt::format("{} {} {}", r.code, r.enhanced, r.text)), q(o.server), secs_since(t0));
+  // The final line of a relayed (or relay-refused) message: one per message, with the verdict.
+  core::log().info("message id={} client={} helo={} {} size={} {} result={} reply={} server={} duration={:.3f}",
+                   id, ip_, q(proto_.helo_name()), envelope_fields(env.sender, env.recipients), body.size(),
+                   score_fields(filters_->score()), outcome_name(r), q(fmt::format("{} {} {}", r.code, r.enhanced, r.text)),
+                   q(o.server), secs_since(t0));
   core::count(r.positive() ? core::Counter::MessagesRelayed
               : r.temporary() ? core::Counter::MessagesTempFailed
                               : core::Counter::MessagesRejected);

@@ -68,6 +68,8 @@ std::vector<config::Parameter> rows() {
   return {
       {"clamav", "database_dir", "string", "(required for clamav)", "Signature directory (*.cvd, *.cld, *.hdb, *.ndb ...), loaded at start; changes are compiled in the background and swapped in.",
        string_param(field(kName, &Settings::database_dir))},
+      {"clamav", "temp_dir", "string", "", "Where libclamav writes the parts it unpacks while scanning (a private directory is made inside). Empty: $TMPDIR or /tmp. A tmpfs (/dev/shm, a RuntimeDirectory, an emptyDir with medium Memory) saves a file system round trip per scan; it is read at start and on reload.",
+       string_param(field(kName, &Settings::temp_dir))},
       {"clamav", "reload_check", "seconds", "60", "How often the signature directory is checked for changes (SIGHUP also reloads).",
        seconds_param(field(kName, &Settings::reload_check), 0.1, 86400)},
       {"clamav", "max_scan_size", "integer", "104857600", "Octets scanned per message (CL_ENGINE_MAX_SCANSIZE).",

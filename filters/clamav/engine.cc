@@ -6,6 +6,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstring>
 #include <filesystem>
@@ -18,6 +21,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 struct TmpDir {
+  std::string base;  // as configured (empty: $TMPDIR or /tmp)
   std::string path;
   ~TmpDir() {
     std::error_code ec;
@@ -25,11 +29,20 @@ struct TmpDir {
   }
 };
 
-std::shared_ptr<TmpDir> make_tmpdir() {
-  const char* base = getenv("TMPDIR");
-  std::string templ = std::string(base && *base ? base : "/tmp") + "/mxfront-clamav.XXXXXX";
-  if (!mkdtemp(templ.data())) return nullptr;
+std::string tmp_base(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  const char* env = getenv("TMPDIR");
+  return env && *env ? env : "/tmp";
+}
+
+std::shared_ptr<TmpDir> make_tmpdir(const std::string& base, std::string* error) {
+  std::string templ = tmp_base(base) + "/mxfront-clamav.XXXXXX";
+  if (!mkdtemp(templ.data())) {
+    if (error) *error = fmt::format("cannot create a temporary directory in {}: {}", tmp_base(base), strerror(errno));
+    return nullptr;
+  }
   auto t = std::make_shared<TmpDir>();
+  t->base = base;
   t->path = templ;
   return t;
 }
@@ -40,23 +53,31 @@ Engine::~Engine() {
 
 namespace {
 
-// libclamav's own messages go to our log instead of stderr.
-void on_message(enum cl_msg severity, const char* fullmsg, const char* msg, void*) {
-  std::string_view m(msg ? msg : "");
-  while (!m.empty() && (m.back() == '\n' || m.back() == '\r')) m.remove_suffix(1);
-  if (severity >= CL_MSG_ERROR)
-    core::log().error("libclamav: {}", m);
-  else if (severity >= CL_MSG_WARN)
-    core::log().warn("libclamav: {}", m);
-  else
-    core::log().debug("libclamav: {}", m);
-}
-
-// What a scan's callbacks share (the `context` of cl_scanmap_callback).
+// What a scan's callbacks share (the `context` of cl_scanmap_callback; libclamav also hands it
+// to the message callback for messages written during the scan).
 struct ScanContext {
   const Cancel* cancel = nullptr;
-  std::string found;  // the last name reported to on_virus
+  std::string found;        // the last name reported to on_virus
+  std::string first_error;  // libclamav said CL_MSG_ERROR during the scan (a scratch file it
+  size_t errors = 0;        // could not write, memory ...): what it reports clean it did not see whole
 };
+
+// libclamav's own messages go to our log instead of stderr. During a scan an error is kept in
+// the scan's context and logged once per scan (a full scratch directory yields one per line).
+void on_message(enum cl_msg severity, const char* fullmsg, const char* msg, void* context) {
+  std::string_view m(msg ? msg : "");
+  while (!m.empty() && (m.back() == '\n' || m.back() == '\r')) m.remove_suffix(1);
+  if (severity >= CL_MSG_ERROR) {
+    auto* sc = static_cast<ScanContext*>(context);
+    if (sc && sc->errors++ > 0) return;
+    if (sc) sc->first_error = m;
+    core::log().error("libclamav: {}", m);
+  } else if (severity >= CL_MSG_WARN) {
+    core::log().warn("libclamav: {}", m);
+  } else {
+    core::log().debug("libclamav: {}", m);
+  }
+}
 
 // Called before each (inner) file: a cancelled scan stops here. CL_VIRUS, not CL_BREAK: a
 // "skipped" file would be marked clean and could enter the clean-result cache.
@@ -138,11 +159,13 @@ ScanResult scan(const Engine& e, std::string_view data, const Cancel* cancel) {
   if (!map) return {ScanResult::Kind::Error, "cl_fmap_open_memory failed"};
   const char* virname = nullptr;
   unsigned long scanned = 0;
-  ScanContext sc{cancel, {}};
+  ScanContext sc{cancel, {}, {}, 0};
   cl_error_t rc = cl_scanmap_callback(map, "message", &virname, &scanned, e.engine, &opts, &sc);
   cl_fmap_close(map);
   if (cancel && cancel->cancelled()) return {ScanResult::Kind::Cancelled, "cancelled"};
-  if (rc == CL_CLEAN) return {};
+  if (rc == CL_CLEAN && sc.errors == 0) return {};
+  if (rc == CL_CLEAN)  // not seen whole: never a clean verdict (the filter's on_error decides)
+    return {ScanResult::Kind::Error, fmt::format("incomplete scan, {} libclamav error(s), the first: {}", sc.errors, sc.first_error)};
   if (rc != CL_VIRUS) return {ScanResult::Kind::Error, cl_strerror(rc)};
   std::string name = virname ? virname : !sc.found.empty() ? sc.found : "unknown";
   if (name.rfind(kLimitsPrefix, 0) == 0) return {ScanResult::Kind::LimitExceeded, name};
@@ -178,7 +201,14 @@ void log_loaded(const Engine& e, const std::string& why) {
 }
 }  // namespace
 
-std::string check_settings(const clamav::Settings& c) { return check_dir(c.database_dir); }
+std::string check_settings(const clamav::Settings& c) {
+  if (std::string err = check_dir(c.database_dir); !err.empty()) return err;
+  std::string base = tmp_base(c.temp_dir);
+  std::error_code ec;
+  if (!fs::is_directory(base, ec)) return fmt::format("clamav.temp_dir {} is not a directory", base);
+  if (access(base.c_str(), W_OK | X_OK) != 0) return fmt::format("clamav.temp_dir {}: {}", base, strerror(errno));
+  return {};
+}
 
 bool is_size_limit(std::string_view name) {
   for (std::string_view limit : {".MaxFileSize", ".MaxScanSize", ".MaxScanTime"})
@@ -198,7 +228,10 @@ EngineHolder::EngineHolder(const clamav::Settings& c, Options o, std::shared_ptr
     : options_(o), tmpdir_(std::move(t)), settings_(c) {}
 
 EngineHolder::Created EngineHolder::create(const clamav::Settings& c, Options o) {
-  std::shared_ptr<EngineHolder> h(new EngineHolder(c, o, make_tmpdir()));
+  std::string err;
+  auto tmp = make_tmpdir(c.temp_dir, &err);
+  if (!tmp) return {nullptr, "clamav: " + err};
+  std::shared_ptr<EngineHolder> h(new EngineHolder(c, o, std::move(tmp)));
   if (!h->load(c, fingerprint(c.database_dir), "start")) return {nullptr, "clamav: " + h->status().last_error};
   h->thread_ = std::thread([p = h.get()] { p->thread_main(); });
   return {h, {}};
@@ -214,7 +247,7 @@ EngineHolder::~EngineHolder() {
 }
 
 std::string EngineHolder::reconfigure(const clamav::Settings& c) {
-  if (std::string err = check_dir(c.database_dir); !err.empty()) return err;
+  if (std::string err = check_settings(c); !err.empty()) return err;
   {
     std::lock_guard lk(mu_);
     settings_ = c;
@@ -245,6 +278,13 @@ bool EngineHolder::reload_now(const std::string& why) {
 // changes during the load differs from it and triggers another reload at the next check.
 bool EngineHolder::load(const clamav::Settings& s, const Fingerprint& fp, const std::string& why) {
   std::lock_guard load_lk(load_mu_);
+  if (tmpdir_->base != s.temp_dir) {  // a reload moved it: the engines still scanning keep the old one
+    std::string err;
+    if (auto moved = make_tmpdir(s.temp_dir, &err))
+      tmpdir_ = std::move(moved);
+    else
+      core::log().error("clamav: reload ({}) keeps the temporary directory {}: {}", why, tmpdir_->path, err);
+  }
   EngineOrError r = compile(s, tmpdir_, options_);
   std::shared_ptr<const Engine> old;  // freed after the locks, unless scans still hold it
   std::lock_guard lk(mu_);

@@ -56,7 +56,8 @@ struct EngineOrError {
 };
 // Compiles an engine (blocking). cl_init runs once per process on the first call.
 EngineOrError compile(const clamav::Settings& c, std::shared_ptr<TmpDir> tmpdir, Options o = {});
-std::shared_ptr<TmpDir> make_tmpdir();  // mkdtemp under $TMPDIR or /tmp; null on failure
+// mkdtemp under `base` (empty: $TMPDIR or /tmp); null on failure, with the reason in *error.
+std::shared_ptr<TmpDir> make_tmpdir(const std::string& base, std::string* error = nullptr);
 
 struct ScanResult {
   enum class Kind { Clean, Virus, LimitExceeded, Cancelled, Error };

@@ -13,6 +13,7 @@ enum class OnLimit { Accept, TempFail, Reject };
 
 struct Settings {
   std::string database_dir;            // *.cvd/*.cld/*.hdb/*.ndb/...; required when clamav is in a chain
+  std::string temp_dir;                // where libclamav unpacks parts (CL_ENGINE_TMPDIR); empty: $TMPDIR or /tmp
   std::chrono::duration<double> reload_check{60};  // how often the directory is checked for changed signatures
   size_t max_scan_size = 104857600;    // CL_ENGINE_MAX_SCANSIZE
   size_t max_file_size = 26214400;     // CL_ENGINE_MAX_FILESIZE

@@ -151,6 +151,8 @@ class Farm:
             parts = v.split(":")
             parts[0] = self._bind_source(parts[0])
             args += ["-v", ":".join(parts)]
+        for t in s.get("tmpfs", []) or []:
+            args += ["--tmpfs", t]
         env = dict(s.get("environment", {}) or {})
         env.update(self.environment.get(svc, {}))
         for k, val in env.items():

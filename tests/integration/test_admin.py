@@ -221,7 +221,8 @@ class AdminTest(unittest.TestCase):
         dead = f"127.0.0.1:{free_port()}"  # nothing listens there
         port = free_port()
         mx = Mxfront([self.pf.address, dead], config={
-            "admin": {"address": f"127.0.0.1:{port}", "check_interval": 0.2, "check_fall": 2, "check_rise": 1}})
+            "admin": {"address": f"127.0.0.1:{port}", "check_interval": 0.2, "check_fall": 2, "check_rise": 1},
+            "qmqp": {"probe_interval": 0.2}})  # the active connect is rare by default (300 s)
         self.addCleanup(mx.kill)
         mx.start()
         deadline = time.monotonic() + 10

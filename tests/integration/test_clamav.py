@@ -253,6 +253,31 @@ class ClamavTest(unittest.TestCase):
                 self.assertEqual(len(self.pf.deliveries(10, 1, match=marker.encode())), 1, self.diag(mx))
             self.assertTrue(mx.alive())
 
+    def test_a_virus_the_scanner_could_not_unpack_for_lack_of_scratch_space_is_never_relayed(self):
+        # clamav.temp_dir on a 64 KB tmpfs: libclamav cannot write the 300 KB attachment it unpacks,
+        # says so (CL_MSG_ERROR) and returns CL_CLEAN. That scan is incomplete, not clean: 451.
+        scratch = tempfile.mkdtemp(prefix="mxtest-clamav-scratch.")
+        self.addCleanup(shutil.rmtree, scratch, True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", scratch], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", scratch], check=False)
+        with Mxfront([self.pf.address], clamav_config(self.db.dir, temp_dir=scratch)) as mx:
+            self.assertTrue(mx.wait_log("clamav: engine 1 loaded", 5), self.diag(mx))
+            marker = unique_marker("scratch-full")
+            big = mail_with_attachments(marker, [("data.bin", os.urandom(300_000) + EICAR, "application/octet-stream")])
+            code, text = send(mx.port, big)
+            self.assertEqual(code, 451, text + self.diag(mx))
+            self.assertTrue(text.startswith("4.3.0"), text)
+            self.assert_nothing_delivered(marker, 0.5)
+            self.assertTrue(mx.wait_log(r"reason=\"clamav: incomplete scan, \d+ libclamav error\(s\), the first: ", 2),
+                            self.diag(mx))
+            # One libclamav error line per scan, not one per line it could not write.
+            self.assertEqual(len(re.findall(r"error libclamav: ", mx.log())), 1, self.diag(mx))
+            # What fits is scanned as before.
+            small = unique_marker("scratch-small")
+            code, text = send(mx.port, eicar_mail(small))
+            self.assertEqual(code, 554, text + self.diag(mx))
+            self.assertIn("Harness.Test.EICAR", text)
+
     def test_on_limit_reject_tempfail_and_accept(self):
         for on_limit, want in (("reject", 554), ("tempfail", 451), ("accept", 250)):
             with self.subTest(on_limit=on_limit):

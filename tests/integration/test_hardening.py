@@ -31,11 +31,12 @@ from tls_harness import TestPki, profile_overrides, users_file  # noqa: E402
 DELAY = 0.2  # auth.failure_delay and limits.rejected_recipient_delay in this file's config
 
 LOG_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:[+-]\d\d:\d\d)? (?:trace|debug|info|warning|error|critical) (.*)$")
-FIELD_RE = re.compile(r' ([a-z_]+)=("(?:[^"\\\x00-\x1f\x7f]|\\["\\]|\\x[0-9a-f]{2})*"|[^\s"]*)')
+FIELD_RE = re.compile(r' ([a-z_]+)=("(?:[^"\\\x00-\x1f\x7f]|\\["\\]|\\x[0-9a-f]{2})*"'
+                      r'|<(?:[^>\\\x00-\x1f\x7f]|\\[>\\]|\\x[0-9a-f]{2})*>|[^\s"<]*)')
 
 
 def unescape(quoted):
-    """The inverse of core::quoted_for_log: bytes of the value."""
+    """The inverse of core::quoted_for_log and angled_for_log: bytes of the value."""
     body = quoted[1:-1]
     out = bytearray()
     i = 0
@@ -67,7 +68,7 @@ def parse_event(message):
         if not f:
             return None
         v = f.group(2)
-        fields[f.group(1)] = unescape(v) if v.startswith('"') else v.encode()
+        fields[f.group(1)] = unescape(v) if v[:1] in ('"', "<") else v.encode()
         pos = f.end()
     return m.group(1), fields
 

@@ -148,6 +148,7 @@ class MonitoringTest(unittest.TestCase):
         cls.admin = free_port()
         cls.mx = Mxfront([cls.pf.address, cls.dead], config={
             "admin": {"address": f"127.0.0.1:{cls.admin}", "check_interval": 0.2, "check_fall": 2, "check_rise": 1},
+            "qmqp": {"probe_interval": 0.2},
             "profile.mx": {"filters": ["rules", "relay_control", "clamav", "ocr"], "reject_score": 20, "tag_score": 5},
             "rules.rule": [{"name": "pills", "kind": "body", "pattern": "(?i)cheap pills", "action": "reject"}],
             "clamav": {"database_dir": cls.sigdir},

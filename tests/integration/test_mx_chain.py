@@ -147,6 +147,9 @@ class MxChainTest(unittest.TestCase):
         d = self.pf.deliveries(10, 1, match=marker.encode())[0].data
         self.assertIn(b"X-Spam-Score: 3.0", d)
         self.assertIn(b"X-Spam-Report: RBL_ZEN_TEST=3", d)
+        # The message's final log line carries the verdict, the score and what scored.
+        self.assertTrue(self.mx.wait_log(r"message id=\S+ client=127\.0\.0\.3 .* score=3 tags=\"RBL_ZEN_TEST=3\" "
+                                         r"result=relayed reply=\"250 ", 5), self.diag())
         # ... with the LOTTERY header rule (3.5) the sum 6.5 >= reject 6 is refused at end of DATA.
         marker = unique_marker("sum")
         stage, code, text = send(self.mx, text_mail(f"lottery {marker}", "hi"), source="127.0.0.3")
@@ -155,6 +158,9 @@ class MxChainTest(unittest.TestCase):
         self.assertIn("RBL_ZEN_TEST=3", text)
         self.assertIn("RULE_LOTTERY=3.5", text)
         self.assert_not_delivered(marker)
+        self.assertTrue(self.mx.wait_log(r"message id=\S+ client=127\.0\.0\.3 .* score=6\.5 "
+                                         r"tags=\"RBL_ZEN_TEST=3 RULE_LOTTERY=3\.5\" result=rejected reply=\"554 5\.7\.1 ", 5),
+                        self.diag())
 
 
 class MxChainLoadTest(unittest.TestCase):

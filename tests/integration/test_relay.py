@@ -53,8 +53,9 @@ class RelayToPostfixTest(PostfixMxfrontCase):
         self.assertEqual(rm.group("rcpt"), b"bob@example.org")
         # the Received id is the message id in the log line of this message
         mid = rm.group("id").decode()
-        self.assertTrue(self.mx.wait_log(rf"^.*message id={re.escape(mid)} .*from=\"sender@example\.net\""
-                                         rf" .*to=\"bob@example\.org\" .*reply=\"250 2\.0\.0 ", 5),
+        self.assertTrue(self.mx.wait_log(rf"^.*message id={re.escape(mid)} .*from=<sender@example\.net>"
+                                         rf" to=<bob@example\.org> size=\d+ score=0 tags=\"\" result=relayed"
+                                         rf" reply=\"250 2\.0\.0 ", 5),
                         f"no message log line for id={mid}{self.diag()}")
 
     def test_two_recipients_are_delivered_to_both_maildirs(self):
@@ -73,6 +74,12 @@ class RelayToPostfixTest(PostfixMxfrontCase):
             rm, _ = split_after_received(d.data)
             self.assertIsNotNone(rm, "no mxfront Received header")
             self.assertIsNone(rm.group("rcpt"), "no 'for' clause expected with two recipients")
+        # One final line for the message, one to=<…> per recipient, in the order given.
+        mid = rm.group("id").decode()
+        self.assertTrue(self.mx.wait_log(rf"^.*message id={re.escape(mid)} .* from=<s@example\.net> "
+                                         rf"to=<bob@example\.org> to=<alice@example\.org> size=\d+ .*result=relayed ", 5),
+                        self.diag())
+        self.assertEqual(len(re.findall(rf"message id={re.escape(mid)} ", self.mx.log())), 1, self.diag())
 
     def test_null_sender_is_relayed_with_empty_return_path(self):
         marker = unique_marker("null")
@@ -81,6 +88,7 @@ class RelayToPostfixTest(PostfixMxfrontCase):
             self.assertEqual(c.sendmail("<>", ["bob@example.org"], msg), {})
         d = self.one_delivery(marker, "bob@example.org")
         self.assertRegex(d.data, rb"(?m)^Return-Path: <>$")
+        self.assertTrue(self.mx.wait_log(r"message id=\S+ .* from=<> to=<bob@example\.org> .*result=relayed ", 5), self.diag())
 
     def test_smtp_source_20_messages_in_4_sessions_are_all_delivered(self):
         self.assertTrue(shutil.which("smtp-source"), "smtp-source missing (apt-get install postfix)")

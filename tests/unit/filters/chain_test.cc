@@ -157,6 +157,38 @@ TEST(Chain, TagScoreAddsSpamHeadersAndANewTransactionStartsFromTheConnectionScor
   EXPECT_DOUBLE_EQ(run.score().total(), 1.0) << "the transaction part is dropped, the connection part stays";
 }
 
+// Header fields asked for by verdicts: connection ones stay for every message, transaction ones
+// go with the transaction; values are folded safely and a bad field name is dropped.
+TEST(Chain, AddedAndRemovedHeadersFollowTheTransactionAndAreWrittenSafely) {
+  asio::io_context io;
+  Verdict c;
+  c.add_headers = {{"X-Conn", "seen"}};
+  auto conn = std::make_shared<Scripted>("conn", c);
+  conn->phases_ = {Phase::Connect};
+  Verdict d;
+  d.add_headers = {{"Authentication-Results", "mx.test;\r\n\tspf=pass smtp.mailfrom=a.test\r\n"},
+                   {"Bad Name", "x"},
+                   {"X-Evil", "a\r\nInjected: yes\x01"}};
+  d.remove_headers = {"X-Old"};
+  auto data = std::make_shared<Scripted>("data", d);
+  data->phases_ = {Phase::Data};
+  auto chain = std::make_shared<Chain>();
+  chain->add(conn, settings());
+  chain->add(data, settings());
+  ChainRun run(chain, io.get_executor());
+  run_phase(io, run, Phase::Connect);
+  EXPECT_EQ(run.added_headers(), "X-Conn: seen\n");
+  run_phase(io, run, Phase::Data);
+  EXPECT_EQ(run.added_headers(),
+            "X-Conn: seen\n"
+            "Authentication-Results: mx.test;\n\tspf=pass smtp.mailfrom=a.test\n"
+            "X-Evil: a\n\tInjected: yes \n");
+  EXPECT_EQ(run.removed_headers(), std::vector<std::string>{"X-Old"});
+  run.new_transaction();
+  EXPECT_EQ(run.added_headers(), "X-Conn: seen\n");
+  EXPECT_TRUE(run.removed_headers().empty());
+}
+
 TEST(Chain, TimeoutAppliesOnErrorTempfail) {
   asio::io_context io;
   auto slow = std::make_shared<Scripted>("slow", Verdict{Action::Reject}, 300ms);

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <thread>
+
 namespace ops {
 namespace {
 
@@ -61,6 +63,32 @@ TEST(Dependencies, PassiveJudgementOverridesTheCheck) {
   s = m.statuses();
   EXPECT_TRUE(s[0].up);
   EXPECT_EQ(s[0].passive_error, "");
+}
+
+// A rare check (check_every) runs at once, then not again before its interval; a dependency
+// without a check is never probed and is judged by its passive view alone.
+TEST(Dependencies, CheckEveryMakesTheCheckRareAndNoCheckLeavesThePassiveViewAlone) {
+  DependencyMonitor m(std::chrono::milliseconds(10), 1, 1);
+  int calls = 0;
+  std::string passive;
+  m.set({{"qmqp", "rare", [&] { ++calls; return std::string("refused"); }, nullptr, std::chrono::milliseconds(200)},
+         {"qmqp", "none", nullptr, [&] { return passive; }}});
+  m.run_once();
+  m.run_once();
+  m.run_once();
+  EXPECT_EQ(calls, 1) << "due once, then not before 200 ms";
+  auto s = m.statuses();
+  EXPECT_FALSE(s[0].up);
+  EXPECT_TRUE(s[1].up);
+  EXPECT_FALSE(s[1].checked) << "no active check ran";
+  EXPECT_EQ(s[1].last_error, "");
+  std::this_thread::sleep_for(std::chrono::milliseconds(220));
+  m.run_once();
+  EXPECT_EQ(calls, 2);
+  passive = "circuit breaker open";
+  s = m.statuses();
+  EXPECT_FALSE(s[1].up);
+  EXPECT_EQ(s[1].passive_error, "circuit breaker open");
 }
 
 TEST(Dependencies, TcpProbeTellsListeningFromClosed) {

@@ -194,6 +194,43 @@ TEST(ClamavEngine, BadDirectoriesAreErrors) {
   EXPECT_FALSE(r.holder) << "a malformed signature file must not load";
 }
 
+// The private directories (mxfront-clamav.*) directly inside `base`.
+std::vector<fs::path> private_dirs(const fs::path& base) {
+  std::vector<fs::path> out;
+  for (auto& f : fs::directory_iterator(base))
+    if (f.path().filename().string().starts_with("mxfront-clamav.")) out.push_back(f.path());
+  return out;
+}
+
+TEST(ClamavEngine, TempDirHoldsThePrivateDirectoryAndAReloadMovesIt) {
+  SigDir db, a, b;  // a and b are used as plain directories
+  clamav::Settings c = db.settings();
+  c.temp_dir = a.dir.string();
+  {
+    auto engines = make_holder(c);
+    ASSERT_TRUE(engines);
+    ASSERT_EQ(private_dirs(a.dir).size(), 1u);
+    EXPECT_EQ(clamav::scan(*engines->current(), eicar()).kind, Kind::Virus);
+
+    c.temp_dir = b.dir.string();
+    ASSERT_EQ(engines->reconfigure(c), "");
+    ASSERT_TRUE(engines->reload_now("test"));
+    EXPECT_EQ(private_dirs(b.dir).size(), 1u) << "the new engine unpacks into the new temp_dir";
+    EXPECT_TRUE(private_dirs(a.dir).empty()) << "the old directory goes with the last engine that used it";
+    EXPECT_EQ(clamav::scan(*engines->current(), eicar()).kind, Kind::Virus);
+
+    c.temp_dir = "/nonexistent/tmp";
+    std::string err = engines->reconfigure(c);
+    EXPECT_NE(err.find("clamav.temp_dir /nonexistent/tmp"), std::string::npos) << err;
+  }
+  EXPECT_TRUE(private_dirs(b.dir).empty()) << "removed when the holder is gone";
+
+  c.temp_dir = "/nonexistent/tmp";
+  auto r = clamav::EngineHolder::create(c);
+  EXPECT_FALSE(r.holder);
+  EXPECT_NE(r.error.find("/nonexistent/tmp"), std::string::npos) << r.error;
+}
+
 TEST(ClamavEngine, ExceededLimitIsReportedAsHeuristicNotClean) {
   SigDir db;
   clamav::Settings c = db.settings();
