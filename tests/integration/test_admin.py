@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, http_get as get, PostfixQmqp, SmtpConn, free_port, unique_marker  # noqa: E402
+from mxharness import Mxfront, http_get as get, PostfixQmqp, SmtpConn, free_port, smtp_send, unique_marker  # noqa: E402
 
 
 class AdminTest(unittest.TestCase):
@@ -241,6 +241,31 @@ class AdminTest(unittest.TestCase):
         self.assertIn(f'mxfront_dependency_up{{kind="qmqp",name="{dead}"}} 0\n', metrics)
         self.assertIn(f'mxfront_dependency_up{{kind="qmqp",name="{self.pf.address}"}} 1\n', metrics)
         self.assertEqual(get(port, "/readyz"), (200, "ok\n"), "a shared dependency never fails readiness")
+
+    def test_the_active_mailbox_probe_is_rare_by_default_and_off_at_zero(self):
+        # Each probe is a connect and close that Postfix's qmqpd logs as a lost connection: with
+        # the default qmqp.probe_interval (300 s) one probe at start, with 0 none; the relays'
+        # circuit breaker judges the servers from the traffic instead.
+        pf = PostfixQmqp()
+        self.addCleanup(pf.stop)
+        pf.start()
+        lost = lambda: len(re.findall(r"lost connection", pf.log()))  # noqa: E731
+        time.sleep(0.5)  # the harness's own readiness connect is logged too
+        for probe_interval, expected in ((None, 1), (0, 0)):
+            before = lost()
+            port = free_port()
+            cfg = {"admin": {"address": f"127.0.0.1:{port}", "check_interval": 0.1}}
+            if probe_interval is not None:
+                cfg["qmqp"] = {"probe_interval": probe_interval}
+            with Mxfront([pf.address], config=cfg) as mx:
+                time.sleep(2.0)  # 20 monitor rounds
+                dep = [d for d in json.loads(get(port, "/health")[1])["dependencies"] if d["kind"] == "qmqp"][0]
+                self.assertEqual(dep["checked"], expected == 1, dep)
+                self.assertTrue(dep["up"], dep)
+                code, text = smtp_send(mx.port, "a@example.net", ["bob@example.org"], b"Subject: x\r\n\r\nx\r\n")
+                self.assertEqual(code, 250, text)
+            time.sleep(0.5)  # qmqpd writes its log line after the close
+            self.assertEqual(lost() - before, expected, f"probe_interval={probe_interval}\n{pf.log()[-1500:]}")
 
     def test_readiness_fails_at_once_on_sigterm_while_liveness_holds_during_the_drain(self):
         mx = self.start_mx(server={"hostname": "mx.test", "io_threads": 2, "shutdown_timeout": 20})
