@@ -35,6 +35,7 @@ struct Client::Pending {
   Done done;
   asio::steady_timer timer;
   bool internal = false;
+  bool subscription = false;  // called for every message, then once with a null reply
   explicit Pending(asio::any_io_executor ex) : timer(ex) {}
 };
 
@@ -139,8 +140,27 @@ void Client::handshake() {
     connect_timer_.cancel();
     if (!failed->empty()) return drop(*failed);
     backoff_ = cfg_.reconnect_min;
+    if (!channel_.empty()) send_subscribe();
     set_up(true, "connected to " + cfg_.host + ":" + std::to_string(cfg_.port));
   }, true);
+}
+
+void Client::subscribe(std::string channel, std::function<void(const std::string&)> on_message) {
+  channel_ = std::move(channel);
+  on_message_ = std::move(on_message);
+}
+
+// hiredis keeps the callback for the channel's messages; not counted in flight, no timeout.
+void Client::send_subscribe() {
+  auto p = std::make_shared<Pending>(ex_);
+  p->subscription = true;
+  auto* hold = new std::shared_ptr<Pending>(p);
+  const char* argv[] = {"SUBSCRIBE", channel_.c_str()};
+  size_t lens[] = {9, channel_.size()};
+  if (redisAsyncCommandArgv(ctx_, &Client::on_reply, hold, 2, argv, lens) != REDIS_OK) {
+    delete hold;
+    drop("SUBSCRIBE not sent");
+  }
 }
 
 void Client::on_disconnect(const redisAsyncContext* c, int status) {
@@ -231,9 +251,23 @@ void Client::send(std::vector<std::string> args, Done done, bool internal) {
 }
 
 void Client::on_reply(redisAsyncContext* c, void* reply, void* privdata) {
+  auto* self = static_cast<Client*>(c->data);
+  if ((*static_cast<std::shared_ptr<Pending>*>(privdata))->subscription) {
+    if (!reply) {
+      delete static_cast<std::shared_ptr<Pending>*>(privdata);
+      return;
+    }
+    auto* r = static_cast<redisReply*>(reply);
+    if (self && self->on_message_ && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[0]->type == REDIS_REPLY_STRING && std::string(r->element[0]->str, r->element[0]->len) == "message" &&
+        r->element[2]->type == REDIS_REPLY_STRING)
+      asio::post(self->ex_, [w = self->weak_from_this(), m = std::string(r->element[2]->str, r->element[2]->len)] {
+        if (auto s = w.lock(); s && s->on_message_) s->on_message_(m);
+      });
+    return;
+  }
   std::unique_ptr<std::shared_ptr<Pending>> hold(static_cast<std::shared_ptr<Pending>*>(privdata));
   auto& p = *hold;
-  auto* self = static_cast<Client*>(c->data);
   if (self && self->inflight_) --self->inflight_;
   p->timer.cancel();
   if (!p->done) return;

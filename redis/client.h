@@ -74,6 +74,11 @@ class Client : public std::enable_shared_from_this<Client> {
   void start();  // connect (client's thread)
   void stop();   // disconnect for good; pending commands answer with an error (client's thread)
 
+  // Subscriber mode (call before start()): this client's connection only listens to `channel`,
+  // subscribed again after each reconnect; `on_message(payload)` runs on the client's thread.
+  // Commands on a subscribed client are refused by the server (use a second client).
+  void subscribe(std::string channel, std::function<void(const std::string&)> on_message);
+
   // From any thread: `done` runs on the client's thread.
   void submit(std::vector<std::string> args, Done done);
 
@@ -103,6 +108,7 @@ class Client : public std::enable_shared_from_this<Client> {
   Client(asio::any_io_executor ex, ClientConfig cfg, std::function<void(bool, const std::string&)> on_state);
   void connect();
   void handshake();
+  void send_subscribe();
   void send(std::vector<std::string> args, Done done, bool internal);
   void drop(const std::string& why);
   void set_up(bool up, const std::string& why);
@@ -118,6 +124,8 @@ class Client : public std::enable_shared_from_this<Client> {
   std::shared_ptr<AsioWatch> watch_;
   asio::steady_timer reconnect_timer_, connect_timer_;
   std::chrono::milliseconds backoff_;
+  std::string channel_;
+  std::function<void(const std::string&)> on_message_;
   bool stopped_ = false, handshaking_ = false, reconnect_pending_ = false;
   size_t inflight_ = 0;
   std::atomic<bool> up_{false};
