@@ -247,4 +247,36 @@ TEST(RedisClient, AuthWithPasswordAndAclUserAndSelect) {
   });
 }
 
+TEST(RedisClient, SubscriberGetsMessagesAndSubscribesAgainAfterRestart) {
+  RedisServer server;
+  ASSERT_TRUE(server.ready()) << "redis-server could not be started (is it installed?)";
+  asio::io_context io;
+  auto pub = redis::Client::create(io.get_executor(), config_for(server));
+  auto sub = redis::Client::create(io.get_executor(), config_for(server));
+  std::vector<std::string> got;
+  sub->subscribe("chan", [&](const std::string& m) { got.push_back(m); });
+  pub->start();
+  sub->start();
+  run(io, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await wait_up(*pub));
+    EXPECT_TRUE(co_await wait_up(*sub));
+    co_await sleep(50ms);  // the SUBSCRIBE is answered
+    Reply r = co_await pub->command(cmd("PUBLISH", "chan", "one"));
+    EXPECT_EQ(r.integer, 1);  // one subscriber
+    for (int i = 0; i < 100 && got.size() < 1; ++i) co_await sleep(10ms);
+    server.kill_now();
+    for (int i = 0; i < 100 && (sub->up() || pub->up()); ++i) co_await sleep(10ms);
+    server.start();
+    EXPECT_TRUE(co_await wait_up(*pub));
+    EXPECT_TRUE(co_await wait_up(*sub));
+    co_await sleep(50ms);
+    r = co_await pub->command(cmd("PUBLISH", "chan", "two"));
+    EXPECT_EQ(r.integer, 1);  // subscribed again
+    for (int i = 0; i < 100 && got.size() < 2; ++i) co_await sleep(10ms);
+    EXPECT_EQ(got, (std::vector<std::string>{"one", "two"}));
+    pub->stop();
+    sub->stop();
+  });
+}
+
 }  // namespace
