@@ -331,7 +331,7 @@ std::vector<Parameter> core_rows() {
        millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.open_time; }, 0.1, 86400)},
       {"qmqp", "probe_interval", "seconds", "300", "How often /health's background check connects to each mailbox server (a connect and close; the server logs it as a lost connection). The relays' circuit breaker judges the servers from the traffic; this check also covers a standby server no message reached. 0: no active check, the breaker alone. Never more often than admin.check_interval.",
        millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.probe_interval; }, 0, 86400)},
-      {"redis", "address", "string", "\"\"", "Redis server shared by the farm, \"host:port\" / \"[ipv6]:port\" (a name is resolved at each connect); empty: no Redis, every count stays per instance. With it, failed AUTH counts (auth.address_failure_limit, auth.login_failure_limit) are farm-wide; when Redis is slow or down the local counts answer alone (fail open). Read at start.",
+      {"redis", "address", "string", "\"\"", "Redis server shared by the farm, \"host:port\" / \"[ipv6]:port\" (a name is resolved at each connect); empty: no Redis, every count stays per instance. With it, failed AUTH counts (auth.address_failure_limit, auth.login_failure_limit) are farm-wide; when Redis is slow or down the local counts answer alone (fail open). The whole [redis] section is read at start (a reload keeps it).",
        set_redis_address},
       {"redis", "password_file", "string", "\"\"", "File whose first line is the Redis password (AUTH); empty: no AUTH. Read at start.",
        string_param([](Config& c) -> std::string& { return c.redis.password_file; })},
