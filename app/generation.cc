@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <set>
 
 #include <fmt/format.h>
@@ -33,10 +34,32 @@ std::vector<const filters::Descriptor*> used_filters(const config::Config& c) {
 
 }  // namespace
 
+std::shared_ptr<smtpd::RedisAuthFailures> make_farm_auth_failures(const config::Config& c, std::string& err) {
+  if (c.redis.host.empty()) return nullptr;
+  redis::ClientConfig rc;
+  rc.host = c.redis.host;
+  rc.port = c.redis.port;
+  rc.username = c.redis.username;
+  rc.db = c.redis.db;
+  rc.timeout = c.redis.timeout;
+  rc.max_inflight = c.redis.max_inflight;
+  if (!c.redis.password_file.empty()) {
+    std::ifstream in(c.redis.password_file);
+    if (!in || !std::getline(in, rc.password)) {
+      err = c.at("redis", "redis.password_file: cannot read " + c.redis.password_file);
+      return nullptr;
+    }
+    if (!rc.password.empty() && rc.password.back() == '\r') rc.password.pop_back();
+  }
+  return std::make_shared<smtpd::RedisAuthFailures>(rc, c.redis.key_prefix, c.auth.failure_table_size);
+}
+
 smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
-                                        std::shared_ptr<filters::Resources> resources) {
+                                        std::shared_ptr<filters::Resources> resources,
+                                        std::shared_ptr<smtpd::RedisAuthFailures> farm_auth_failures) {
   auto s = std::make_shared<smtpd::Snapshot>();
   s->config = c;
+  s->farm_auth_failures = std::move(farm_auth_failures);
   s->resources = resources ? std::move(resources) : std::make_shared<filters::Resources>(*c);
   for (const auto& srv : c->qmqp.servers) s->relay.servers.push_back({srv.host, srv.port});
   s->relay.connect_timeout = c->qmqp.connect_timeout;
@@ -109,6 +132,7 @@ std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s) {
   }
   if (s.directory)
     for (auto& dep : s.directory->dependencies()) deps.push_back(std::move(dep));
+  if (s.farm_auth_failures) deps.push_back(s.farm_auth_failures->dependency());  // passive: the connections' state
   filters::BuildContext ctx{s.config, *s.resources, s.directory};
   for (const auto* d : used_filters(c))
     if (d->dependencies)

@@ -14,7 +14,12 @@ namespace app {
 // The first generation creates the shared filter resources (resources == nullptr); reloads pass
 // the running generation's on. A refused generation changes no shared state.
 smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
-                                        std::shared_ptr<filters::Resources> resources = nullptr);
+                                        std::shared_ptr<filters::Resources> resources = nullptr,
+                                        std::shared_ptr<smtpd::RedisAuthFailures> farm_auth_failures = nullptr);
+
+// The farm-wide AUTH failure counts on [redis] (null without redis.address, or on error: `err`
+// says why, e.g. an unreadable redis.password_file). Made once at start; reloads keep it.
+std::shared_ptr<smtpd::RedisAuthFailures> make_farm_auth_failures(const config::Config& c, std::string& err);
 
 // The mailbox servers, the directory servers and what each filter in a profile depends on.
 std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s);

@@ -109,7 +109,13 @@ int main(int argc, char** argv) {
                    r.config->hash.substr(0, 12));
   app::Operations operations;  // its admin listener answers while the generation (signatures) loads
   if (!operations.open_admin_early(*r.config)) return 1;
-  smtpd::SnapshotOrError snap = app::build_generation(r.config);
+  std::string farm_error;
+  auto farm_auth_failures = app::make_farm_auth_failures(*r.config, farm_error);
+  if (!farm_error.empty()) {
+    core::log().error("{}", farm_error);
+    return 1;
+  }
+  smtpd::SnapshotOrError snap = app::build_generation(r.config, nullptr, farm_auth_failures);
   if (!snap.snap) {
     core::log().error("{}", snap.error);
     return 1;
@@ -120,7 +126,7 @@ int main(int argc, char** argv) {
   auto rebuild = [&schema](const smtpd::Snapshot& current) -> smtpd::SnapshotOrError {
     config::LoadResult next = config::load(current.config->source, schema);
     if (!next.config) return {nullptr, next.error};
-    smtpd::SnapshotOrError built = app::build_generation(next.config, current.resources);
+    smtpd::SnapshotOrError built = app::build_generation(next.config, current.resources, current.farm_auth_failures);
     if (built.snap) core::init_logging(next.config->log_level, next.config->log_syslog);
     return built;
   };

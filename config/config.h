@@ -107,6 +107,18 @@ struct Qmqp {
   std::chrono::milliseconds probe_interval{300'000};  // active TCP check of each server at most this often; 0 = none
 };
 
+// [redis]: the farm's shared state (issue 16). No address: every feature keeps per-instance state.
+struct Redis {
+  std::string host;                              // "" = no Redis
+  uint16_t port = 6379;
+  std::string password_file;                     // one line: the password ("" = no AUTH); read at start
+  std::string username;                          // ACL user ("" = the default user)
+  unsigned db = 0;                               // SELECT db when not 0
+  std::chrono::milliseconds timeout{200};        // per command; slower = local counts only
+  size_t max_inflight = 1000;                    // commands awaiting an answer; more are refused at once
+  std::string key_prefix = "mxfront:";           // every key and channel starts with it
+};
+
 struct Config {
   std::string source;                   // file path it was loaded from
   std::string hash;                     // SHA-256 of the file contents (hex), for rollouts
@@ -124,6 +136,7 @@ struct Config {
   std::vector<std::string> local_domains;  // lower-case
   std::string postmaster;                  // where <postmaster> and postmaster@<local domain> go
   Qmqp qmqp;
+  Redis redis;
   config::Directory directory;
   FilterConfig filters;                    // chain settings shared by the filters
   Sections sections;                       // each filter's own section, typed by the filter (filters/NAME/settings.h)

@@ -146,6 +146,17 @@ std::string set_admin_address(Config& c, Listener&, const toml::node& n) {
   return {};
 }
 
+std::string set_redis_address(Config& c, Listener&, const toml::node& n) {
+  auto s = n.value_exact<std::string>();
+  if (!s) return "expected \"host:port\" or \"\"";
+  if (s->empty()) {
+    c.redis.host.clear();
+    return {};
+  }
+  std::string err;
+  if (!parse_host_port(*s, c.redis.host, c.redis.port, false, err)) return err;
+  return {};
+}
 
 std::string set_tls_version(Config& c, Listener&, const toml::node& n) {
   auto s = n.value_exact<std::string>();
@@ -320,6 +331,20 @@ std::vector<Parameter> core_rows() {
        millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.open_time; }, 0.1, 86400)},
       {"qmqp", "probe_interval", "seconds", "300", "How often /health's background check connects to each mailbox server (a connect and close; the server logs it as a lost connection). The relays' circuit breaker judges the servers from the traffic; this check also covers a standby server no message reached. 0: no active check, the breaker alone. Never more often than admin.check_interval.",
        millis_param([](Config& c) -> std::chrono::milliseconds& { return c.qmqp.probe_interval; }, 0, 86400)},
+      {"redis", "address", "string", "\"\"", "Redis server shared by the farm, \"host:port\" / \"[ipv6]:port\" (a name is resolved at each connect); empty: no Redis, every count stays per instance. With it, failed AUTH counts (auth.address_failure_limit, auth.login_failure_limit) are farm-wide; when Redis is slow or down the local counts answer alone (fail open). The whole [redis] section is read at start (a reload keeps it).",
+       set_redis_address},
+      {"redis", "password_file", "string", "\"\"", "File whose first line is the Redis password (AUTH); empty: no AUTH. Read at start.",
+       string_param([](Config& c) -> std::string& { return c.redis.password_file; })},
+      {"redis", "username", "string", "\"\"", "Redis ACL user for AUTH (with redis.password_file); empty: the default user.",
+       string_param([](Config& c) -> std::string& { return c.redis.username; })},
+      {"redis", "db", "integer", "0", "Redis database number (SELECT) when not 0.",
+       size_param([](Config& c) -> unsigned& { return c.redis.db; }, 0, 1000)},
+      {"redis", "timeout", "seconds", "0.2", "Longest wait for a Redis answer (the connect and handshake: 5 times this); a late answer counts as Redis down: local counts only, the connection is made afresh.",
+       millis_param([](Config& c) -> std::chrono::milliseconds& { return c.redis.timeout; }, 0.001, 60)},
+      {"redis", "max_inflight", "integer", "1000", "Redis commands awaiting an answer at once; past it a command fails at once (never queued).",
+       size_param([](Config& c) -> size_t& { return c.redis.max_inflight; }, 1, 1000000)},
+      {"redis", "key_prefix", "string", "\"mxfront:\"", "Start of every Redis key and channel mxfront uses (farms sharing one Redis use different prefixes).",
+       string_param([](Config& c) -> std::string& { return c.redis.key_prefix; })},
       {"directory", "type", "string", "none", "Where recipients and users live: \"none\" (only relay.local_domains), \"file\" (directory.users_file) or \"ldap\".",
        set_directory_type},
       {"directory", "users_file", "string", "\"\"", "Users file for type \"file\": one line per user: address, password hash ({SSHA} or crypt $6$), status, alternate addresses.",

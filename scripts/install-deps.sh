@@ -16,6 +16,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libldap-dev libcrypt-dev libsystemd-dev
   libc-ares-dev libre2-dev libgmime-3.0-dev libclamav-dev
   libtesseract-dev libleptonica-dev libgif-dev libpoppler-cpp-dev
+  libhiredis-dev
 )
 
 PKGS=(
@@ -33,6 +34,8 @@ PKGS=(
   # real components and clients for the demo, integration tests and benchmarks
   postfix swaks libnet-ssleay-perl python3 python3-yaml iproute2 procps xxd openssl
   slapd ldap-utils haproxy rbldnsd bind9-dnsutils
+  # the farm's shared state (issue 16): the async client library and a real server for the tests
+  libhiredis-dev redis-server
   # operations: sd_notify for the systemd unit; promtool (package prometheus) checks the /metrics text and
   # the alert rules in deploy/monitoring/ -- the Prometheus server it also ships is never started (below)
   libsystemd-dev prometheus

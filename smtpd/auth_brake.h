@@ -8,7 +8,7 @@
 // an attacker with one valid account cannot wipe the count of its other guesses.
 //
 // Where the counts live is behind AuthFailureStore: LocalAuthFailures (memory, bounded, this
-// instance) now; a farm-wide store (Redis) can replace it. Pure apart from the store: the clock is
+// instance) or RedisAuthFailures (smtpd/redis_auth_failures.h: the farm's, on Redis). Pure apart from the store: the clock is
 // passed in.
 #pragma once
 #include <chrono>
@@ -70,7 +70,7 @@ struct AuthStanding {
 
 class AuthBrake {
  public:
-  explicit AuthBrake(std::unique_ptr<AuthFailureStore> store) : store_(std::move(store)) {}
+  explicit AuthBrake(std::shared_ptr<AuthFailureStore> store) : store_(std::move(store)) {}
 
   // `connection_failures`: failures so far on this connection. `login` as the client sent it
   // (compared case-insensitively).
@@ -80,7 +80,7 @@ class AuthBrake {
   void succeeded(std::string_view ip, std::string_view login, const AuthBrakeSettings& s, AuthClock::time_point now);
 
  private:
-  std::unique_ptr<AuthFailureStore> store_;
+  std::shared_ptr<AuthFailureStore> store_;
 };
 
 }  // namespace smtpd

@@ -25,6 +25,7 @@
 #include "qmqp/types.h"
 #include "smtpd/auth_brake.h"
 #include "smtpd/limits.h"
+#include "smtpd/redis_auth_failures.h"
 
 namespace smtpd {
 
@@ -36,6 +37,7 @@ struct Snapshot {
   std::shared_ptr<filters::Resources> resources;                       // shared by all generations
   qmqp::ClientConfig relay;                                            // the mailbox servers, from config.qmqp
   std::vector<filters::OwnedHeader> owned_headers;                     // removed from clients' messages before the relay
+  std::shared_ptr<RedisAuthFailures> farm_auth_failures;               // null: no [redis]; made at start, kept by reloads
 };
 struct SnapshotOrError {
   std::shared_ptr<const Snapshot> snap;
@@ -77,12 +79,13 @@ class DrainWakeups {
 
 // Process-wide state shared by sessions on all threads.
 struct Shared {
-  explicit Shared(const config::Config& c)
+  // `farm`: the AUTH failure counts shared by the farm (Redis); null: this instance's own.
+  explicit Shared(const config::Config& c, std::shared_ptr<AuthFailureStore> farm = nullptr)
       : limiter(c.limits.connections, c.limits.connections_per_ip), budget(c.limits.inflight_bytes, client_share(c)),
-        auth_brake(std::make_unique<LocalAuthFailures>(c.auth.failure_table_size)) {}
+        auth_brake(farm ? std::move(farm) : std::make_shared<LocalAuthFailures>(c.auth.failure_table_size)) {}
   ConnectionLimiter limiter;
   MemoryBudget budget;
-  AuthBrake auth_brake;  // AUTH failures by address and login, across connections (this instance)
+  AuthBrake auth_brake;  // AUTH failures by address and login, across connections (this instance or the farm)
   std::atomic<bool> draining{false};
   DrainWakeups drain_wakeups;
   std::atomic<size_t> sessions{0};      // live sessions
