@@ -13,6 +13,7 @@
 
 namespace filters::rspamd {
 namespace {
+namespace R = core::replies;
 using json = nlohmann::json;
 
 std::string one_line(std::string_view s) { return core::safe_text(s, 1000); }
@@ -66,20 +67,13 @@ void header_edits(const json& milter, Verdict& v) {
 
 }  // namespace
 
-core::Reply rejected(std::string_view smtp_message) {
-  return {554, "5.7.1", smtp_message.empty() ? std::string("Message refused as spam") : core::safe_text(smtp_message)};
-}
-core::Reply tempfailed(std::string_view smtp_message) {
-  return {451, "4.7.1", smtp_message.empty() ? std::string("Try again later") : core::safe_text(smtp_message)};
-}
-
 Headers request_headers(const Context& ctx, const Settings& s, std::string_view hostname) {
   Headers h;
   h.emplace_back("IP", ctx.client_ip.str());
   if (!ctx.helo.empty()) h.emplace_back("Helo", one_line(ctx.helo));
   h.emplace_back("From", ctx.sender.null() ? std::string("<>") : one_line(ctx.sender.str()));
   for (const auto& r : ctx.recipients) h.emplace_back("Rcpt", one_line(r.str()));
-  // User (the authenticated login) waits for filters::Context to carry the login.
+  if (ctx.authenticated && !ctx.login.empty()) h.emplace_back("User", one_line(ctx.login));
   if (!hostname.empty()) h.emplace_back("Hostname", one_line(hostname));
   h.emplace_back("Queue-Id", one_line(ctx.session_id));
   if (!s.settings_id.empty()) h.emplace_back("Settings-ID", one_line(s.settings_id));
@@ -102,10 +96,10 @@ Answer parse_answer(std::string_view body, ScoreMode mode) {
   Verdict& v = a.verdict;
   if (a.action == "reject") {
     v.action = Action::Reject;
-    v.reply = rejected(message);
+    v.reply = R::rspamd_rejected(message);
   } else if (a.action == "soft reject" || a.action == "greylist") {
     v.action = Action::TempFail;
-    v.reply = tempfailed(message);
+    v.reply = R::rspamd_tempfailed(message);
   } else if (a.action != "add header" && a.action != "rewrite subject" && a.action != "no action") {
     std::string what = a.action.empty() ? "no action field" : "unknown action '" + core::safe_text(a.action, 40) + "'";
     a.action.clear();

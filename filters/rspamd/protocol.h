@@ -18,14 +18,10 @@ inline constexpr size_t kMaxHeaderEdits = 50;     // milter.add_headers + remove
 inline constexpr size_t kMaxHeaderValue = 8192;   // longer values from rspamd are cut
 inline constexpr size_t kMaxReplyBody = 1 << 20;  // rspamd's JSON answer
 
-// The filter's SMTP replies (kept here until they move to core/reply.h with the next core change).
-core::Reply rejected(std::string_view smtp_message);   // 554 5.7.1 <rspamd's smtp_message or a default>
-core::Reply tempfailed(std::string_view smtp_message); // 451 4.7.1 <rspamd's smtp_message or a default>
-
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // The /checkv2 request headers (without Host, Content-Length): IP, Helo, From ("<>" for the null
-// sender), one Rcpt per recipient, Hostname, Queue-Id, Settings-ID and
+// sender), one Rcpt per recipient, User when authenticated, Hostname, Queue-Id, Settings-ID and
 // Password when configured. Text from the client is made single-line printable (core::safe_text).
 Headers request_headers(const Context& ctx, const Settings& s, std::string_view hostname);
 

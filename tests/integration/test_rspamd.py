@@ -85,6 +85,15 @@ class RspamdTest(unittest.TestCase):
         head = got[0].data.split(b"\n\n", 1)[0]
         self.assertRegex(head, rb"(?m)^X-Spamd-Result: default: False \[-?[\d.]+ / [\d.]+\]", head.decode(errors="replace"))
         self.assertRegex(head, rb"(?m)^X-Rspamd-Server: ", head.decode(errors="replace"))
+        # rspamd saw the envelope and connection facts mxfront sent (its task log line)
+        deadline = time.monotonic() + 5
+        while not (m := re.search(rf"id: <{re.escape(marker)}@example.net>, qid: <(\S+)>, ip: 127\.0\.0\.1, "
+                                  rf"from: <{re.escape(SENDER)}>.*rcpts: <{re.escape(RCPT)}>", self.rs.log())):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertTrue(m, self.diag())
+        self.assertTrue(self.mx.wait_log(rf" id={re.escape(m.group(1))} ", 1), "Queue-Id is the session id" + self.diag())
         # the filter's log line: rspamd's action and score
         self.assertTrue(self.mx.wait_log(r"filter=rspamd phase=data verdict=continue score=\S+ .*reason=\"rspamd action="
                                          r"(no action|add header) score=[-\d.]+ server=", 5), self.diag())

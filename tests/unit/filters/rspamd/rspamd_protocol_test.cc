@@ -39,8 +39,10 @@ TEST(RspamdRequest, CarriesTheEnvelopeAndConnectionFacts) {
   EXPECT_TRUE(values(h, "Pass").empty());
 }
 
-TEST(RspamdRequest, SettingsIdPasswordNullSenderAndUnsafeHelo) {
+TEST(RspamdRequest, UserSettingsIdPasswordNullSenderAndUnsafeHelo) {
   Context c = context();
+  c.authenticated = true;
+  c.login = "alice";
   c.sender = {};
   c.helo = "evil\r\nRcpt: x@y";
   Settings s;
@@ -48,6 +50,7 @@ TEST(RspamdRequest, SettingsIdPasswordNullSenderAndUnsafeHelo) {
   s.password = "pw";
   auto h = request_headers(c, s, "mx1");
   EXPECT_EQ(values(h, "From"), std::vector<std::string>{"<>"});
+  EXPECT_EQ(values(h, "User"), std::vector<std::string>{"alice"});
   EXPECT_EQ(values(h, "Settings-ID"), std::vector<std::string>{"submission"});
   EXPECT_EQ(values(h, "Password"), std::vector<std::string>{"pw"});
   EXPECT_EQ(values(h, "Helo"), std::vector<std::string>{"evil??Rcpt: x@y"});
