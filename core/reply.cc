@@ -134,6 +134,12 @@ Reply rule_rejected(std::string_view rule) { return {554, "5.7.1", fmt::format("
 Reply virus_found(std::string_view signature) {
   return {554, "5.7.1", fmt::format("Message refused: virus found: {}", safe_text(signature))};
 }
+Reply rspamd_rejected(std::string_view smtp_message) {
+  return {554, "5.7.1", smtp_message.empty() ? std::string("Message refused as spam") : safe_text(smtp_message)};
+}
+Reply rspamd_tempfailed(std::string_view smtp_message) {
+  return {451, "4.7.1", smtp_message.empty() ? std::string("Try again later") : safe_text(smtp_message)};
+}
 Reply image_spam(std::string_view words) {
   return {554, "5.7.1", fmt::format("Message refused: image text matches spam words ({})", safe_text(words))};
 }

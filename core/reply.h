@@ -90,6 +90,8 @@ Reply rbl_listed(std::string_view ip, std::string_view zone, std::string_view tx
 Reply rhsbl_listed(std::string_view domain, std::string_view zone, std::string_view txt);  // 554 5.7.1
 Reply rule_rejected(std::string_view rule);                     // 554 5.7.1
 Reply virus_found(std::string_view signature);                  // 554 5.7.1
+Reply rspamd_rejected(std::string_view smtp_message);          // 554 5.7.1 (rspamd action reject; its smtp_message if any)
+Reply rspamd_tempfailed(std::string_view smtp_message);        // 451 4.7.1 (rspamd soft reject / greylist)
 Reply image_spam(std::string_view words);                       // 554 5.7.1 (ocr.reject_score)
 Reply scan_limit_rejected();                                    // 554 5.7.1 (clamav.on_limit reject)
 Reply scan_structure_rejected(std::string_view limit);          // 554 5.6.0 (clamav: MaxRecursion/MaxFiles)

@@ -72,6 +72,7 @@ struct Context {
   core::IpAddress client_ip;                    // the real client (after a PROXY header)
   std::string helo;                             // the last HELO/EHLO name ("" at Connect)
   bool authenticated = false;                   // the client passed AUTH
+  std::string login;                            // the authenticated user ("" when not)
   bool tls = false;
   smtp::Address sender;                        // MailFrom and later
   smtp::Address recipient;                     // RcptTo: the recipient being judged

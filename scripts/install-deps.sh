@@ -15,7 +15,7 @@ BUILD_PKGS=(
   libboost1.74-dev libssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libldap-dev libcrypt-dev libsystemd-dev
   libc-ares-dev libre2-dev libgmime-3.0-dev libclamav-dev
-  libtesseract-dev libleptonica-dev libgif-dev libpoppler-cpp-dev
+  libtesseract-dev libleptonica-dev libgif-dev libpoppler-cpp-dev nlohmann-json3-dev
   libhiredis-dev
 )
 
@@ -36,6 +36,8 @@ PKGS=(
   slapd ldap-utils haproxy rbldnsd bind9-dnsutils
   # the farm's shared state (issue 16): the async client library and a real server for the tests
   libhiredis-dev redis-server
+  # rspamd filter: its JSON answers (header-only library) and a real rspamd for the integration test
+  nlohmann-json3-dev rspamd
   # operations: sd_notify for the systemd unit; promtool (package prometheus) checks the /metrics text and
   # the alert rules in deploy/monitoring/ -- the Prometheus server it also ships is never started (below)
   libsystemd-dev prometheus

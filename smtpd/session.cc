@@ -289,6 +289,7 @@ filters::Context Session::context() const {
   c.client_ip = ip_;
   c.helo = proto_.helo_name();
   c.authenticated = proto_.authenticated();
+  c.login = proto_.auth_user();
   c.tls = tls_ != nullptr;
   return c;
 }

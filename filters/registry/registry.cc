@@ -5,6 +5,7 @@
 #include "filters/ocr/descriptor.h"
 #include "filters/rbl/descriptor.h"
 #include "filters/relay_control/descriptor.h"
+#include "filters/rspamd/descriptor.h"
 #include "filters/rules/descriptor.h"
 
 namespace filters {
@@ -16,6 +17,7 @@ const std::vector<Descriptor>& registry() {
       rbl::descriptor(),
       clamav::descriptor(),
       ocr::descriptor(),
+      rspamd::descriptor(),
   };
   return all;
 }

@@ -1,0 +1,7 @@
+// The rspamd filter's descriptor (filters/descriptor.h).
+#pragma once
+#include "filters/descriptor.h"
+
+namespace filters::rspamd {
+Descriptor descriptor();
+}

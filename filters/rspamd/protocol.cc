@@ -1,0 +1,116 @@
+// rspamd's /checkv2 request headers and JSON answer (protocol.h); nlohmann::json parses, nothing
+// here reads JSON or HTTP by hand.
+#include "filters/rspamd/protocol.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/reply.h"
+#include "core/text.h"
+
+namespace filters::rspamd {
+namespace {
+namespace R = core::replies;
+using json = nlohmann::json;
+
+std::string one_line(std::string_view s) { return core::safe_text(s, 1000); }
+
+std::string string_at(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Symbols as tags, the heaviest (by |score|) first, at most kMaxTags; zero-score symbols are kept
+// after the scored ones (they still say what rspamd saw).
+std::vector<std::string> tags_of(const json& symbols) {
+  std::vector<std::pair<std::string, double>> all;
+  if (!symbols.is_object()) return {};
+  for (const auto& [name, sym] : symbols.items()) {
+    double score = 0;
+    if (sym.is_object()) {
+      auto it = sym.find("score");
+      if (it != sym.end() && it->is_number()) score = it->get<double>();
+    }
+    all.emplace_back(core::safe_text(name, 100, core::SafeChars::Token), score);
+  }
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return std::fabs(a.second) > std::fabs(b.second); });
+  if (all.size() > kMaxTags) all.resize(kMaxTags);
+  std::vector<std::string> out;
+  for (const auto& [name, score] : all) out.push_back(fmt::format("{}={:g}", name, score));
+  return out;
+}
+
+// One add_headers value: a string, {"value": ..., "order": n}, or a list of those.
+void add_values(const std::string& name, const json& v, std::vector<HeaderField>& out) {
+  if (out.size() >= kMaxHeaderEdits) return;
+  if (v.is_string()) {
+    out.push_back({name, v.get<std::string>().substr(0, kMaxHeaderValue)});
+  } else if (v.is_object()) {
+    std::string value = string_at(v, "value");
+    if (v.contains("value")) out.push_back({name, value.substr(0, kMaxHeaderValue)});
+  } else if (v.is_array()) {
+    for (const auto& e : v) add_values(name, e, out);
+  }
+}
+
+void header_edits(const json& milter, Verdict& v) {
+  if (!milter.is_object()) return;
+  if (auto it = milter.find("remove_headers"); it != milter.end() && it->is_object())
+    for (const auto& [name, ignored] : it->items())
+      if (v.remove_headers.size() < kMaxHeaderEdits) v.remove_headers.push_back(name);
+  if (auto it = milter.find("add_headers"); it != milter.end() && it->is_object())
+    for (const auto& [name, value] : it->items()) add_values(name, value, v.add_headers);
+}
+
+}  // namespace
+
+Headers request_headers(const Context& ctx, const Settings& s, std::string_view hostname) {
+  Headers h;
+  h.emplace_back("IP", ctx.client_ip.str());
+  if (!ctx.helo.empty()) h.emplace_back("Helo", one_line(ctx.helo));
+  h.emplace_back("From", ctx.sender.null() ? std::string("<>") : one_line(ctx.sender.str()));
+  for (const auto& r : ctx.recipients) h.emplace_back("Rcpt", one_line(r.str()));
+  if (ctx.authenticated && !ctx.login.empty()) h.emplace_back("User", one_line(ctx.login));
+  if (!hostname.empty()) h.emplace_back("Hostname", one_line(hostname));
+  h.emplace_back("Queue-Id", one_line(ctx.session_id));
+  if (!s.settings_id.empty()) h.emplace_back("Settings-ID", one_line(s.settings_id));
+  if (!s.password.empty()) h.emplace_back("Password", s.password);
+  return h;
+}
+
+Answer parse_answer(std::string_view body, ScoreMode mode) {
+  Answer a;
+  json j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    a.verdict = Verdict::failure("rspamd: answer is not a JSON object");
+    return a;
+  }
+  a.action = string_at(j, "action");
+  if (auto it = j.find("score"); it != j.end() && it->is_number()) a.score = it->get<double>();
+  std::string message;
+  if (auto it = j.find("messages"); it != j.end() && it->is_object()) message = string_at(*it, "smtp_message");
+
+  Verdict& v = a.verdict;
+  if (a.action == "reject") {
+    v.action = Action::Reject;
+    v.reply = R::rspamd_rejected(message);
+  } else if (a.action == "soft reject" || a.action == "greylist") {
+    v.action = Action::TempFail;
+    v.reply = R::rspamd_tempfailed(message);
+  } else if (a.action != "add header" && a.action != "rewrite subject" && a.action != "no action") {
+    std::string what = a.action.empty() ? "no action field" : "unknown action '" + core::safe_text(a.action, 40) + "'";
+    a.action.clear();
+    a.verdict = Verdict::failure("rspamd: " + what);
+    return a;
+  }
+  v.reason = fmt::format("rspamd action={} score={:g}", a.action, a.score);
+  if (mode == ScoreMode::Add) v.score = a.score;
+  if (auto it = j.find("symbols"); it != j.end()) v.tags = tags_of(*it);
+  if (auto it = j.find("milter"); it != j.end()) header_edits(*it, v);
+  return a;
+}
+
+}  // namespace filters::rspamd

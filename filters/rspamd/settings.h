@@ -1,0 +1,21 @@
+// The [rspamd] section: plain values, filled by the rows in descriptor.cc.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace filters::rspamd {
+
+// "add": rspamd's score is added to the chain's score (the profile's tag/reject scores judge the
+// sum); "alone": only rspamd's action decides, its score is logged but not added.
+enum class ScoreMode { Add, Alone };
+
+struct Settings {
+  std::vector<std::string> servers;    // "host:port" of rspamd's normal worker; tried in order on connect failure
+  size_t max_size = 20971520;          // larger messages are not sent (skipped, counted)
+  std::string password;                // rspamd's Password header; empty: none
+  std::string settings_id;             // rspamd's Settings-ID header; empty: none
+  ScoreMode score = ScoreMode::Add;
+};
+
+}  // namespace filters::rspamd
