@@ -6,6 +6,7 @@
 #include "filters/rbl/descriptor.h"
 #include "filters/relay_control/descriptor.h"
 #include "filters/rules/descriptor.h"
+#include "filters/spf/descriptor.h"
 
 namespace filters {
 
@@ -16,6 +17,7 @@ const std::vector<Descriptor>& registry() {
       rbl::descriptor(),
       clamav::descriptor(),
       ocr::descriptor(),
+      spf::descriptor(),
   };
   return all;
 }
