@@ -9,7 +9,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, SmtpConn, http_get, unique_marker  # noqa: E402
+from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, unique_marker  # noqa: E402
 from rbldnsd_harness import Rbldnsd  # noqa: E402
 
 PF = None  # one Postfix for the module
@@ -38,13 +38,16 @@ def setUpModule():
     PF.start()
 
 
-def spf_mxfront(dns, **spf):
+def spf_mxfront(dns, admin_port=None, **spf):
     cfg = {"dns_servers": [dns], "query_timeout": 0.3, "tries": 1}
     cfg.update(spf)
-    return Mxfront([PF.address], config={
+    config = {
         "spf": cfg,
         "profile.mx": {"filters": ["spf", "relay_control"], "reject_score": 10, "tag_score": 0.5},
-    })
+    }
+    if admin_port:
+        config["admin"] = {"address": f"127.0.0.1:{admin_port}"}
+    return Mxfront([PF.address], config=config)
 
 
 def transaction(mx, source, sender, helo="client.test", marker=None, extra_headers=""):
@@ -102,7 +105,8 @@ class SpfRejectTest(SpfBase):
         cls.dns = Rbldnsd(SPF_ZONE)
         cls.addClassCleanup(cls.dns.stop)
         cls.dns.start()  # raises HarnessError (test error, never a skip) when rbldnsd cannot serve
-        cls.mx = spf_mxfront(cls.dns.address, on_fail="reject")
+        cls.admin = free_port()
+        cls.mx = spf_mxfront(cls.dns.address, admin_port=cls.admin, on_fail="reject")
         cls.addClassCleanup(cls.mx.kill)
         cls.mx.start()
 
@@ -159,9 +163,12 @@ class SpfRejectTest(SpfBase):
 
     def test_results_are_counted(self):
         self.deliver("127.0.0.1", "s@pass.spf.test")
-        body = http_get(self.mx.admin_port, "/metrics") if hasattr(self.mx, "admin_port") else None
-        if body is not None:
-            self.assertRegex(body, r'mxfront_spf_results_total\{result="pass"\} [1-9]')
+        self.refused("127.0.0.1", "s@fail.spf.test", 550)
+        status, body = http_get(self.admin, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("# HELP mxfront_spf_results_total ", body)
+        self.assertRegex(body, r'(?m)^mxfront_spf_results_total\{result="pass"\} [1-9]')
+        self.assertRegex(body, r'(?m)^mxfront_spf_results_total\{result="fail"\} [1-9]')
 
 
 class SpfTempErrorTest(SpfBase):
