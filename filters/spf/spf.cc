@@ -417,16 +417,51 @@ asio::awaitable<bool> mx_matches(Eval& e, const std::string& name, const Term& t
   co_return false;
 }
 
+// The reverse-lookup name of an address: "3.2.0.192.in-addr.arpa", nibbles + ".ip6.arpa".
+std::string reverse_name(const core::IpAddress& ip) {
+  std::string forward = ip_macro(ip);
+  auto parts = split_any(forward, ".");
+  std::string out;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) out += std::string(*it) + ".";
+  return out + (ip.is_v6() ? "ip6.arpa" : "in-addr.arpa");
+}
+
+bool is_subdomain(std::string_view name, std::string_view domain) {
+  return iequals(name, domain) || (name.size() > domain.size() && name[name.size() - domain.size() - 1] == '.' &&
+                                   iequals(name.substr(name.size() - domain.size()), domain));
+}
+
+// §5.5: the client's validated names (PTR names, at most 10, whose A/AAAA records include the
+// client) ending in `target`. DNS errors never make a temperror here: a failed PTR lookup is no
+// match, a name whose address lookup fails is skipped.
+asio::awaitable<bool> ptr_matches(Eval& e, const std::string& target) {
+  net::DnsAnswer ptr = co_await e.lookup(reverse_name(e.ip), net::DnsType::PTR);
+  size_t checked = 0;
+  for (const auto& name : ptr.ptr) {
+    if (++checked > kMaxMxNames) break;
+    if (!is_subdomain(name, target)) continue;
+    net::DnsAnswer a = co_await e.lookup(name, e.ip.is_v6() ? net::DnsType::AAAA : net::DnsType::A);
+    Term exact;
+    for (uint32_t v4 : a.a)
+      if (in_network(e.ip, core::IpAddress::v4({static_cast<uint8_t>(v4 >> 24), static_cast<uint8_t>(v4 >> 16),
+                                                static_cast<uint8_t>(v4 >> 8), static_cast<uint8_t>(v4)}), exact))
+        co_return true;
+    for (const auto& b : a.aaaa)
+      if (in_network(e.ip, core::IpAddress::v6(b), exact)) co_return true;
+  }
+  co_return false;
+}
+
 asio::awaitable<bool> matches(Eval& e, const Term& t, const std::string& domain) {
   switch (t.mech) {
     case Mech::All: co_return true;
     case Mech::Ip4:
     case Mech::Ip6: co_return in_network(e.ip, t.net, t);
-    case Mech::Ptr: count_dns_term(e); co_return false;  // never matches (spf.h)
     default: break;
   }
   count_dns_term(e);
   std::string name = target_name(e, t.domain_spec, domain);
+  if (t.mech == Mech::Ptr) co_return co_await ptr_matches(e, name);
   if (t.mech == Mech::Include) {
     Outcome sub = co_await evaluate(e, name);
     if (sub.result == Result::None) perm(fmt::format("include:{} has no SPF record", name));

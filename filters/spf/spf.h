@@ -1,11 +1,11 @@
 // SPF evaluation (RFC 7208 §4–§7) as a pure core: check_host() against an abstract async DNS
 // lookup (net::Resolver in the filter, a fake table in the unit tests). No Asio I/O of its own.
-//  * Mechanisms all, include, a, mx, ip4, ip6 (CIDR lengths, dual-cidr for a/mx), exists; `ptr`
-//    is parsed and counted as a DNS-querying term but NEVER matches (RFC 7208 §5.5 says it SHOULD
-//    NOT be used; never matching is the conservative reading). Modifiers redirect (evaluated) and
+//  * Mechanisms all, include, a, mx, ip4, ip6 (CIDR lengths, dual-cidr for a/mx), exists, and ptr
+//    as §5.5 says (validated names from at most 10 PTR names; its DNS errors are no match, never
+//    temperror). Modifiers redirect (evaluated) and
 //    exp (syntax-checked, never expanded: no explanation string is fetched); unknown ones ignored.
 //  * Macros %{s l o d i p v h} with digits/`r` transformers and delimiters, %%, %_, %-; an upper-
-//    case letter URL-escapes; %{p} expands to "unknown" (no PTR validation); c/r/t are exp-only.
+//    case letter URL-escapes; %{p} expands to "unknown" (the macro does no PTR lookup); c/r/t are exp-only.
 //  * Limits: more than 10 DNS-querying terms (include a mx ptr exists redirect) or more than 2
 //    void lookups (NXDOMAIN / no records) -> permerror; an mx with more than 10 names -> permerror.
 //  * No record -> none; two or more records -> permerror; a syntax error anywhere -> permerror;

@@ -43,6 +43,7 @@ struct FakeDns {
     auto& ans = ok(name, DnsType::MX);
     for (const auto& h : hosts) ans.mx.push_back({10, h});
   }
+  void ptr(const std::string& name, std::vector<std::string> names) { ok(name, DnsType::PTR).ptr = std::move(names); }
   void status(const std::string& name, DnsType t, DnsStatus s) { table[{name, t}].status = s; }
   DnsAnswer& ok(const std::string& name, DnsType t) {
     auto& ans = table[{name, t}];
@@ -203,12 +204,29 @@ TEST(Spf, ExistsWithMacro) {
   EXPECT_EQ(run(dns, "192.0.2.1", "ex.test", "good-guy@ex.test").result, Result::Fail);
 }
 
-TEST(Spf, PtrNeverMatchesButCounts) {
+TEST(Spf, PtrMatchesValidatedNamesOnly) {
   FakeDns dns;
-  dns.txt("ptr.test", {"v=spf1 ptr ptr:example.com ~all"});
-  Outcome o = run(dns, "192.0.2.1", "ptr.test");
-  EXPECT_EQ(o.result, Result::SoftFail);
-  EXPECT_EQ(o.dns_terms, 2u);
+  dns.ptr("1.2.0.192.in-addr.arpa", {"mail.example.com", "fake.other.test"});
+  dns.a("mail.example.com", {"192.0.2.1"});
+  dns.a("fake.other.test", {"198.51.100.1"});  // does not point back: not validated
+  dns.txt("example.com", {"v=spf1 ptr -all"});
+  dns.txt("other.test", {"v=spf1 ptr -all"});
+  dns.txt("third.test", {"v=spf1 ptr:example.com -all"});
+  dns.txt("sub.test", {"v=spf1 ptr:com -all"});  // domain-end needs a dot: permerror
+  EXPECT_EQ(result(dns, "192.0.2.1", "example.com"), Result::Pass);
+  EXPECT_EQ(result(dns, "192.0.2.1", "other.test"), Result::Fail);
+  EXPECT_EQ(result(dns, "192.0.2.1", "third.test"), Result::Pass);
+  EXPECT_EQ(result(dns, "192.0.2.1", "sub.test"), Result::PermError);
+  Outcome o = run(dns, "192.0.2.1", "other.test");
+  EXPECT_EQ(o.dns_terms, 1u);
+  // a failing PTR lookup is no match, never temperror (§5.5)
+  dns.status("2.2.0.192.in-addr.arpa", DnsType::PTR, DnsStatus::Failure);
+  dns.txt("soft.test", {"v=spf1 ptr ~all"});
+  EXPECT_EQ(result(dns, "192.0.2.2", "soft.test"), Result::SoftFail);
+  // IPv6: nibble name under ip6.arpa, AAAA validation
+  dns.ptr("1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", {"v6.example.com"});
+  dns.aaaa("v6.example.com", {"2001:db8::cb01"});
+  EXPECT_EQ(result(dns, "2001:db8::cb01", "example.com"), Result::Pass);
 }
 
 TEST(Spf, IncludeResults) {
