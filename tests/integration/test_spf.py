@@ -27,6 +27,14 @@ inc TXT "v=spf1 include:pass.spf.test -all"
 helo TXT "v=spf1 a:client.spf.test -all"
 client A 127.0.0.1
 broken TXT "v=spf1 ip4:300.1.1.1 -all"
+two TXT "v=spf1 +all"
+two TXT "v=spf1 -all"
+loop TXT "v=spf1 include:loop2.spf.test -all"
+loop2 TXT "v=spf1 include:loop.spf.test -all"
+voids TXT "v=spf1 a:nx1.spf.test a:nx2.spf.test a:nx3.spf.test +all"
+voids2 TXT "v=spf1 a:nx1.spf.test a:nx2.spf.test +all"
+macro TXT "v=spf1 exists:%{ir}.%{l1r-}.allow.spf.test -all"
+1.0.0.127.good.allow A 127.0.0.2
 """),
 }
 
@@ -149,6 +157,18 @@ class SpfRejectTest(SpfBase):
     def test_no_record_and_permerror_are_relayed(self):
         self.assertRegex(self.auth_results(self.deliver("127.0.0.1", "s@none.spf.test"))[0], rb"spf=none ")
         self.assertRegex(self.auth_results(self.deliver("127.0.0.1", "s@broken.spf.test"))[0], rb"spf=permerror ")
+
+    def test_hostile_records_are_permerror_and_relayed(self):
+        for domain in ("two", "loop", "voids"):
+            ar = self.auth_results(self.deliver("127.0.0.1", f"s@{domain}.spf.test"))
+            self.assertRegex(ar[0], rb"spf=permerror ", domain)
+        # two void lookups are allowed
+        self.assertRegex(self.auth_results(self.deliver("127.0.0.1", "s@voids2.spf.test"))[0], rb"spf=pass ")
+
+    def test_exists_with_macros(self):
+        # %{ir} = 1.0.0.127, %{l1r-} of "good-bad" = "good" (RFC 7208 §7.4: strong-bad -> strong)
+        self.assertRegex(self.auth_results(self.deliver("127.0.0.1", "good-bad@macro.spf.test"))[0], rb"spf=pass ")
+        self.refused("127.0.0.1", "bad-good@macro.spf.test", 550)
 
     def test_forged_authentication_results_with_our_id_is_removed(self):
         forged = ("Authentication-Results: MX.TEST; spf=pass smtp.mailfrom=forged@soft.spf.test\r\n"
