@@ -1,5 +1,6 @@
 // The spf filter as the program sees it: the [spf] rows, the filter built per generation with
-// its authserv-id (spf.authserv_id, else server.hostname), the owned Authentication-Results
+// its authserv-id (spf.authserv_id, else server.hostname) and the answer cache kept in
+// Resources across generations, the owned Authentication-Results
 // fields carrying that id, and the spf_results_total counter family.
 #include "filters/spf/descriptor.h"
 
@@ -43,6 +44,10 @@ std::vector<config::Parameter> rows() {
       {"spf", "query_timeout", "seconds", "2", "Per DNS query try; a lookup that does not answer makes the result temperror.",
        seconds_param(field(kName, &Settings::query_timeout), 0.01, 60)},
       {"spf", "tries", "integer", "2", "DNS tries per query.", size_param(field(kName, &Settings::tries), 1, 10)},
+      {"spf", "cache_size", "integer", "10000", "SPF DNS answers cached (by type and name) for their TTL, apart from the rbl cache; 0 disables the cache. Timeouts and failures are never cached.",
+       size_param(field(kName, &Settings::cache_size), 0, 10000000)},
+      {"spf", "max_ttl", "seconds", "3600", "Longest time an SPF DNS answer is cached, whatever its TTL.",
+       seconds_param(field(kName, &Settings::max_ttl), 0, 86400)},
       {"spf", "authserv_id", "string", "", "The authserv-id of the Authentication-Results field written; empty = server.hostname. Client-sent fields carrying it are removed.",
        string_param(field(kName, &Settings::authserv_id))},
       {"spf", "on_fail", "string", "score", "SPF fail: \"score\" (add score_fail), \"reject\" (MAIL refused 550 5.7.23), \"tempfail\" (451 4.7.23) or \"none\" (header only).",
@@ -74,7 +79,9 @@ Descriptor descriptor() {
   d.schema.defaults = {config::Seconds(10), config::OnError::Continue};  // DNS trouble must not stop mail
   d.schema.rows = rows();
   d.build = [](const BuildContext& b) -> Built {
-    return {std::make_shared<SpfFilter>(b.config->sections.get<Settings>(kName), authserv_id(*b.config)), {}};
+    // one answer cache for every generation (a reload keeps what was learnt)
+    auto cache = b.resources.keep<net::DnsCache>("spf.dns_cache", [] { return std::make_shared<net::DnsCache>(); });
+    return {std::make_shared<SpfFilter>(b.config->sections.get<Settings>(kName), authserv_id(*b.config), std::move(cache)), {}};
   };
   d.owned_headers = [](const BuildContext& b) -> std::vector<OwnedHeader> {
     return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};

@@ -1,6 +1,7 @@
 // The [spf] section: plain values, filled by the rows in descriptor.cc.
 #pragma once
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ struct Settings {
   std::vector<std::string> dns_servers;             // "host:port"; empty = /etc/resolv.conf
   std::chrono::duration<double> query_timeout{2};   // per DNS query try
   unsigned tries = 2;
+  size_t cache_size = 10000;                        // answers cached (by type and name), TTL-bound; 0 = none
+  std::chrono::duration<double> max_ttl{3600};      // cache entries live min(answer TTL, max_ttl)
   std::string authserv_id;                          // Authentication-Results id; "" = the server hostname
   Policy on_fail = Policy::Score;
   Policy on_softfail = Policy::Score;

@@ -111,9 +111,29 @@ Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outco
 
 namespace {
 
-asio::awaitable<net::DnsAnswer> resolve(net::DnsOptions o, std::string name, net::DnsType t) {
-  auto resolver = net::Resolver::get(co_await asio::this_coro::executor, o);
-  co_return co_await resolver->query(name, t);
+struct DnsContext {
+  net::DnsOptions options;
+  std::shared_ptr<net::DnsCache> cache;
+  size_t cache_size = 0;
+  std::chrono::seconds max_ttl{0};
+  std::shared_ptr<const Cancel> cancel;
+};
+
+// One query through the cache; a cancelled check gets a Failure at once (the evaluation stops).
+asio::awaitable<net::DnsAnswer> resolve(std::shared_ptr<const DnsContext> d, std::string name, net::DnsType t) {
+  if (d->cancel && d->cancel->cancelled()) {
+    net::DnsAnswer a;
+    a.error = "check cancelled";
+    co_return a;
+  }
+  std::string key = fmt::format("{} {}", static_cast<int>(t), name);
+  if (d->cache && d->cache_size)
+    if (auto hit = d->cache->get(key, net::DnsCache::Clock::now())) co_return *hit;
+  auto resolver = net::Resolver::get(co_await asio::this_coro::executor, d->options);
+  net::DnsAnswer a = co_await resolver->query(name, t);
+  if (d->cache && d->cache_size && a.status != net::DnsStatus::Timeout && a.status != net::DnsStatus::Failure)
+    d->cache->put(key, a, net::DnsCache::Clock::now(), d->max_ttl, d->cache_size);
+  co_return a;
 }
 
 void count_result(spf::Result r) {
@@ -122,8 +142,9 @@ void count_result(spf::Result r) {
 
 }  // namespace
 
-SpfFilter::SpfFilter(spf::Settings cfg, std::string authserv_id) {
+SpfFilter::SpfFilter(spf::Settings cfg, std::string authserv_id, std::shared_ptr<net::DnsCache> cache) {
   auto s = std::make_shared<Shared>();
+  s->cache = std::move(cache);
   s->dns.servers = cfg.dns_servers;
   s->dns.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.query_timeout);
   s->dns.tries = cfg.tries;
@@ -139,8 +160,15 @@ asio::awaitable<Verdict> SpfFilter::check(Phase, std::shared_ptr<const Context> 
   bool helo_identity = ctx->sender.domain.empty();
   std::string domain = core::lowercase(helo_identity ? ctx->helo : ctx->sender.domain);
   std::string identity = helo_identity ? "postmaster@" + domain : ctx->sender.local + "@" + domain;
-  auto dns = s->dns;
-  spf::Lookup lookup = [dns](std::string name, net::DnsType t) { return resolve(dns, std::move(name), t); };
+  auto dns = std::make_shared<DnsContext>();
+  dns->options = s->dns;
+  dns->cache = s->cache;
+  dns->cache_size = s->cfg.cache_size;
+  dns->max_ttl = std::chrono::duration_cast<std::chrono::seconds>(s->cfg.max_ttl);
+  dns->cancel = ctx->cancel;
+  spf::Lookup lookup = [dns = std::shared_ptr<const DnsContext>(dns)](std::string name, net::DnsType t) {
+    return resolve(dns, std::move(name), t);
+  };
   spf::Outcome o = co_await spf::check_host(ctx->client_ip, domain, identity, ctx->helo, std::move(lookup));
   count_result(o.result);
   core::log().info("spf id={} client={} identity={} result={} {}", ctx->session_id, ctx->client_ip, core::angled_for_log(identity),

@@ -1,6 +1,7 @@
 // The spf filter: RFC 7208 check_host() (spf.h) for the MAIL FROM identity, or the HELO identity
 // (postmaster@<helo>) for the null sender, judged at MailFrom on the session's executor with
-// non-blocking DNS (net::Resolver on spf.dns_servers). Authenticated clients are not checked.
+// non-blocking DNS (net::Resolver on spf.dns_servers; answers cached by TTL in the filter's own
+// net::DnsCache; a cancelled check makes no further query). Authenticated clients are not checked.
 // The result is always recorded: an Authentication-Results field (RFC 8601) with our authserv-id
 // for the relayed message, a tag SPF_<RESULT>=<score> (score policy), a counter
 // spf_results_total{result=...} and a log line. The policy per result (settings.h) may refuse MAIL
@@ -14,6 +15,7 @@
 #include "filters/spf/settings.h"
 #include "filters/spf/spf.h"
 #include "net/dns.h"
+#include "net/dns_cache.h"
 
 namespace filters {
 
@@ -31,7 +33,7 @@ Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outco
 
 class SpfFilter final : public Filter {
  public:
-  SpfFilter(spf::Settings cfg, std::string authserv_id);
+  SpfFilter(spf::Settings cfg, std::string authserv_id, std::shared_ptr<net::DnsCache> cache = nullptr);
   std::string_view name() const override { return "spf"; }
   bool wants(Phase p) const override { return p == Phase::MailFrom; }
   boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
@@ -41,6 +43,7 @@ class SpfFilter final : public Filter {
     spf::Settings cfg;
     std::string authserv_id;
     net::DnsOptions dns;
+    std::shared_ptr<net::DnsCache> cache;  // may be null: no caching
   };
   std::shared_ptr<const Shared> s_;
 };

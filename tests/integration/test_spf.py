@@ -217,14 +217,31 @@ class SpfTempErrorTest(SpfBase):
         self.start_mx(on_temperror="tempfail")
         self.deliver("127.0.0.1", "s@pass.spf.test")
         self.dns.stop()
-        for _ in range(3):
-            text = self.refused("127.0.0.1", "s@pass.spf.test", 451)
+        for domain in ("soft", "mxd", "inc"):  # never asked before: nothing cached
+            text = self.refused("127.0.0.1", f"s@{domain}.spf.test", 451)
             self.assertTrue(text.startswith("451 4.7.24 "), text)
         self.mx.check_alive()
+        # the answer learnt before the outage is served from the cache (TTL 60 s)
+        self.assertRegex(self.auth_results(self.deliver("127.0.0.1", "s@pass.spf.test"))[0], rb"spf=pass ")
         port = self.dns.port
         self.dns.stop()
         self.dns.start(port=port)  # back on the same port: mail flows again
+        self.assertRegex(self.auth_results(self.deliver("127.0.0.1", "s@helo.spf.test"))[0], rb"spf=pass ")
+
+
+class SpfNoCacheTest(SpfBase):
+    """spf.cache_size = 0: every evaluation asks the DNS server again."""
+
+    def test_without_cache_an_outage_is_seen_at_once(self):
+        self.dns = Rbldnsd(SPF_ZONE)
+        self.addCleanup(self.dns.stop)
+        self.dns.start()
+        self.mx = spf_mxfront(self.dns.address, cache_size=0, on_temperror="tempfail")
+        self.addCleanup(self.mx.kill)
+        self.mx.start()
         self.deliver("127.0.0.1", "s@pass.spf.test")
+        self.dns.stop()
+        self.assertTrue(self.refused("127.0.0.1", "s@pass.spf.test", 451).startswith("451 4.7.24 "))
 
 
 if __name__ == "__main__":
