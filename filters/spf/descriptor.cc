@@ -63,6 +63,8 @@ std::vector<config::Parameter> rows() {
        number_param(field(kName, &Settings::score_softfail), -1000, 1000)},
       {"spf", "score_permerror", "number", "0", "Score added for permerror when on_permerror = \"score\".",
        number_param(field(kName, &Settings::score_permerror), -1000, 1000)},
+      {"spf", "report_only", "boolean", "false", "First rollout: no result refuses or tempfails MAIL; what the policy would have done is logged (\"report only: would reject\"). Scores and headers stay.",
+       bool_param(field(kName, &Settings::report_only))},
   };
 }
 

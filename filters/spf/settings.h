@@ -25,6 +25,7 @@ struct Settings {
   double score_fail = 3;
   double score_softfail = 1;
   double score_permerror = 0;
+  bool report_only = false;                         // never refuse: log what would have been refused
 };
 
 }  // namespace filters::spf

@@ -104,6 +104,11 @@ Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outco
     v.action = Action::TempFail;
     v.reply = refusal(o.result, Policy::TempFail, domain, ip);
   }
+  if (s.report_only && v.action != Action::Continue) {
+    v.reason += fmt::format(" (report only: would {} with {} {})", action_name(v.action), v.reply->code, v.reply->enhanced);
+    v.action = Action::Continue;
+    v.reply.reset();
+  }
   return v;
 }
 
@@ -171,9 +176,10 @@ asio::awaitable<Verdict> SpfFilter::check(Phase, std::shared_ptr<const Context> 
   };
   spf::Outcome o = co_await spf::check_host(ctx->client_ip, domain, identity, ctx->helo, std::move(lookup));
   count_result(o.result);
-  core::log().info("spf id={} client={} identity={} result={} {}", ctx->session_id, ctx->client_ip, core::angled_for_log(identity),
-                   spf::result_name(o.result), core::safe_text(o.detail));
-  co_return spf::verdict_for(s->cfg, s->authserv_id, o, identity, domain, helo_identity, ctx->client_ip);
+  Verdict v = spf::verdict_for(s->cfg, s->authserv_id, o, identity, domain, helo_identity, ctx->client_ip);
+  core::log().info("spf id={} client={} identity={} result={} verdict={} reason={}", ctx->session_id, ctx->client_ip,
+                   core::angled_for_log(identity), spf::result_name(o.result), action_name(v.action), core::quoted_for_log(v.reason));
+  co_return v;
 }
 
 }  // namespace filters

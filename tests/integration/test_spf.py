@@ -243,6 +243,21 @@ class SpfNoCacheTest(SpfBase):
         self.dns.stop()
         self.assertTrue(self.refused("127.0.0.1", "s@pass.spf.test", 451).startswith("451 4.7.24 "))
 
+class SpfReportOnlyTest(SpfBase):
+    """spf.report_only: on_fail = reject is logged, the mail is relayed with spf=fail."""
+
+    def test_report_only_relays_a_fail(self):
+        self.dns = Rbldnsd(SPF_ZONE)
+        self.addCleanup(self.dns.stop)
+        self.dns.start()
+        self.mx = spf_mxfront(self.dns.address, on_fail="reject", report_only=True)
+        self.addCleanup(self.mx.kill)
+        self.mx.start()
+        data = self.deliver("127.0.0.1", "s@fail.spf.test")
+        self.assertRegex(self.auth_results(data)[0], rb"spf=fail ")
+        self.assertTrue(self.mx.wait_log(r"spf id=\S+ .*result=fail verdict=continue .*report only: would reject with 550 5\.7\.23", 5),
+                        self.diag())
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -420,6 +420,23 @@ TEST(SpfVerdict, RejectAndTempfailPolicies) {
   EXPECT_DOUBLE_EQ(v.score, 1);
 }
 
+TEST(SpfVerdict, ReportOnlyNeverRefuses) {
+  spfns::Settings s;
+  s.on_fail = spfns::Policy::Reject;
+  s.on_temperror = spfns::Policy::TempFail;
+  s.report_only = true;
+  auto ip = *core::IpAddress::parse("192.0.2.1");
+  for (Result r : {Result::Fail, Result::TempError}) {
+    Outcome o;
+    o.result = r;
+    auto v = spfns::verdict_for(s, "mx.test", o, "u@example.com", "example.com", false, ip);
+    EXPECT_EQ(v.action, filters::Action::Continue);
+    EXPECT_FALSE(v.reply);
+    EXPECT_NE(v.reason.find("report only: would"), std::string::npos) << v.reason;
+    EXPECT_EQ(v.add_headers.size(), 1u);
+  }
+}
+
 TEST(SpfVerdict, HeloIdentityAndSafeComment) {
   Outcome o;
   o.result = Result::Pass;
