@@ -101,7 +101,81 @@ uint32_t negative_ttl(Reader& r, unsigned nscount) {
   return 0;
 }
 
+// The RDATA of one record of `type`, appended to `a`; false when it is malformed (skipped).
+bool append_record(const unsigned char* buf, size_t len, const Record& rec, DnsType type, DnsAnswer& a) {
+  const unsigned char* d = buf + rec.rdata;
+  switch (type) {
+    case DnsType::A:
+      if (rec.rdlen != 4) return false;
+      a.a.push_back(uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3]);
+      return true;
+    case DnsType::TXT:
+      a.txt.push_back(txt_strings(d, rec.rdlen));
+      return true;
+    case DnsType::AAAA: {
+      if (rec.rdlen != 16) return false;
+      std::array<uint8_t, 16> b{};
+      std::copy(d, d + 16, b.begin());
+      a.aaaa.push_back(b);
+      return true;
+    }
+    case DnsType::MX: {
+      DnsAnswer::Mx mx;
+      if (rec.rdlen < 3) return false;
+      mx.preference = static_cast<uint16_t>(d[0] << 8 | d[1]);
+      // the name must lie inside the RDATA (its pointers may point anywhere before it)
+      if (!read_name(buf, rec.rdata + rec.rdlen, rec.rdata + 2, mx.exchange)) return false;
+      a.mx.push_back(std::move(mx));
+      return true;
+    }
+    case DnsType::PTR: {
+      std::string name;
+      if (!read_name(buf, rec.rdata + rec.rdlen, rec.rdata, name)) return false;
+      a.ptr.push_back(std::move(name));
+      return true;
+    }
+  }
+  return false;
+}
+
+void clear_records(DnsAnswer& a) {
+  a.a.clear();
+  a.txt.clear();
+  a.aaaa.clear();
+  a.mx.clear();
+  a.ptr.clear();
+}
+
 }  // namespace
+
+bool read_name(const unsigned char* buf, size_t len, size_t pos, std::string& out) {
+  out.clear();
+  size_t limit = len;  // a pointer must point before the label that holds it
+  for (int jumps = 0; jumps < 64;) {
+    if (pos >= limit) return false;
+    unsigned c = buf[pos];
+    if ((c & 0xC0) == 0xC0) {
+      if (pos + 1 >= limit) return false;
+      size_t target = (c & 0x3F) << 8 | buf[pos + 1];
+      if (target >= pos) return false;
+      limit = pos;
+      pos = target;
+      ++jumps;
+      continue;
+    }
+    if (c & 0xC0) return false;
+    if (c == 0) return true;
+    if (pos + 1 + c > limit) return false;
+    if (!out.empty()) out += '.';
+    for (unsigned k = 0; k < c; ++k) {
+      char ch = static_cast<char>(buf[pos + 1 + k]);
+      out += (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+    }
+    if (out.size() > 254) return false;
+    pos += 1 + c;
+  }
+  return false;
+}
 
 DnsAnswer parse_response(const unsigned char* buf, size_t len, DnsType type) {
   DnsAnswer a;
@@ -127,14 +201,7 @@ DnsAnswer parse_response(const unsigned char* buf, size_t len, DnsType type) {
   for (unsigned k = 0; k < an && r.ok; ++k) {
     Record rec = read_record(r);
     if (!r.ok || rec.type != static_cast<uint16_t>(type)) continue;
-    if (type == DnsType::A && rec.rdlen == 4) {
-      const unsigned char* d = buf + rec.rdata;
-      a.a.push_back(uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3]);
-    } else if (type == DnsType::TXT) {
-      a.txt.push_back(txt_strings(buf + rec.rdata, rec.rdlen));
-    } else {
-      continue;
-    }
+    if (!append_record(buf, len, rec, type, a)) continue;
     a.ttl = first ? rec.ttl : std::min(a.ttl, rec.ttl);
     first = false;
   }
@@ -149,8 +216,7 @@ DnsAnswer parse_response(const unsigned char* buf, size_t len, DnsType type) {
   }
   // NXDOMAIN with records of the type (seen from a fuzzer, not from a real server): negative, and
   // a negative answer carries no records.
-  a.a.clear();
-  a.txt.clear();
+  clear_records(a);
   a.status = rcode == 3 ? DnsStatus::NxDomain : DnsStatus::NoData;
   a.ttl = negative_ttl(r, ns);
   return a;

@@ -7,6 +7,7 @@
 #include "filters/relay_control/descriptor.h"
 #include "filters/rspamd/descriptor.h"
 #include "filters/rules/descriptor.h"
+#include "filters/spf/descriptor.h"
 
 namespace filters {
 
@@ -17,6 +18,7 @@ const std::vector<Descriptor>& registry() {
       rbl::descriptor(),
       clamav::descriptor(),
       ocr::descriptor(),
+      spf::descriptor(),
       rspamd::descriptor(),
   };
   return all;

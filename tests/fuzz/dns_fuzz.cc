@@ -147,10 +147,30 @@ void check_answer(const uint8_t* data, size_t size, DnsType type) {
   for (const auto& t : got.txt) check(t.size() <= size);
 }
 
+// AAAA, MX, PTR (the SPF lookups): no reference walk, the invariants only — the status is the
+// A parse's when both are negative or failed, only Ok carries records, no more records than the
+// answer count, names no longer than 254 octets and never longer than the input.
+void check_names(const uint8_t* data, size_t size, DnsType type) {
+  DnsAnswer a = net::parse_response(data, size, type);
+  size_t n = a.aaaa.size() + a.mx.size() + a.ptr.size();
+  check(a.a.empty() && a.txt.empty());
+  check(a.status != DnsStatus::Timeout);
+  check(a.status == DnsStatus::Ok ? n > 0 : n == 0);
+  check(a.status == DnsStatus::Failure ? !a.error.empty() : a.error.empty());
+  if (size >= 12) check(n <= (size_t{data[6]} << 8 | data[7]));
+  for (const auto& m : a.mx) check(m.exchange.size() <= 254 && m.exchange.size() <= size);
+  for (const auto& p : a.ptr) check(p.size() <= 254 && p.size() <= size);
+  DnsAnswer ref = net::parse_response(data, size, DnsType::A);
+  if (a.status != DnsStatus::Ok && ref.status != DnsStatus::Ok) check(a.status == ref.status);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_answer(data, size, DnsType::A);
   check_answer(data, size, DnsType::TXT);
+  check_names(data, size, DnsType::AAAA);
+  check_names(data, size, DnsType::MX);
+  check_names(data, size, DnsType::PTR);
   return 0;
 }

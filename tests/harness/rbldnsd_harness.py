@@ -151,7 +151,8 @@ class Rbldnsd:
     def __exit__(self, *exc):
         self.stop()
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, port=None):
+        """`port`: serve on that UDP port (e.g. to come back where a stopped server was)."""
         exe = shutil.which("rbldnsd") or "/usr/sbin/rbldnsd"
         if not os.path.exists(exe):
             raise HarnessError("rbldnsd missing: apt-get install rbldnsd")
@@ -168,7 +169,7 @@ class Rbldnsd:
         probe = next(iter(self.zones))
         last = ""
         for _attempt in range(3):  # the UDP port is free when chosen; retry if someone takes it
-            self.port = free_udp_port()
+            self.port = port or free_udp_port()
             args[3] = f"{self.host}/{self.port}"
             log = open(os.path.join(self.dir, "rbldnsd.out"), "wb")
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

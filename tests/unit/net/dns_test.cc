@@ -170,6 +170,98 @@ TEST(DnsParse, ServfailAndTruncatedAreFailures) {
     EXPECT_EQ(net::parse_response(ok.b.data(), cut, DnsType::A).status, DnsStatus::Failure) << cut;
 }
 
+// AAAA, MX and PTR (the SPF lookups): names inside RDATA follow compression pointers.
+void rr_header(Bytes& b, unsigned type, uint32_t ttl, size_t rdlen) {
+  u16(b, 0xC00C);
+  u16(b, type);
+  u16(b, 1);
+  u32(b, ttl);
+  u16(b, static_cast<unsigned>(rdlen));
+}
+
+TEST(DnsParse, AaaaRecords) {
+  Msg m = response(query_for("host.spf.test", 28), 0, 2, 0);
+  Bytes addr = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xcb, 0x01};
+  rr_header(m.b, 28, 300, 16);
+  m.b.insert(m.b.end(), addr.begin(), addr.end());
+  rr_header(m.b, 28, 300, 4);  // wrong length: skipped
+  u32(m.b, 0x7F000001);
+  DnsAnswer a = net::parse_response(m.b.data(), m.b.size(), DnsType::AAAA);
+  EXPECT_EQ(a.status, DnsStatus::Ok);
+  ASSERT_EQ(a.aaaa.size(), 1u);
+  EXPECT_TRUE(std::equal(addr.begin(), addr.end(), a.aaaa[0].begin()));
+  EXPECT_TRUE(a.a.empty());
+}
+
+TEST(DnsParse, MxNamesWithCompression) {
+  Msg m = response(query_for("spf.test", 15), 0, 3, 0);
+  // mail.spf.test: "mail" + pointer to the question name (offset 12)
+  rr_header(m.b, 15, 300, 2 + 1 + 4 + 2);
+  u16(m.b, 10);
+  m.b.push_back(4);
+  m.b.insert(m.b.end(), {'M', 'a', 'I', 'l'});
+  u16(m.b, 0xC00C);
+  size_t mail_at = m.b.size() - 7;  // where "mail.spf.test" starts
+  // backup.mail.spf.test: "backup" + pointer to the name of the first record's exchange
+  rr_header(m.b, 15, 60, 2 + 1 + 6 + 2);
+  u16(m.b, 20);
+  m.b.push_back(6);
+  m.b.insert(m.b.end(), {'b', 'a', 'c', 'k', 'u', 'p'});
+  u16(m.b, 0xC000 | static_cast<unsigned>(mail_at));
+  // null MX (RFC 7505): the root name
+  rr_header(m.b, 15, 300, 3);
+  u16(m.b, 0);
+  m.b.push_back(0);
+  DnsAnswer a = net::parse_response(m.b.data(), m.b.size(), DnsType::MX);
+  EXPECT_EQ(a.status, DnsStatus::Ok);
+  ASSERT_EQ(a.mx.size(), 3u);
+  EXPECT_EQ(a.mx[0].preference, 10);
+  EXPECT_EQ(a.mx[0].exchange, "mail.spf.test");
+  EXPECT_EQ(a.mx[1].preference, 20);
+  EXPECT_EQ(a.mx[1].exchange, "backup.mail.spf.test");
+  EXPECT_EQ(a.mx[2].exchange, "");
+  EXPECT_EQ(a.ttl, 60u);
+}
+
+TEST(DnsParse, MxWithBadNamesIsSkipped) {
+  Msg m = response(query_for("spf.test", 15), 0, 2, 0);
+  size_t self = m.b.size() + 12 + 2;  // a pointer to itself (forward/loop): refused
+  rr_header(m.b, 15, 300, 4);
+  u16(m.b, 10);
+  u16(m.b, 0xC000 | static_cast<unsigned>(self));
+  rr_header(m.b, 15, 300, 6);  // label running past the RDATA
+  u16(m.b, 10);
+  m.b.push_back(9);
+  m.b.insert(m.b.end(), {'a', 'b', 'c'});
+  DnsAnswer a = net::parse_response(m.b.data(), m.b.size(), DnsType::MX);
+  EXPECT_TRUE(a.mx.empty());
+  EXPECT_EQ(a.status, DnsStatus::NoData);
+}
+
+TEST(DnsParse, PtrName) {
+  Msg m = response(query_for("1.2.0.192.in-addr.arpa", 12), 0, 1, 0);
+  Bytes rd;
+  name(rd, "mx.example.org");
+  rr_header(m.b, 12, 300, rd.size());
+  m.b.insert(m.b.end(), rd.begin(), rd.end());
+  DnsAnswer a = net::parse_response(m.b.data(), m.b.size(), DnsType::PTR);
+  ASSERT_EQ(a.ptr.size(), 1u);
+  EXPECT_EQ(a.ptr[0], "mx.example.org");
+}
+
+TEST(DnsParse, ReadNameBounds) {
+  Bytes b;
+  name(b, "a.b");
+  std::string out;
+  EXPECT_TRUE(net::read_name(b.data(), b.size(), 0, out));
+  EXPECT_EQ(out, "a.b");
+  EXPECT_FALSE(net::read_name(b.data(), b.size() - 1, 0, out));  // no terminating root label
+  Bytes loop = {0xC0, 0x00};
+  EXPECT_FALSE(net::read_name(loop.data(), loop.size(), 0, out));
+  Bytes bad = {0x80, 0x00};
+  EXPECT_FALSE(net::read_name(bad.data(), bad.size(), 0, out));
+}
+
 // ------------------------------------------------------------------------------------------------
 TEST(DnsCache, EntryLivesMinOfTtlAndMaxTtl) {
   net::DnsCache c;

@@ -1,0 +1,66 @@
+// SPF evaluation (RFC 7208 §4–§7) as a pure core: check_host() against an abstract async DNS
+// lookup (net::Resolver in the filter, a fake table in the unit tests). No Asio I/O of its own.
+//  * Mechanisms all, include, a, mx, ip4, ip6 (CIDR lengths, dual-cidr for a/mx), exists, and ptr
+//    as §5.5 says (validated names from at most 10 PTR names; its DNS errors are no match, never
+//    temperror). Modifiers redirect (evaluated) and
+//    exp (syntax-checked, never expanded: no explanation string is fetched); unknown ones ignored.
+//  * Macros %{s l o d i p v h} with digits/`r` transformers and delimiters, %%, %_, %-; an upper-
+//    case letter URL-escapes; %{p} expands to "unknown" (the macro does no PTR lookup); c/r/t are exp-only.
+//  * Limits: more than 10 DNS-querying terms (include a mx ptr exists redirect) or more than 2
+//    void lookups (NXDOMAIN / no records) -> permerror; an mx with more than 10 names -> permerror.
+//  * No record -> none; two or more records -> permerror; a syntax error anywhere -> permerror;
+//    DNS timeout or SERVFAIL on any query -> temperror; include of a domain without record -> permerror.
+#pragma once
+#include <utility>  // before Boost 1.74 Asio
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/ip.h"
+#include "net/dns_parse.h"
+
+namespace filters::spf {
+
+enum class Result { None, Neutral, Pass, Fail, SoftFail, TempError, PermError };
+std::string_view result_name(Result r);  // "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"
+
+// One DNS query: the answer, or Timeout/Failure status for a lookup that could not be made.
+using Lookup = std::function<boost::asio::awaitable<net::DnsAnswer>(std::string name, net::DnsType type)>;
+
+struct Outcome {
+  Result result = Result::None;
+  std::string mechanism;  // the term that matched ("-all", "include:_spf.example.com"); "" otherwise
+  std::string detail;     // why, for the log and the header comment (errors: what went wrong)
+  unsigned dns_terms = 0; // DNS-querying terms evaluated
+  unsigned void_lookups = 0;
+};
+
+// check_host(<ip>, <domain>, <sender>) of RFC 7208 §4. `sender` is the full identity
+// ("local@domain"; for the HELO identity "postmaster@<helo>"), `helo` the HELO/EHLO name (%{h}).
+boost::asio::awaitable<Outcome> check_host(core::IpAddress ip, std::string domain, std::string sender, std::string helo,
+                                           Lookup lookup);
+
+// ---- pure parts, exposed for the tests ----
+struct MacroInput {
+  std::string sender;         // %{s}
+  std::string local;          // %{l}
+  std::string sender_domain;  // %{o}
+  std::string domain;         // %{d}: the current domain
+  core::IpAddress ip;         // %{i} %{v}
+  std::string helo;           // %{h}
+};
+// Expands a macro-string (§7). nullopt on a syntax error (`error` says what). `exp` allows c/r/t.
+std::optional<std::string> expand(std::string_view macro_string, const MacroInput& in, std::string& error, bool exp = false);
+// The name form of an address for %{i}: "192.0.2.3", or 32 dot-separated nibbles for IPv6.
+std::string ip_macro(const core::IpAddress& ip);
+// Whether `domain` can be a check_host <domain>: multi-label, labels 1..63 octets, total <= 253.
+bool valid_domain(std::string_view domain);
+// The SPF record among TXT strings: those starting "v=spf1" (case-insensitive) then a space or the
+// end. nullopt + count 0: none; count > 1: several.
+std::optional<std::string> select_record(const std::vector<std::string>& txt, size_t& count);
+
+}  // namespace filters::spf

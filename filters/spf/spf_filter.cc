@@ -1,0 +1,185 @@
+// The spf filter: the identity, the DNS lookups through net::Resolver, and the verdict per policy.
+#include "filters/spf/spf_filter.h"
+
+#include <algorithm>
+#include <boost/asio/this_coro.hpp>
+#include <cctype>
+#include <fmt/format.h>
+
+#include "core/domain.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/text.h"
+
+namespace filters {
+namespace asio = boost::asio;
+namespace R = core::replies;
+
+namespace spf {
+namespace {
+
+// Text safe inside a header comment: printable ASCII without parentheses or backslash.
+std::string comment_text(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (out.size() >= 200) break;
+    out += (c < 0x20 || c > 0x7E || c == '(' || c == ')' || c == '\\') ? '_' : c;
+  }
+  return out;
+}
+
+// An identity usable as a property value (RFC 8601 §2.2 allows local@domain): otherwise only
+// its domain is given.
+std::string property_value(std::string_view identity) {
+  bool plain = std::all_of(identity.begin(), identity.end(), [](char c) {
+    return c > 0x20 && c < 0x7F && c != '(' && c != ')' && c != ';' && c != '"' && c != '\\';
+  });
+  if (plain) return std::string(identity);
+  return std::string(core::domain_of(identity));
+}
+
+double score_of(const Settings& s, Result r) {
+  switch (r) {
+    case Result::Fail: return s.score_fail;
+    case Result::SoftFail: return s.score_softfail;
+    case Result::PermError: return s.score_permerror;
+    default: return 0;
+  }
+}
+
+Policy policy_of(const Settings& s, Result r) {
+  switch (r) {
+    case Result::Fail: return s.on_fail;
+    case Result::SoftFail: return s.on_softfail;
+    case Result::PermError: return s.on_permerror;
+    case Result::TempError: return s.on_temperror;
+    default: return Policy::None;
+  }
+}
+
+std::string tag_of(Result r, double score) {
+  std::string name(result_name(r));
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return fmt::format("SPF_{}={:g}", name, score);
+}
+
+core::Reply refusal(Result r, Policy p, std::string_view domain, const core::IpAddress& ip) {
+  std::string name(result_name(r));
+  if (r == Result::TempError) return R::spf_temperror(name, domain);
+  if (p == Policy::Reject) return r == Result::PermError ? R::spf_error(domain) : R::spf_rejected(name, domain, ip.str());
+  return r == Result::PermError ? R::spf_temperror(name, domain) : R::spf_tempfailed(name, domain, ip.str());
+}
+
+}  // namespace
+
+std::string auth_results(std::string_view authserv_id, const Outcome& o, std::string_view identity, bool helo_identity) {
+  std::string v = fmt::format("{}; spf={}", authserv_id, result_name(o.result));
+  if (!o.detail.empty()) v += fmt::format(" ({})", comment_text(o.detail));
+  if (helo_identity) v += fmt::format(" smtp.helo={}", property_value(core::domain_of(identity)));
+  else v += fmt::format(" smtp.mailfrom={}", property_value(identity));
+  return v;
+}
+
+bool carries_authserv_id(std::string_view value, std::string_view authserv_id) {
+  size_t i = value.find_first_not_of(" \t\r\n");
+  if (i == std::string_view::npos) return false;
+  value.remove_prefix(i);
+  size_t end = value.find_first_of(" \t\r\n;(");
+  return core::iequals(value.substr(0, end), authserv_id);
+}
+
+Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outcome& o, std::string_view identity,
+                    std::string_view domain, bool helo_identity, const core::IpAddress& ip) {
+  Verdict v;
+  v.add_headers.push_back({"Authentication-Results", auth_results(authserv_id, o, identity, helo_identity)});
+  v.reason = fmt::format("spf={} {}", result_name(o.result), o.detail);
+  Policy p = policy_of(s, o.result);
+  if (p == Policy::Score) {
+    v.score = score_of(s, o.result);
+    v.tags.push_back(tag_of(o.result, v.score));
+  } else if (p == Policy::Reject && o.result != Result::TempError) {
+    v.action = Action::Reject;
+    v.reply = refusal(o.result, p, domain, ip);
+  } else if (p == Policy::TempFail || (p == Policy::Reject && o.result == Result::TempError)) {
+    v.action = Action::TempFail;
+    v.reply = refusal(o.result, Policy::TempFail, domain, ip);
+  }
+  if (s.report_only && v.action != Action::Continue) {
+    v.reason += fmt::format(" (report only: would {} with {} {})", action_name(v.action), v.reply->code, v.reply->enhanced);
+    v.action = Action::Continue;
+    v.reply.reset();
+  }
+  return v;
+}
+
+}  // namespace spf
+
+namespace {
+
+struct DnsContext {
+  net::DnsOptions options;
+  std::shared_ptr<net::DnsCache> cache;
+  size_t cache_size = 0;
+  std::chrono::seconds max_ttl{0};
+  std::shared_ptr<const Cancel> cancel;
+};
+
+// One query through the cache; a cancelled check gets a Failure at once (the evaluation stops).
+asio::awaitable<net::DnsAnswer> resolve(std::shared_ptr<const DnsContext> d, std::string name, net::DnsType t) {
+  if (d->cancel && d->cancel->cancelled()) {
+    net::DnsAnswer a;
+    a.error = "check cancelled";
+    co_return a;
+  }
+  std::string key = fmt::format("{} {}", static_cast<int>(t), name);
+  if (d->cache && d->cache_size)
+    if (auto hit = d->cache->get(key, net::DnsCache::Clock::now())) co_return *hit;
+  auto resolver = net::Resolver::get(co_await asio::this_coro::executor, d->options);
+  net::DnsAnswer a = co_await resolver->query(name, t);
+  if (d->cache && d->cache_size && a.status != net::DnsStatus::Timeout && a.status != net::DnsStatus::Failure)
+    d->cache->put(key, a, net::DnsCache::Clock::now(), d->max_ttl, d->cache_size);
+  co_return a;
+}
+
+void count_result(spf::Result r) {
+  core::count(core::labeled_counter("spf_results_total", core::labels({{"result", spf::result_name(r)}})));
+}
+
+}  // namespace
+
+SpfFilter::SpfFilter(spf::Settings cfg, std::string authserv_id, std::shared_ptr<net::DnsCache> cache) {
+  auto s = std::make_shared<Shared>();
+  s->cache = std::move(cache);
+  s->dns.servers = cfg.dns_servers;
+  s->dns.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.query_timeout);
+  s->dns.tries = cfg.tries;
+  s->cfg = std::move(cfg);
+  s->authserv_id = std::move(authserv_id);
+  s_ = std::move(s);
+}
+
+asio::awaitable<Verdict> SpfFilter::check(Phase, std::shared_ptr<const Context> ctx) {
+  auto s = s_;  // the settings stay with this check even if the filter goes (reload)
+  if (ctx->authenticated) co_return Verdict::cont();  // our own users: the profile decides
+  // RFC 7208 §2.4: the null sender is checked as postmaster@<HELO name>.
+  bool helo_identity = ctx->sender.domain.empty();
+  std::string domain = core::lowercase(helo_identity ? ctx->helo : ctx->sender.domain);
+  std::string identity = helo_identity ? "postmaster@" + domain : ctx->sender.local + "@" + domain;
+  auto dns = std::make_shared<DnsContext>();
+  dns->options = s->dns;
+  dns->cache = s->cache;
+  dns->cache_size = s->cfg.cache_size;
+  dns->max_ttl = std::chrono::duration_cast<std::chrono::seconds>(s->cfg.max_ttl);
+  dns->cancel = ctx->cancel;
+  spf::Lookup lookup = [dns = std::shared_ptr<const DnsContext>(dns)](std::string name, net::DnsType t) {
+    return resolve(dns, std::move(name), t);
+  };
+  spf::Outcome o = co_await spf::check_host(ctx->client_ip, domain, identity, ctx->helo, std::move(lookup));
+  count_result(o.result);
+  Verdict v = spf::verdict_for(s->cfg, s->authserv_id, o, identity, domain, helo_identity, ctx->client_ip);
+  core::log().info("spf id={} client={} identity={} result={} verdict={} reason={}", ctx->session_id, ctx->client_ip,
+                   core::angled_for_log(identity), spf::result_name(o.result), action_name(v.action), core::quoted_for_log(v.reason));
+  co_return v;
+}
+
+}  // namespace filters

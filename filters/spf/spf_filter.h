@@ -1,0 +1,51 @@
+// The spf filter: RFC 7208 check_host() (spf.h) for the MAIL FROM identity, or the HELO identity
+// (postmaster@<helo>) for the null sender, judged at MailFrom on the session's executor with
+// non-blocking DNS (net::Resolver on spf.dns_servers; answers cached by TTL in the filter's own
+// net::DnsCache; a cancelled check makes no further query). Authenticated clients are not checked.
+// The result is always recorded: an Authentication-Results field (RFC 8601) with our authserv-id
+// for the relayed message, a tag SPF_<RESULT>=<score> (score policy), a counter
+// spf_results_total{result=...} and a log line. The policy per result (settings.h) may refuse MAIL
+// (550 5.7.23 fail/softfail, 550 5.7.24 permerror) or tempfail it (451 4.7.23 / 4.7.24).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "filters/filter.h"
+#include "filters/owned_headers.h"
+#include "filters/spf/settings.h"
+#include "filters/spf/spf.h"
+#include "net/dns.h"
+#include "net/dns_cache.h"
+
+namespace filters {
+
+namespace spf {
+// The Authentication-Results value: "<id>; spf=<result> (<comment>) smtp.mailfrom=<identity>"
+// (smtp.helo=<helo> for the null sender). The comment is made safe for a header comment.
+std::string auth_results(std::string_view authserv_id, const Outcome& o, std::string_view identity, bool helo_identity);
+// Whether an Authentication-Results value carries `authserv_id` (case-insensitive, with or
+// without a version after it).
+bool carries_authserv_id(std::string_view value, std::string_view authserv_id);
+// The verdict for an outcome under `s` (pure): action/reply, score, tag and header.
+Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outcome& o, std::string_view identity,
+                    std::string_view domain, bool helo_identity, const core::IpAddress& ip);
+}  // namespace spf
+
+class SpfFilter final : public Filter {
+ public:
+  SpfFilter(spf::Settings cfg, std::string authserv_id, std::shared_ptr<net::DnsCache> cache = nullptr);
+  std::string_view name() const override { return "spf"; }
+  bool wants(Phase p) const override { return p == Phase::MailFrom; }
+  boost::asio::awaitable<Verdict> check(Phase p, std::shared_ptr<const Context> ctx) override;
+
+ private:
+  struct Shared {
+    spf::Settings cfg;
+    std::string authserv_id;
+    net::DnsOptions dns;
+    std::shared_ptr<net::DnsCache> cache;  // may be null: no caching
+  };
+  std::shared_ptr<const Shared> s_;
+};
+
+}  // namespace filters
