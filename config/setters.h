@@ -182,6 +182,24 @@ inline std::optional<core::Cidr> config_cidr(const std::string& s, std::string& 
   return r;
 }
 
+// A list of "host:port" / "[ipv6]:port" strings, each checked; `numeric`: IP addresses only
+// (DNS servers), otherwise a host name is allowed too (resolved later, where it is used).
+template <class Get>
+Setter host_port_list(Get get, bool numeric) {
+  return {[get, numeric](Config& c, Listener&, const toml::node& n) -> std::string {
+    std::string err;
+    auto list = string_list(n, err);
+    if (!err.empty()) return err;
+    for (const auto& s : list) {
+      std::string host;
+      uint16_t port = 0;
+      if (!parse_host_port(s, host, port, numeric, err)) return fmt::format("'{}': {}", s, err);
+    }
+    get(c) = std::move(list);
+    return {};
+  }, [get](Config& c) { return toml_text(get(c)); }};
+}
+
 // A list of addresses / CIDR ranges.
 template <class Get>
 Setter cidr_list(Get get) {

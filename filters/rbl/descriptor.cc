@@ -50,22 +50,6 @@ std::string set_zone_name(Config& c, Listener&, const toml::node& n) {
   return {};
 }
 
-template <class Get>
-Setter dns_servers(Get get) {
-  return [get](Config& c, Listener&, const toml::node& n) -> std::string {
-    std::string err;
-    auto list = string_list(n, err);
-    if (!err.empty()) return err;
-    for (const auto& s : list) {
-      std::string host;
-      uint16_t port = 0;
-      if (!config::parse_host_port(s, host, port, true, err)) return fmt::format("'{}': {}", s, err);
-    }
-    get(c) = std::move(list);
-    return {};
-  };
-}
-
 std::string check_zone(const Config& c) {
   const Zone& z = c.sections.get<Settings>(kName).zones.back();
   if (z.kind == ZoneKind::Allow && z.action == ZoneAction::Reject)
@@ -77,7 +61,7 @@ std::vector<config::Parameter> rows() {
   auto zf = [](auto member) { return last_field(kName, &Settings::zones, member); };
   return {
       {"rbl", "servers", "list", "[]", "DNS servers for the lists, \"ip:port\" / \"[ipv6]:port\"; empty = /etc/resolv.conf.",
-       dns_servers(field(kName, &Settings::servers))},
+       host_port_list(field(kName, &Settings::servers), true)},
       {"rbl", "query_timeout", "seconds", "2", "Per DNS query try; a zone that does not answer is skipped and counted (fail open).",
        seconds_param(field(kName, &Settings::query_timeout), 0.01, 60)},
       {"rbl", "tries", "integer", "2", "DNS tries per query.", size_param(field(kName, &Settings::tries), 1, 10)},
@@ -96,7 +80,7 @@ std::vector<config::Parameter> rows() {
        enum_param(zf(&Zone::action), std::vector<std::pair<std::string, ZoneAction>>{{"score", ZoneAction::Score}, {"reject", ZoneAction::Reject}})},
       {"rbl.zone", "codes", "list", "[] (any 127.0.0.0/8)", "[[rbl.zone]]: answers honoured: addresses or ranges \"127.0.0.2-127.0.0.11\"; empty = any 127.0.0.0/8 answer except 127.255.255.0/24 (list errors).", set_zone_codes},
       {"rbl.zone", "servers", "list", "[] (rbl.servers)", "[[rbl.zone]]: DNS servers for this list only, \"ip:port\"; empty = rbl.servers.",
-       dns_servers(zf(&Zone::servers))},
+       host_port_list(zf(&Zone::servers), true)},
   };
 }
 

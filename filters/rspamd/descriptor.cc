@@ -13,26 +13,10 @@ using config::Config;
 constexpr const char* kName = "rspamd";
 constexpr std::chrono::milliseconds kPingTimeout{2000};
 
-template <class Get>
-Setter servers(Get get) {
-  return {[get](Config& c, config::Listener&, const toml::node& n) -> std::string {
-    std::string err;
-    auto list = string_list(n, err);
-    if (!err.empty()) return err;
-    for (const auto& s : list) {
-      std::string host;
-      uint16_t port = 0;
-      if (!config::parse_host_port(s, host, port, false, err)) return fmt::format("'{}': {}", s, err);
-    }
-    get(c) = std::move(list);
-    return {};
-  }, [get](Config& c) { return toml_text(get(c)); }};
-}
-
 std::vector<config::Parameter> rows() {
   return {
       {"rspamd", "servers", "list", "(required for rspamd)", "rspamd normal workers, \"host:port\" (e.g. \"127.0.0.1:11333\"); tried in order while a connect fails.",
-       servers(field(kName, &Settings::servers))},
+       host_port_list(field(kName, &Settings::servers), false)},
       {"rspamd", "max_size", "integer", "20971520", "Larger messages are not sent to rspamd (relayed unchecked by it, counted as skipped_size).",
        size_param(field(kName, &Settings::max_size), 1024, int64_t{1} << 34)},
       {"rspamd", "password", "string", "", "Sent as rspamd's Password header when set.",

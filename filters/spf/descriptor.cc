@@ -14,19 +14,6 @@ using config::Config;
 using config::Listener;
 constexpr const char* kName = "spf";
 
-std::string set_dns_servers(Config& c, Listener&, const toml::node& n) {
-  std::string err;
-  auto list = string_list(n, err);
-  if (!err.empty()) return err;
-  for (const auto& s : list) {
-    std::string host;
-    uint16_t port = 0;
-    if (!config::parse_host_port(s, host, port, true, err)) return fmt::format("'{}': {}", s, err);
-  }
-  c.sections.edit<Settings>(kName).dns_servers = std::move(list);
-  return {};
-}
-
 template <class Get>
 Setter policy(Get get, bool temperror) {
   std::vector<std::pair<std::string, Policy>> names = {{"none", Policy::None}, {"tempfail", Policy::TempFail}};
@@ -40,7 +27,7 @@ Setter policy(Get get, bool temperror) {
 std::vector<config::Parameter> rows() {
   return {
       {"spf", "dns_servers", "list", "[]", "DNS servers for the SPF lookups, \"ip:port\" / \"[ipv6]:port\"; empty = /etc/resolv.conf.",
-       set_dns_servers},
+       host_port_list(field(kName, &Settings::dns_servers), true)},
       {"spf", "query_timeout", "seconds", "2", "Per DNS query try; a lookup that does not answer makes the result temperror.",
        seconds_param(field(kName, &Settings::query_timeout), 0.01, 60)},
       {"spf", "tries", "integer", "2", "DNS tries per query.", size_param(field(kName, &Settings::tries), 1, 10)},
