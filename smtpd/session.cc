@@ -138,7 +138,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void close_unanswered(std::string_view when);
   void on_drain();
   asio::awaitable<void> judge_message();
-  std::vector<filters::OwnedHeader> owned_headers_for_message() const;
+  size_t strip_headers(const std::string& body, std::string& cleaned) const;
   asio::awaitable<void> relay(const std::string& body, const std::string& extra_headers);
   filters::Context context() const;
   filters::ReplyNames reply_names() const { return {cfg_.hostname, ip_}; }
@@ -409,12 +409,14 @@ void Session::watch_for_disconnect() {
   });
 }
 
-// The header fields removed before the relay: the generation's owned ones and those the filters
-// asked to remove for this message.
-std::vector<filters::OwnedHeader> Session::owned_headers_for_message() const {
+// Removes the header fields that go before the relay: the generation's owned ones and those the
+// filters asked to remove for this message (the list is copied only in that rare case).
+size_t Session::strip_headers(const std::string& body, std::string& cleaned) const {
+  const auto& removed = filters_->removed_headers();
+  if (removed.empty()) return filters::strip_owned_headers(body, snap_->owned_headers, cleaned);
   std::vector<filters::OwnedHeader> owned = snap_->owned_headers;
-  for (const auto& name : filters_->removed_headers()) owned.push_back({name, nullptr});
-  return owned;
+  for (const auto& name : removed) owned.push_back({name, nullptr});
+  return filters::strip_owned_headers(body, owned, cleaned);
 }
 
 // End of data: the data phase of the chain (virus scan, body rules, the score), then the relay
@@ -441,7 +443,7 @@ asio::awaitable<void> Session::judge_message() {
   if (a.step == filters::Step::Proceed) {
     std::string extra = filters_->spam_headers(cfg_.filters.headers) + filters_->added_headers();
     std::string cleaned;  // without the client's copies of the headers mxfront writes, and what filters removed
-    size_t removed = filters::strip_owned_headers(*body, owned_headers_for_message(), cleaned);
+    size_t removed = strip_headers(*body, cleaned);
     if (removed) {
       reservation_.update(proto_.held_bytes() + body->size() + cleaned.size());  // the copy counts while relayed
       core::log().info("message id={}.{} client={} removed {} header(s) that mxfront writes itself", sid_,
