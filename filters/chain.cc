@@ -87,6 +87,7 @@ void ChainRun::new_transaction() {
   score_.transaction_tags.clear();
   added_.clear();
   removed_.clear();
+  auth_ = std::make_shared<SenderAuth>();
 }
 
 void ChainRun::cancel() {
@@ -148,6 +149,7 @@ asio::awaitable<Verdict> ChainRun::check_one(const Chain::Step& step, Phase p, c
 
 asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
   const auto& steps = chain_->steps();
+  if (!base.auth) base.auth = auth_;
   if (p == Phase::Data && base.message && !base.parsed && !chain_->mime_needs().empty())
     base.parsed = std::make_shared<const ParsedMessage>(base.message, chain_->mime_needs());
   for (size_t i = 0; i < steps.size() && !cancelled_; ++i) {

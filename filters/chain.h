@@ -24,6 +24,7 @@
 #include "config/filters.h"
 #include "core/metrics.h"
 #include "filters/filter.h"
+#include "filters/sender_auth.h"
 
 namespace filters {
 
@@ -95,6 +96,7 @@ class ChainRun {
   Score score_;
   std::vector<HeaderField> connection_added_, added_;  // added_: this transaction's
   std::vector<std::string> removed_;
+  std::shared_ptr<SenderAuth> auth_ = std::make_shared<SenderAuth>();  // this transaction's
 };
 
 }  // namespace filters

@@ -25,6 +25,7 @@
 namespace filters {
 
 class ParsedMessage;  // filters/parsed_message.h
+class SenderAuth;     // filters/sender_auth.h
 
 enum class Phase { Connect, Helo, MailFrom, RcptTo, Data };
 enum class Action { Continue, Accept, Reject, TempFail, Disconnect };
@@ -81,6 +82,9 @@ struct Context {
   // Data: the message's one MIME parse, made on first use and shared by every check of the chain
   // (set by ChainRun; may be null, e.g. in unit tests: see parsed_message() in parsed_message.h).
   std::shared_ptr<const ParsedMessage> parsed;
+  // This transaction's sender-authentication results (spf, dkim -> dmarc); set by ChainRun, may
+  // be null outside a chain (unit tests).
+  std::shared_ptr<SenderAuth> auth;
   std::shared_ptr<void> state;                  // this filter's per-connection state (Filter::connect)
   std::shared_ptr<const Cancel> cancel;         // never null inside a check
 };

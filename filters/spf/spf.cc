@@ -10,6 +10,19 @@
 namespace filters::spf {
 namespace asio = boost::asio;
 
+AuthResult auth_result(Result r) {
+  switch (r) {
+    case Result::None: return AuthResult::None;
+    case Result::Neutral: return AuthResult::Neutral;
+    case Result::Pass: return AuthResult::Pass;
+    case Result::Fail: return AuthResult::Fail;
+    case Result::SoftFail: return AuthResult::SoftFail;
+    case Result::TempError: return AuthResult::TempError;
+    case Result::PermError: return AuthResult::PermError;
+  }
+  return AuthResult::None;
+}
+
 std::string_view result_name(Result r) {
   switch (r) {
     case Result::None: return "none";

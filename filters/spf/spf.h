@@ -21,12 +21,14 @@
 #include <vector>
 
 #include "core/ip.h"
+#include "filters/sender_auth.h"
 #include "net/dns_parse.h"
 
 namespace filters::spf {
 
 enum class Result { None, Neutral, Pass, Fail, SoftFail, TempError, PermError };
 std::string_view result_name(Result r);  // "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"
+AuthResult auth_result(Result r);        // the same word as the chain's shared record (filters/sender_auth.h)
 
 // One DNS query: the answer, or Timeout/Failure status for a lookup that could not be made.
 using Lookup = std::function<boost::asio::awaitable<net::DnsAnswer>(std::string name, net::DnsType type)>;

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/text.h"
+#include "filters/sender_auth.h"
 
 namespace filters {
 namespace asio = boost::asio;
@@ -176,6 +177,7 @@ asio::awaitable<Verdict> SpfFilter::check(Phase, std::shared_ptr<const Context> 
   };
   spf::Outcome o = co_await spf::check_host(ctx->client_ip, domain, identity, ctx->helo, std::move(lookup));
   count_result(o.result);
+  if (ctx->auth) ctx->auth->set_spf({spf::auth_result(o.result), domain, helo_identity});
   Verdict v = spf::verdict_for(s->cfg, s->authserv_id, o, identity, domain, helo_identity, ctx->client_ip);
   core::log().info("spf id={} client={} identity={} result={} verdict={} reason={}", ctx->session_id, ctx->client_ip,
                    core::angled_for_log(identity), spf::result_name(o.result), action_name(v.action), core::quoted_for_log(v.reason));
