@@ -16,7 +16,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libldap-dev libcrypt-dev libsystemd-dev
   libc-ares-dev libre2-dev libgmime-3.0-dev libclamav-dev
   libtesseract-dev libleptonica-dev libgif-dev libpoppler-cpp-dev nlohmann-json3-dev
-  libhiredis-dev
+  libhiredis-dev libpsl-dev publicsuffix
 )
 
 PKGS=(
@@ -35,7 +35,10 @@ PKGS=(
   postfix swaks libnet-ssleay-perl python3 python3-yaml iproute2 procps xxd openssl
   slapd ldap-utils haproxy rbldnsd bind9-dnsutils
   # the farm's shared state (issue 16): the async client library and a real server for the tests
-  libhiredis-dev redis-server
+  libhiredis-dev redis-server redis-sentinel
+  # sender authentication (issue 14): the public suffix list (DMARC), a real authoritative DNS server and the
+  # reference implementations the tests compare with (python3-dkim also signs; python3-nacl gives it Ed25519)
+  libpsl-dev publicsuffix nsd python3-dkim python3-spf python3-nacl
   # rspamd filter: its JSON answers (header-only library) and a real rspamd for the integration test
   nlohmann-json3-dev rspamd
   # operations: sd_notify for the systemd unit; promtool (package prometheus) checks the /metrics text and
@@ -108,9 +111,9 @@ trap remove_policy EXIT
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 remove_policy
 own_policy=""
-# The slapd and haproxy packages start a system instance on install; the tests run private ones on
+# The slapd, haproxy, nsd and redis-sentinel packages start a system instance on install; the tests run private ones on
 # other ports, so stop them (harmless either way). prometheus is installed for promtool only: stopped.
-for svc in slapd haproxy prometheus; do
+for svc in slapd haproxy prometheus nsd redis-sentinel; do
   if printf '%s\n' "${missing[@]}" | grep -qx "$svc"; then
     $SUDO systemctl stop "$svc" 2>/dev/null || $SUDO service "$svc" stop 2>/dev/null || true
   fi
