@@ -117,6 +117,10 @@ struct Redis {
   std::chrono::milliseconds timeout{200};        // per command; slower = local counts only
   size_t max_inflight = 1000;                    // commands awaiting an answer; more are refused at once
   std::string key_prefix = "mxfront:";           // every key and channel starts with it
+  std::vector<std::string> sentinels;            // "host:port" of redis-sentinel instances; the master is asked of them
+  std::string master_name;                       // the master's name in the sentinels (needed with sentinels)
+  std::string sentinel_password_file;            // one line: the sentinels' password ("" = no AUTH)
+  bool enabled() const { return !host.empty() || !sentinels.empty(); }
 };
 
 struct Config {
