@@ -3,6 +3,7 @@
 
 #include "filters/clamav/descriptor.h"
 #include "filters/ocr/descriptor.h"
+#include "filters/ratelimit/descriptor.h"
 #include "filters/rbl/descriptor.h"
 #include "filters/relay_control/descriptor.h"
 #include "filters/rspamd/descriptor.h"
@@ -15,6 +16,7 @@ const std::vector<Descriptor>& registry() {
   static const std::vector<Descriptor> all = {
       relay_control::descriptor(),
       rules::descriptor(),
+      ratelimit::descriptor(),
       rbl::descriptor(),
       clamav::descriptor(),
       ocr::descriptor(),
