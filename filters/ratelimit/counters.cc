@@ -138,8 +138,7 @@ void Counters::set_farm(bool farm, const std::string& why) {
 
 std::string Counters::down_reason() const {
   if (!client_) return "";
-  if (!client_->up()) return "not connected";
-  return farm_.load() == 0 ? "last check fell back to local counters" : "";
+  return client_->up() ? "" : "not connected: counting on this instance only";
 }
 
 }  // namespace filters::ratelimit

@@ -45,7 +45,7 @@ class Counters {
   boost::asio::awaitable<std::vector<double>> hit(std::vector<Count> counts, Millis now);
 
   bool has_redis() const { return client_ != nullptr; }
-  std::string down_reason() const;  // "" when Redis is up (or not configured)
+  std::string down_reason() const;  // "" when the Redis connection is up (or none is configured); never blocks
   LocalCounters& local() { return local_; }
 
   // The Redis arguments of one check (pure; exposed for tests): EVALSHA <sha> <2n> cur,prev... ttl...
