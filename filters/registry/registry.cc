@@ -16,12 +16,12 @@ const std::vector<Descriptor>& registry() {
   static const std::vector<Descriptor> all = {
       relay_control::descriptor(),
       rules::descriptor(),
-      ratelimit::descriptor(),
       rbl::descriptor(),
       clamav::descriptor(),
       ocr::descriptor(),
       spf::descriptor(),
       rspamd::descriptor(),
+      ratelimit::descriptor(),
   };
   return all;
 }
