@@ -6,7 +6,8 @@ Covers:
   * a per-client limit of N messages holds across the three instances: the N messages are spread
     over all three, and message N+1 gets 451 4.7.1 naming the limit, whichever instance takes it;
   * a per-sender limit holds across the instances the same way (one sender, several clients);
-  * action "disconnect": 421 4.7.0 and the connection is closed;
+  * action "disconnect" (recipients per sender): 421 4.7.0 at the RCPT past the limit, and the
+    connection is closed;
   * Redis paused (SIGSTOP) then stopped: mail keeps flowing on local counters (every message of
     the run gets 250), /metrics counts the fallbacks, the change is logged, /health shows the
     dependency down; every 250 of the test is in the Maildir exactly once.
@@ -26,7 +27,7 @@ from redis_harness import RedisServer  # noqa: E402
 
 PER_CLIENT = 5   # messages per client address and hour
 PER_SENDER = 4   # messages per envelope sender and hour
-FLOOD = 2        # messages per sender domain flood.test and hour, then 421
+RCPT_LIMIT = 10  # recipients per envelope sender and hour, then 421 and close
 
 
 def limit(name, key, what, n, action="tempfail"):
@@ -79,7 +80,7 @@ class RateLimitFarmTest(unittest.TestCase):
                 "profile.mx": {"filters": ["ratelimit", "relay_control"]},
                 "ratelimit.limit": [limit("per_client", "client", "messages", PER_CLIENT),
                                     limit("per_sender", "sender", "messages", PER_SENDER),
-                                    limit("flood", "sender_domain", "messages", FLOOD, "disconnect")],
+                                    limit("sender_rcpts", "sender", "recipients", RCPT_LIMIT, "disconnect")],
             })
             cls.addClassCleanup(mx.kill)
             mx.start()
@@ -157,12 +158,21 @@ class RateLimitFarmTest(unittest.TestCase):
         self.assertGreaterEqual(hits, 1)
 
     def test_3_disconnect_answers_421_and_closes(self):
-        for i in range(FLOOD):
-            self.assertTrue(self.send(f"127.0.0.{60 + i}", f"u{i}@flood.test").accepted, self.diag())
-        a = self.send("127.0.0.63", "u9@flood.test")
-        self.assertEqual(a.mail[0], 421, f"{a.mail}{self.diag()}")
-        self.assertIn("4.7.0", a.mail[1])
-        self.assertTrue(a.closed, "the connection stays open after 421")
+        c = SmtpConn(self.lb.port, timeout=10, source="127.0.0.60")
+        try:
+            self.assertEqual(c.greeting[0], 220)
+            c.cmd("EHLO client.test")
+            self.assertEqual(c.cmd("MAIL FROM:<many@example.net>")[0], 250)
+            for i in range(RCPT_LIMIT):
+                code = c.cmd(f"RCPT TO:<r{i}@example.org>")
+                self.assertEqual(code[0], 250, f"recipient {i + 1} of {RCPT_LIMIT} refused: {code}{self.diag()}")
+            code = c.cmd(f"RCPT TO:<r{RCPT_LIMIT}@example.org>")
+            self.assertEqual(code[0], 421, f"{code}{self.diag()}")
+            self.assertIn("4.7.0", code[1])
+            self.assertIn("sender_rcpts", code[1])
+            self.assertTrue(c.closed_by_server(3.0), "the connection stays open after 421")
+        finally:
+            c.close()
 
     def test_4_redis_paused_then_stopped_mail_flows_on_local_counters(self):
         admins = [admin for _, _, admin in self.instances]
