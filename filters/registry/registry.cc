@@ -3,6 +3,7 @@
 
 #include "filters/clamav/descriptor.h"
 #include "filters/ocr/descriptor.h"
+#include "filters/ratelimit/descriptor.h"
 #include "filters/rbl/descriptor.h"
 #include "filters/relay_control/descriptor.h"
 #include "filters/rspamd/descriptor.h"
@@ -20,6 +21,7 @@ const std::vector<Descriptor>& registry() {
       ocr::descriptor(),
       spf::descriptor(),
       rspamd::descriptor(),
+      ratelimit::descriptor(),
   };
   return all;
 }
