@@ -9,8 +9,8 @@
 
 #include <fmt/format.h>
 
-#include "config/parameters.h"
 #include "core/host_port.h"
+#include "redis/from_config.h"
 #include "filters/registry/registry.h"
 #include "filters/structure_gate.h"
 #include "directory/factory.h"
@@ -35,45 +35,9 @@ std::vector<const filters::Descriptor*> used_filters(const config::Config& c) {
 
 }  // namespace
 
-namespace {
-// The first line of a secret file (a trailing CR dropped); false when it cannot be read.
-bool read_secret(const std::string& path, std::string& out) {
-  std::ifstream in(path);
-  if (!in || !std::getline(in, out)) return false;
-  if (!out.empty() && out.back() == '\r') out.pop_back();
-  return true;
-}
-}  // namespace
-
-std::optional<redis::ClientConfig> redis_client_config(const config::Config& c, std::string& err) {
-  redis::ClientConfig rc;
-  rc.host = c.redis.host;
-  rc.port = c.redis.port;
-  rc.username = c.redis.username;
-  rc.db = c.redis.db;
-  rc.timeout = c.redis.timeout;
-  rc.max_inflight = c.redis.max_inflight;
-  rc.master_name = c.redis.master_name;
-  for (const auto& s : c.redis.sentinels) {
-    std::string host;
-    uint16_t port = 0;
-    if (!config::parse_host_port(s, host, port, false, err)) return std::nullopt;  // checked at load
-    rc.sentinels.emplace_back(host, port);
-  }
-  if (!c.redis.password_file.empty() && !read_secret(c.redis.password_file, rc.password)) {
-    err = c.at("redis", "redis.password_file: cannot read " + c.redis.password_file);
-    return std::nullopt;
-  }
-  if (!c.redis.sentinel_password_file.empty() && !read_secret(c.redis.sentinel_password_file, rc.sentinel_password)) {
-    err = c.at("redis", "redis.sentinel_password_file: cannot read " + c.redis.sentinel_password_file);
-    return std::nullopt;
-  }
-  return rc;
-}
-
 std::shared_ptr<smtpd::RedisAuthFailures> make_farm_auth_failures(const config::Config& c, std::string& err) {
-  if (!c.redis.enabled()) return nullptr;
-  auto rc = redis_client_config(c, err);
+  auto rc = redis::client_config(c.redis, err);
+  if (!err.empty()) err = c.at("redis", err);
   if (!rc) return nullptr;
   return std::make_shared<smtpd::RedisAuthFailures>(*rc, c.redis.key_prefix, c.auth.failure_table_size);
 }

@@ -1,14 +1,14 @@
 // The ratelimit filter as the program sees it: the [ratelimit] and [[ratelimit.limit]] rows and
 // their checks, the requirement of at least one limit, the counters kept in Resources across
-// generations (on Redis when [redis] has a host, keyed by that connection), Redis as a passive
+// generations (on Redis when [redis] names a server or sentinels, keyed by that connection), Redis as a passive
 // /health dependency, and the counter families.
 #include "filters/ratelimit/descriptor.h"
 
-#include <fstream>
 #include <set>
 
 #include "config/setters.h"
 #include "filters/ratelimit/ratelimit.h"
+#include "redis/from_config.h"
 
 namespace filters::ratelimit {
 namespace {
@@ -69,36 +69,15 @@ std::vector<config::Parameter> rows() {
   };
 }
 
-// The [redis] connection, or nullopt without a host; `err` when the password file is unreadable.
-std::optional<redis::ClientConfig> redis_config(const Config& c, std::string& err) {
-  if (c.redis.host.empty()) return std::nullopt;
-  redis::ClientConfig rc;
-  rc.host = c.redis.host;
-  rc.port = c.redis.port;
-  rc.username = c.redis.username;
-  rc.db = c.redis.db;
-  rc.timeout = c.redis.timeout;
-  rc.max_inflight = c.redis.max_inflight;
-  if (!c.redis.password_file.empty()) {
-    std::ifstream in(c.redis.password_file);
-    if (!in || !std::getline(in, rc.password)) {
-      err = "redis.password_file: cannot read " + c.redis.password_file;
-      return std::nullopt;
-    }
-    if (!rc.password.empty() && rc.password.back() == '\r') rc.password.pop_back();
-  }
-  return rc;
-}
-
 // The counters for this config: one per Redis connection (and local table size), kept across
 // generations so that a reload keeps what was counted locally.
 std::shared_ptr<Counters> counters_for(const BuildContext& b, std::string& err) {
   const Config& c = *b.config;
-  auto rc = redis_config(c, err);
+  auto rc = redis::client_config(c.redis, err);
   if (!err.empty()) return nullptr;
   size_t size = c.sections.get<Settings>(kName).local_table_size;
-  std::string key = rc ? fmt::format("ratelimit.counters {}:{} db={} user={} timeout={} prefix={} size={}", rc->host,
-                                     rc->port, rc->db, rc->username, rc->timeout.count(), c.redis.key_prefix, size)
+  std::string key = rc ? fmt::format("ratelimit.counters {} db={} user={} timeout={} prefix={} size={}",
+                                     redis::display_name(*rc), rc->db, rc->username, rc->timeout.count(), c.redis.key_prefix, size)
                        : fmt::format("ratelimit.counters local size={}", size);
   return b.resources.keep<Counters>(key, [&] { return std::make_shared<Counters>(rc, c.redis.key_prefix, size); });
 }
@@ -126,8 +105,9 @@ Descriptor descriptor() {
     std::string err;
     auto counters = counters_for(b, err);
     if (!counters || !counters->has_redis()) return {};
-    const auto& r = b.config->redis;
-    return {{"redis", fmt::format("{}:{} (ratelimit)", r.host, r.port), nullptr,
+    std::string ignored;
+    auto rc = redis::client_config(b.config->redis, ignored);
+    return {{"redis", fmt::format("{} (ratelimit)", rc ? redis::display_name(*rc) : std::string("?")), nullptr,
              [counters] { return counters->down_reason(); }}};
   };
   d.metrics = {

@@ -1,0 +1,47 @@
+// [redis] -> redis::ClientConfig (from_config.h).
+#include "redis/from_config.h"
+
+#include <fstream>
+
+#include "core/host_port.h"
+
+namespace redis {
+namespace {
+// The first line of a secret file (a trailing CR dropped); false when it cannot be read.
+bool read_secret(const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in || !std::getline(in, out)) return false;
+  if (!out.empty() && out.back() == '\r') out.pop_back();
+  return true;
+}
+}  // namespace
+
+std::optional<ClientConfig> client_config(const config::Redis& r, std::string& err) {
+  if (!r.enabled()) return std::nullopt;
+  ClientConfig rc;
+  rc.host = r.host;
+  rc.port = r.port;
+  rc.username = r.username;
+  rc.db = r.db;
+  rc.timeout = r.timeout;
+  rc.max_inflight = r.max_inflight;
+  rc.master_name = r.master_name;
+  for (const auto& s : r.sentinels) {
+    core::HostPort hp;
+    if (std::string e = core::parse_host_port(s, hp, core::HostSyntax::Name); !e.empty()) {
+      err = "redis.sentinels: '" + s + "': " + e;  // checked at load already
+      return std::nullopt;
+    }
+    rc.sentinels.emplace_back(hp.host, hp.port);
+  }
+  if (!r.password_file.empty() && !read_secret(r.password_file, rc.password)) {
+    err = "redis.password_file: cannot read " + r.password_file;
+    return std::nullopt;
+  }
+  if (!r.sentinel_password_file.empty() && !read_secret(r.sentinel_password_file, rc.sentinel_password)) {
+    err = "redis.sentinel_password_file: cannot read " + r.sentinel_password_file;
+    return std::nullopt;
+  }
+  return rc;
+}
+}  // namespace redis
