@@ -79,7 +79,9 @@ smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
     for (const auto& name : p.filters) {
       const filters::Descriptor* d = filters::find(name);
       if (!d) return {nullptr, c->at("profile", fmt::format("filter '{}' is not built into this mxfront", name))};
-      filters::Built f = d->build(ctx);
+      filters::BuildContext per_profile = ctx;
+      per_profile.profile = &p;
+      filters::Built f = d->build(per_profile);
       if (!f.filter) return {nullptr, c->at(c->section_lines.count(name) ? name : "profile", f.error)};
       built.emplace_back(f.filter, c->filters.of(name));
     }
