@@ -544,3 +544,41 @@ TEST(DkimFilter, OwnedHeaderMatchesOurAuthservId) {
   EXPECT_FALSE(filters::carries_authserv_id("other.example.net; dkim=pass", "mx.example.net"));
   EXPECT_FALSE(filters::carries_authserv_id("mx.example.net.evil; dkim=pass", "mx.example.net"));
 }
+
+// ------------------------------------------------------------------------------------------------
+// the filter's check without DNS: unsigned mail and authenticated clients
+namespace {
+filters::Verdict check(std::shared_ptr<filters::Context> ctx) {
+  filters::DkimFilter f(dkim::Settings{}, "mx.example.net", nullptr);
+  asio::io_context io;
+  auto fut = asio::co_spawn(io, f.check(filters::Phase::Data, ctx), asio::use_future);
+  io.run();
+  return fut.get();
+}
+std::shared_ptr<filters::Context> data_context() {
+  auto ctx = std::make_shared<filters::Context>();
+  ctx->cancel = std::make_shared<filters::Cancel>();
+  ctx->message = std::make_shared<const std::string>(kMessage);
+  ctx->auth = std::make_shared<filters::SenderAuth>();
+  return ctx;
+}
+}  // namespace
+
+TEST(DkimFilter, UnsignedMailIsRecordedAsNone) {
+  auto ctx = data_context();
+  auto v = check(ctx);
+  EXPECT_EQ(v.action, filters::Action::Continue);
+  ASSERT_EQ(v.add_headers.size(), 1u);
+  EXPECT_EQ(v.add_headers[0].value, "mx.example.net; dkim=none");
+  ASSERT_TRUE(ctx->auth->dkim());  // recorded for DMARC: no signature
+  EXPECT_TRUE(ctx->auth->dkim()->empty());
+}
+
+TEST(DkimFilter, AuthenticatedClientsAreNotChecked) {
+  auto ctx = data_context();
+  ctx->authenticated = true;
+  auto v = check(ctx);
+  EXPECT_EQ(v.action, filters::Action::Continue);
+  EXPECT_TRUE(v.add_headers.empty());
+  EXPECT_FALSE(ctx->auth->dkim());
+}
