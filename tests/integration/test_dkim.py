@@ -52,9 +52,10 @@ def message(marker, body="Hello Bob,\r\n  this is   a test.\r\n\r\n"):
             f"Date: Mon, 07 Dec 2026 03:00:00 +0000\r\nMessage-ID: <{marker}@{ZONE}>\r\n\r\n{body}").encode()
 
 
-def signed(msg, selector, domain=ZONE, algorithm=b"rsa-sha256", canon=(b"relaxed", b"relaxed"), key=None):
+def signed(msg, selector, domain=ZONE, algorithm=b"rsa-sha256", canon=(b"relaxed", b"relaxed"), key=None,
+           headers=(b"from", b"to", b"subject", b"date"), length=False):
     sig = dkim.sign(msg, selector.encode(), domain.encode(), key or KEYS[selector], canonicalize=canon,
-                    signature_algorithm=algorithm, include_headers=[b"from", b"to", b"subject", b"date"])
+                    signature_algorithm=algorithm, include_headers=list(headers), length=length)
     return sig + msg
 
 
@@ -171,6 +172,20 @@ class DkimTest(unittest.TestCase):
         m = unique_marker("dkim")
         data = signed(signed(message(m), "ed", algorithm=b"ed25519-sha256"), "rsa2048")
         self.check(data, m, ["pass", "pass"])
+
+    def test_oversigned_subject_passes_and_an_added_subject_fails(self):
+        m = unique_marker("dkim")
+        data = signed(message(m), "rsa2048", headers=(b"from", b"to", b"subject", b"subject", b"date"))
+        self.check(data, m, ["pass"])
+        m2 = unique_marker("dkim")
+        data = signed(message(m2), "rsa2048", headers=(b"from", b"to", b"subject", b"subject", b"date"))
+        self.check(data.replace(b"Date:", b"Subject: added\r\nDate:"), m2, ["fail"])
+
+    def test_length_limited_signature_passes_with_the_footer_noted(self):
+        m = unique_marker("dkim")
+        data = signed(message(m), "rsa2048", length=True) + b"-- \r\nfooter added by a list\r\n"
+        field = self.check(data, m, ["pass"])
+        self.assertRegex(field, rb"past l= not signed")
 
     # ---- nothing else passes
     def test_unsigned_is_none(self):
