@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, SmtpConn, remove_dir, unique_marker  # noqa: E402  (adds Debian's dist-packages)
+from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, remove_dir, unique_marker  # noqa: E402  (adds Debian's dist-packages)
 from nsd_harness import DnsFilterProxy, Nsd, dns_txt  # noqa: E402
 
 import dkim  # noqa: E402  python3-dkim: the real signer and the reference verifier
@@ -86,7 +86,9 @@ class DkimTest(unittest.TestCase):
         config = {
             "dkim": {"dns_servers": [cls.proxy.address], "query_timeout": 0.3, "tries": 1, "score_fail": 1.5},
             "profile.mx": {"filters": ["dkim", "relay_control"], "reject_score": 10, "tag_score": 0.5},
+            "admin": {"address": f"127.0.0.1:{free_port()}"},
         }
+        cls.admin = config["admin"]["address"].rsplit(":", 1)[1]
         cls.mx = Mxfront([PF.address], config=config)
         cls.addClassCleanup(cls.mx.kill)
         cls.mx.start()
@@ -227,6 +229,17 @@ class DkimTest(unittest.TestCase):
     def test_servfail_is_temperror_and_relayed(self):
         m = unique_marker("dkim")
         self.check(signed(message(m), "sel", domain=f"broken.{ZONE}"), m, ["temperror"], agree=False)
+
+    def test_results_are_counted(self):
+        m = unique_marker("dkim")
+        self.check(signed(message(m), "rsa2048"), m, ["pass"])
+        m = unique_marker("dkim")
+        self.check(signed(message(m), "missing"), m, ["permerror"])
+        status, body = http_get(int(self.admin), "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("# HELP mxfront_dkim_results_total ", body)
+        self.assertRegex(body, r'(?m)^mxfront_dkim_results_total\{result="pass"\} [1-9]')
+        self.assertRegex(body, r'(?m)^mxfront_dkim_results_total\{result="permerror"\} [1-9]')
 
     def test_forged_authentication_results_is_removed(self):
         m = unique_marker("dkim")
