@@ -9,6 +9,7 @@ import json
 import os
 import pwd
 import re
+import signal
 import smtplib
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from mxharness import Mxfront, PostfixQmqp, free_port, http_get, smtp_send, unique_marker  # noqa: E402
 from rspamd_harness import GTUBE, Rspamd  # noqa: E402
+from redis_harness import RedisServer  # noqa: E402
 from tls_harness import TestPki, profile_overrides, users_file  # noqa: E402
 
 SENDER = "s@example.net"
@@ -138,6 +140,36 @@ class RspamdTest(unittest.TestCase):
         self.assertEqual(code, 554, text + self.diag(mx))
         self.assertTrue(mx.wait_log(r"reason=\"rspamd action=reject score=\S+ server=" + re.escape(self.rs.address), 5),
                         self.diag(mx))
+
+    def test_rspamd_paused_times_out_with_on_error_and_no_fd_is_left_behind(self):
+        rs = Rspamd()
+        self.addCleanup(rs.stop)
+        rs.start()
+        mx = Mxfront([self.pf.address], rspamd_config([rs.address], timeout=2))
+        self.addCleanup(mx.kill)
+        mx.start()
+        self.assertEqual(send(mx.port, mail(unique_marker("warm")))[0], 250, self.diag(mx, rs))
+        time.sleep(0.3)
+        baseline = mx.fd_count()
+        os.killpg(rs.proc.pid, signal.SIGSTOP)  # accepts connections (kernel backlog), never answers
+        try:
+            for i in range(3):
+                marker = unique_marker(f"paused{i}")
+                t0 = time.monotonic()
+                code, text = send(mx.port, mail(marker))
+                self.assertEqual(code, 451, text + self.diag(mx, rs))
+                self.assertLess(time.monotonic() - t0, 8, "answered within the filter's timeout")
+                self.assert_nothing_delivered(marker, 0.2)
+            self.assertTrue(mx.wait_log(r"filter=rspamd phase=data verdict=tempfail \(timeout\)", 5), self.diag(mx, rs))
+        finally:
+            os.killpg(rs.proc.pid, signal.SIGCONT)
+        marker = unique_marker("resumed")
+        self.assertEqual(send(mx.port, mail(marker))[0], 250, self.diag(mx, rs))
+        deadline = time.monotonic() + 10
+        while mx.fd_count() > baseline and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertLessEqual(mx.fd_count(), baseline, "fds back to their baseline after the paused rspamd")
+        mx.check_alive()
 
     def test_rspamd_killed_applies_on_error_and_mxfront_keeps_serving(self):
         rs = Rspamd()
@@ -290,6 +322,81 @@ class RspamdSubmissionTest(unittest.TestCase):
         self.assertEqual(code, 250, text.decode(errors="replace") + self.diag())
         self.assertEqual(len(self.pf.deliveries(20, 1, match=marker.encode())), 1, self.diag())
         self.assertNotRegex(self.mx.log(), rf"MXF_TEST_MARKER=20[^\n]*{re.escape(marker)}")
+
+
+class RspamdBayesTest(unittest.TestCase):
+    """rspamd's Bayes statistics in a REAL redis-server shared by two rspamd instances (the farm's
+    layout): spam learned with `rspamc learn_spam` on instance A scores on instance B, which mxfront
+    asks; the score and the BAYES_SPAM symbol reach the chain."""
+    WORDS = ("replica luxury watches rolex omega discount limited offer click best prices guaranteed "
+             "worldwide shipping cheap casino bonus").split()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = RedisServer()
+        cls.addClassCleanup(cls.redis.close)
+        cls.redis.start()
+        bayes = {"local.d/classifier-bayes.conf":
+                 f'backend = "redis";\nservers = "{cls.redis.address}";\nmin_learns = 3;\n'}
+        cls.learner, cls.judge = Rspamd(extra_local=bayes), Rspamd(extra_local=bayes)
+        for r in (cls.learner, cls.judge):
+            cls.addClassCleanup(r.stop)
+            r.start()
+        cls.pf = PostfixQmqp()
+        cls.addClassCleanup(cls.pf.stop)
+        cls.pf.start()
+        cls.mx = Mxfront([cls.pf.address], rspamd_config([cls.judge.address], on_error="continue"))
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+
+    def spam(self, rng, n):
+        return (f"From: Promo <deals@shop.example>\r\nTo: Bob <{RCPT}>\r\nSubject: Cheap {' '.join(rng.sample(self.WORDS, 4))}"
+                f"\r\nMessage-ID: <spam{n}@shop.example>\r\n\r\n{' '.join(rng.choices(self.WORDS, k=60))}\r\n")
+
+    def ham(self, n):
+        return (f"From: Carol <carol@example.org>\r\nTo: Bob <{RCPT}>\r\nSubject: Meeting notes {n}\r\n"
+                f"Message-ID: <ham{n}@example.org>\r\n\r\nHi Bob, attached are the notes number {n} of the quarterly "
+                "planning review. Please check the budget section and the hiring plan before Thursday, and the "
+                "travel policy update. Thanks, Carol\r\n")
+
+    def learn(self, command, text):
+        path = os.path.join(self.learner.dir, "learn.eml")
+        with open(path, "w") as f:
+            f.write(text)
+        p = subprocess.run(["rspamc", "-h", f"127.0.0.1:{self.learner.controller_port}", command, path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # rspamd skips a message its classifier already puts in that class ("learn conditions denied")
+        self.assertRegex(p.stdout, r"success = true|all learn conditions denied", p.stdout + self.learner.log()[-2000:])
+
+    def test_spam_learned_on_one_rspamd_scores_through_the_other(self):
+        import random
+        rng = random.Random(7)
+        # before learning: no Bayes verdict on the judging instance
+        marker = unique_marker("prebayes")
+        code, text = send(self.mx.port, (self.spam(rng, 100) + marker + "\r\n").encode())
+        self.assertFalse(self.mx.wait_log(rf"BAYES_SPAM=", 1), self.mx.log()[-2000:])
+        for i in range(5):
+            self.learn("learn_spam", self.spam(rng, i))
+            self.learn("learn_ham", self.ham(i))
+        self.assertRegex(subprocess.run(["redis-cli", "-p", str(self.redis.port), "--scan", "--pattern", "*"],
+                                        capture_output=True, text=True, timeout=10).stdout, r"\S",
+                         "the statistics are in Redis")
+        marker = unique_marker("bayes")
+        code, text = send(self.mx.port, (self.spam(rng, 200) + marker + "\r\n").encode())
+        m = self.mx.wait_log(r"filter=rspamd phase=data verdict=\S+ score=(\S+) .*reason=\"rspamd action=", 5)
+        self.assertTrue(m, self.mx.log()[-3000:])
+        self.assertTrue(self.mx.wait_log(r"BAYES_SPAM=[\d.]+", 5), "the symbol reaches the chain's tags\n"
+                        + self.mx.log()[-3000:] + self.judge.log()[-2000:])
+        # the judging rspamd never saw the learned messages: its verdict came from the shared Redis
+        self.assertNotIn("spam0@shop.example", self.judge.log())
+        # a ham-like message is not BAYES_SPAM
+        before = self.mx.log().count("BAYES_SPAM=")
+        marker = unique_marker("hamcheck")
+        code, text = send(self.mx.port, (self.ham(300) + marker + "\r\n").encode())
+        self.assertEqual(code, 250, text + self.mx.log()[-2000:])
+        time.sleep(0.5)
+        self.assertEqual(self.mx.log().count("BAYES_SPAM="), before, self.mx.log()[-2000:])
 
 
 if __name__ == "__main__":
