@@ -2,6 +2,7 @@
 #include "filters/registry/registry.h"
 
 #include "filters/clamav/descriptor.h"
+#include "filters/dkim/descriptor.h"
 #include "filters/ocr/descriptor.h"
 #include "filters/ratelimit/descriptor.h"
 #include "filters/rbl/descriptor.h"
@@ -20,6 +21,7 @@ const std::vector<Descriptor>& registry() {
       clamav::descriptor(),
       ocr::descriptor(),
       spf::descriptor(),
+      dkim::descriptor(),
       rspamd::descriptor(),
       ratelimit::descriptor(),
   };

@@ -82,11 +82,7 @@ std::string auth_results(std::string_view authserv_id, const Outcome& o, std::st
 }
 
 bool carries_authserv_id(std::string_view value, std::string_view authserv_id) {
-  size_t i = value.find_first_not_of(" \t\r\n");
-  if (i == std::string_view::npos) return false;
-  value.remove_prefix(i);
-  size_t end = value.find_first_of(" \t\r\n;(");
-  return core::iequals(value.substr(0, end), authserv_id);
+  return filters::carries_authserv_id(value, authserv_id);  // shared with dkim (filters/owned_headers.h)
 }
 
 Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outcome& o, std::string_view identity,
