@@ -2,6 +2,7 @@
 #include "filters/registry/registry.h"
 
 #include "filters/clamav/descriptor.h"
+#include "filters/dmarc/descriptor.h"
 #include "filters/ocr/descriptor.h"
 #include "filters/rbl/descriptor.h"
 #include "filters/relay_control/descriptor.h"
@@ -19,6 +20,7 @@ const std::vector<Descriptor>& registry() {
       clamav::descriptor(),
       ocr::descriptor(),
       spf::descriptor(),
+      dmarc::descriptor(),
       rspamd::descriptor(),
   };
   return all;
