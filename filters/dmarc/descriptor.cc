@@ -10,7 +10,6 @@
 
 #include "config/setters.h"
 #include "filters/dmarc/dmarc_filter.h"
-#include "filters/spf/spf_filter.h"
 
 namespace filters::dmarc {
 namespace {
@@ -84,7 +83,7 @@ Descriptor descriptor() {
     return {std::make_shared<DmarcFilter>(s, authserv_id(*b.config), std::move(psl), std::move(cache)), {}};
   };
   d.owned_headers = [](const BuildContext& b) -> std::vector<OwnedHeader> {
-    return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return spf::carries_authserv_id(v, id); }}};
+    return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
   };
   d.metrics = {{"dmarc_results_total", "DMARC results of the dmarc filter (RFC 7489), by result."},
                {"dmarc_dispositions_total", "Dispositions the dmarc filter applied (none when overridden or monitor only), by disposition."}};

@@ -2,7 +2,9 @@
 // (policy, pct, local overrides) and what is recorded (header, report log line, counters).
 #include "filters/dmarc/dmarc_filter.h"
 
+#include <algorithm>
 #include <boost/asio/this_coro.hpp>
+#include <cctype>
 #include <fmt/format.h>
 #include <random>
 
@@ -53,6 +55,13 @@ std::string override_of(const Settings& s, const Judgement& j) {
 }
 
 }  // namespace
+
+bool carries_authserv_id(std::string_view value, std::string_view authserv_id) {
+  size_t i = value.find_first_not_of(" \t\r\n");
+  if (i == std::string_view::npos) return false;
+  value.remove_prefix(i);
+  return core::iequals(value.substr(0, value.find_first_of(" \t\r\n;(")), authserv_id);
+}
 
 bool domain_listed(std::string_view domain, const std::vector<std::string>& list) {
   for (const auto& d : list) {

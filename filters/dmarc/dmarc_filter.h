@@ -45,6 +45,9 @@ struct Decision {
 };
 Decision decide(const Settings& s, const Judgement& j);
 
+// Whether an Authentication-Results value carries `authserv_id` (case-insensitive, with or
+// without a version after it).
+bool carries_authserv_id(std::string_view value, std::string_view authserv_id);
 // Whether `domain` is one of `list` or a subdomain of one (case-insensitive).
 bool domain_listed(std::string_view domain, const std::vector<std::string>& list);
 // "<id>; dmarc=<result> (p=<p> sp=<sp> dis=<DIS>[ policy.override=<r>]) header.from=<domain>".

@@ -14,6 +14,7 @@
 
 #include "filters/dmarc/dmarc.h"
 #include "filters/dmarc/dmarc_filter.h"
+#include "filters/sender_auth.h"
 
 namespace asio = boost::asio;
 using namespace filters::dmarc;
@@ -535,7 +536,15 @@ TEST(DmarcDecide, MultipleFromIsRefusedUnlessAllowed) {
   EXPECT_EQ(verdict_for("mx.test", j, decide(s, j)).add_headers.at(0).value, "mx.test; dmarc=permerror (2 addresses in From)");
 }
 
-TEST(DmarcDecide, AuthenticatedDomainsListMatchesSubdomains) {
+TEST(DmarcHeader, OwnedAuthenticationResultsMatchOurIdOnly) {
+  EXPECT_TRUE(carries_authserv_id("mx.test; dmarc=pass", "mx.test"));
+  EXPECT_TRUE(carries_authserv_id(" MX.TEST 1; dmarc=pass", "mx.test"));
+  EXPECT_TRUE(carries_authserv_id("mx.test;spf=pass", "mx.test"));
+  EXPECT_FALSE(carries_authserv_id("other.test; dmarc=pass header.from=mx.test", "mx.test"));
+  EXPECT_FALSE(carries_authserv_id("mx.test.evil; dmarc=pass", "mx.test"));
+}
+
+TEST(DmarcDecide, OverrideDomainsListMatchesSubdomains) {
   EXPECT_TRUE(domain_listed("example.com", {"example.com"}));
   EXPECT_TRUE(domain_listed("a.Example.com", {"example.com"}));
   EXPECT_FALSE(domain_listed("badexample.com", {"example.com"}));
@@ -551,6 +560,44 @@ TEST(DmarcReport, FixedKeyValueLine) {
             "id=S1 source_ip=192.0.2.7 header_from=example.com policy_domain=example.com p=reject sp=reject pct=50 "
             "adkim=r aspf=s disposition=reject dmarc=fail spf=fail spf_domain=example.com spf_aligned=no "
             "dkim=example.com:fail,other.test:pass dkim_aligned=no override=- detail=\"no aligned SPF or DKIM pass\"");
+}
+
+// ---- the filter's check (real c-ares against a DNS address nothing answers on) ----
+
+filters::Verdict check(bool authenticated) {
+  Settings s;
+  s.dns_servers = {"127.0.0.1:9"};
+  s.query_timeout = std::chrono::duration<double>(0.2);
+  s.tries = 1;
+  std::string err;
+  auto list = PublicSuffixList::load("/usr/share/publicsuffix/public_suffix_list.dat", err);
+  auto filter = std::make_shared<filters::DmarcFilter>(s, "mx.test", list);
+  auto ctx = std::make_shared<filters::Context>();
+  ctx->session_id = "T1";
+  ctx->client_ip = *core::IpAddress::parse("192.0.2.9");
+  ctx->authenticated = authenticated;
+  ctx->message = std::make_shared<const std::string>("From: <ceo@reject.example.com>\nSubject: s\n\nbody\n");
+  ctx->auth = std::make_shared<filters::SenderAuth>();
+  ctx->auth->set_spf({AuthResult::Fail, "reject.example.com", false});
+  ctx->cancel = std::make_shared<filters::Cancel>();
+  asio::io_context io;
+  auto f = asio::co_spawn(io, filter->check(filters::Phase::Data, ctx), asio::use_future);
+  io.run();
+  return f.get();
+}
+
+TEST(DmarcFilterCheck, AuthenticatedSubmissionIsNeverJudged) {
+  auto v = check(true);
+  EXPECT_EQ(v.action, filters::Action::Continue);
+  EXPECT_TRUE(v.add_headers.empty());
+}
+
+TEST(DmarcFilterCheck, DnsFailureIsTemperrorAndRelayed) {
+  auto v = check(false);
+  EXPECT_EQ(v.action, filters::Action::Continue);
+  ASSERT_EQ(v.add_headers.size(), 1u);
+  EXPECT_EQ(v.add_headers[0].value.rfind("mx.test; dmarc=temperror (", 0), 0u) << v.add_headers[0].value;
+  EXPECT_NE(v.add_headers[0].value.find("header.from=reject.example.com"), std::string::npos);
 }
 
 }  // namespace

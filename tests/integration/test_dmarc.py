@@ -1,0 +1,318 @@
+"""The dmarc filter (with spf before it) against a REAL authoritative DNS server (nsd, zone files
+written here) on loopback, relaying to a REAL Postfix qmqpd. Clients connect FROM chosen 127.0.0.x
+addresses: 127.0.0.1 is the designated sender of every test domain, 127.0.0.2 is not. A fault proxy
+(DnsFilterProxy) in front of nsd never answers _dmarc.slow.test. Nothing uses the system resolver.
+The SPF verdicts the tests rely on are checked against python3-spf (the reference implementation)
+pointed at the same nsd. If nsd or Postfix cannot start, the tests fail, they never skip.
+Run from the repo root:  MXFRONT_BIN=build/mxfront python3 -m unittest -v tests/integration/test_dmarc.py"""
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, unique_marker  # noqa: E402
+from nsd_harness import DnsFilterProxy, Nsd  # noqa: E402
+from tls_harness import TestPki, SmtpTls, ehlo_keywords, profile_overrides, users_file  # noqa: E402
+
+PF = None  # one Postfix for the module
+DNS = None  # nsd
+PROXY = None  # the fault proxy in front of it: what mxfront asks
+
+SPF = "v=spf1 ip4:127.0.0.1 -all"
+
+
+def zone(dmarc, spf=SPF, extra=()):
+    records = [("@", "TXT", spf), ("@", "A", "127.0.0.1")]
+    if dmarc:
+        records.append(("_dmarc", "TXT", dmarc))
+    return records + list(extra)
+
+
+ZONES = {
+    "reject.test": zone("v=DMARC1; p=reject; rua=mailto:reports@reject.test"),
+    "quar.test": zone("v=DMARC1; p=quarantine"),
+    "none.test": zone("v=DMARC1; p=none"),
+    "pct0.test": zone("v=DMARC1; p=reject; pct=0"),
+    # subdomains have no record of their own: the organisational domain's sp= applies (org.test is
+    # the organisational domain of a.org.test by the public suffix list's default rule "*")
+    "org.test": zone("v=DMARC1; p=reject; sp=quarantine", extra=[("a", "TXT", SPF)]),
+    "nodmarc.test": zone(None),
+    "slow.test": zone("v=DMARC1; p=reject"),
+    # an unrelated domain whose SPF lets 127.0.0.2 send: the envelope of a forged From
+    "other.test": zone(None, spf="v=spf1 ip4:127.0.0.2 -all"),
+}
+
+
+def setUpModule():
+    global PF, DNS, PROXY
+    PF = PostfixQmqp()
+    unittest.addModuleCleanup(PF.stop)
+    PF.start()
+    DNS = Nsd(ZONES)  # raises HarnessError (a test error, never a skip) when nsd cannot serve
+    unittest.addModuleCleanup(DNS.stop)
+    PROXY = DnsFilterProxy(DNS.address, drop=("_dmarc.slow.test",))
+    unittest.addModuleCleanup(PROXY.stop)
+
+
+def reference_spf(ip, sender, helo="client.test"):
+    """python3-spf's verdict for (ip, sender) against the same nsd (Debian's module, also when the
+    interpreter running the tests is not Debian's)."""
+    if "/usr/lib/python3/dist-packages" not in sys.path:
+        sys.path.append("/usr/lib/python3/dist-packages")
+    import dns.resolver  # noqa: E402 (python3-dnspython)
+    import spf  # noqa: E402 (python3-spf; an ImportError fails the test)
+    host, port = DNS.address.rsplit(":", 1)
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers = [host]
+    r.port = int(port)
+    dns.resolver.default_resolver = r
+    return spf.check2(i=ip, s=sender, h=helo)[0]
+
+
+def dmarc_config(**dmarc):
+    cfg = {"dns_servers": [PROXY.address], "query_timeout": 0.5, "tries": 1}
+    cfg.update(dmarc)
+    return {
+        "spf": {"dns_servers": [DNS.address], "query_timeout": 0.5, "tries": 1, "on_fail": "none"},
+        "dmarc": cfg,
+        "profile.mx": {"filters": ["spf", "dmarc", "relay_control"], "reject_score": 10, "tag_score": 0.5},
+    }
+
+
+def transaction(port, source, sender, from_header, marker, extra_headers=""):
+    """One SMTP transaction. Returns the replies to MAIL, RCPT and the end of DATA as (code, text)."""
+    with SmtpConn(port, source=source, timeout=15) as c:
+        c.cmd("EHLO client.test")
+        mail = c.cmd(f"MAIL FROM:<{sender}>")[:2]
+        rcpt = c.cmd("RCPT TO:<bob@example.org>")[:2]
+        code = c.cmd("DATA")[0]
+        if code != 354:
+            return mail, rcpt, (code, "")
+        c.send(f"{extra_headers}From: {from_header}\r\nSubject: {marker}\r\n\r\nbody {marker}\r\n.\r\n".encode())
+        final = c.reply()[:2]
+        c.cmd("QUIT")
+        return mail, rcpt, final
+
+
+class DmarcBase(unittest.TestCase):
+    @classmethod
+    def start(cls, **dmarc):
+        cls.admin = free_port()
+        config = dmarc_config(**dmarc)
+        config["admin"] = {"address": f"127.0.0.1:{cls.admin}"}
+        cls.mx = Mxfront([PF.address], config=config)
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+
+    def tearDown(self):
+        self.mx.check_alive()
+
+    def diag(self):
+        return f"\n--- mxfront log ---\n{self.mx.log()[-3000:]}\n--- postfix ---\n{PF.log()[-1500:]}"
+
+    def send(self, source, sender, from_header, extra_headers=""):
+        marker = unique_marker("dmarc")
+        mail, rcpt, final = transaction(self.mx.port, source, sender, from_header, marker, extra_headers)
+        self.assertEqual(mail[0], 250, f"MAIL refused: {mail}{self.diag()}")
+        self.assertEqual(rcpt[0], 250, f"RCPT refused: {rcpt}{self.diag()}")
+        return marker, final
+
+    def deliver(self, source, sender, from_header, extra_headers=""):
+        marker, final = self.send(source, sender, from_header, extra_headers)
+        self.assertEqual(final[0], 250, f"message refused: {final}{self.diag()}")
+        ds = PF.deliveries(10, 1, match=marker.encode())
+        self.assertEqual(len(ds), 1, f"no delivery{self.diag()}")
+        return ds[0].data
+
+    def refused(self, source, sender, from_header, code=550):
+        marker, final = self.send(source, sender, from_header)
+        self.assertEqual(final[0], code, f"end of DATA: {final}{self.diag()}")
+        self.assertEqual(PF.deliveries(0.5, None, match=marker.encode()), [], "a refused mail was delivered")
+        return final[1]
+
+    @staticmethod
+    def dmarc_results(data):
+        fields = re.findall(rb"(?mi)^Authentication-Results:[^\n]*(?:\n[ \t][^\n]*)*", data)
+        return [f for f in fields if b"dmarc=" in f]
+
+    def one_dmarc(self, data):
+        ar = self.dmarc_results(data)
+        self.assertEqual(len(ar), 1, data[:1000])
+        return ar[0].decode()
+
+
+class DmarcEnforceTest(DmarcBase):
+    @classmethod
+    def setUpClass(cls):
+        cls.start()
+
+    def test_reference_spf_agrees_on_the_test_domains(self):
+        self.assertEqual(reference_spf("127.0.0.1", "s@reject.test"), "pass")
+        self.assertEqual(reference_spf("127.0.0.2", "s@reject.test"), "fail")
+        self.assertEqual(reference_spf("127.0.0.2", "s@other.test"), "pass")
+        self.assertEqual(reference_spf("127.0.0.2", "s@a.org.test"), "fail")
+
+    def test_forged_from_of_a_reject_domain_is_refused_at_end_of_data(self):
+        # SPF fails for the From domain's own envelope from 127.0.0.2
+        text = self.refused("127.0.0.2", "s@reject.test", "<ceo@reject.test>")
+        self.assertTrue(text.startswith("550 5.7.1 "), text)
+        self.assertIn("reject.test", text)
+        self.assertTrue(self.mx.wait_log(r"dmarc id=\S+ source_ip=127\.0\.0\.2 header_from=reject\.test "
+                                         r"policy_domain=reject\.test p=reject sp=reject pct=100 adkim=r aspf=r "
+                                         r"disposition=reject dmarc=fail spf=fail spf_domain=reject\.test spf_aligned=no "
+                                         r"dkim=- dkim_aligned=no override=-", 5), self.diag())
+
+    def test_forged_from_with_an_unaligned_spf_pass_is_refused(self):
+        text = self.refused("127.0.0.2", "s@other.test", "\"The CEO\" <ceo@reject.test>")
+        self.assertTrue(text.startswith("550 5.7.1 "), text)
+
+    def test_aligned_spf_pass_is_relayed_with_dmarc_pass(self):
+        data = self.deliver("127.0.0.1", "bounces@reject.test", "Someone <someone@reject.test>")
+        self.assertEqual(self.one_dmarc(data),
+                         "Authentication-Results: mx.test; dmarc=pass (p=reject sp=reject dis=NONE) header.from=reject.test")
+
+    def test_quarantine_is_relayed_scored_and_tagged(self):
+        data = self.deliver("127.0.0.2", "s@quar.test", "<s@quar.test>")
+        self.assertIn("dmarc=fail (p=quarantine sp=quarantine dis=QUARANTINE) header.from=quar.test", self.one_dmarc(data))
+        self.assertRegex(data, rb"(?m)^X-Spam-Report: .*DMARC_QUARANTINE=5")
+        self.assertRegex(data, rb"(?m)^X-Spam-Score: 5\.0$")
+
+    def test_policy_none_is_relayed_and_recorded(self):
+        data = self.deliver("127.0.0.2", "s@none.test", "<s@none.test>")
+        self.assertIn("dmarc=fail (p=none sp=none dis=NONE) header.from=none.test", self.one_dmarc(data))
+        self.assertNotIn(b"X-Spam-Report", data)
+
+    def test_no_record_is_none(self):
+        data = self.deliver("127.0.0.2", "s@nodmarc.test", "<s@nodmarc.test>")
+        self.assertRegex(self.one_dmarc(data), r"dmarc=none .*header\.from=nodmarc\.test$")
+
+    def test_pct0_on_reject_quarantines(self):
+        data = self.deliver("127.0.0.2", "s@pct0.test", "<s@pct0.test>")
+        self.assertIn("dmarc=fail (p=reject sp=reject dis=QUARANTINE policy.override=sampled_out) header.from=pct0.test",
+                      self.one_dmarc(data))
+        self.assertRegex(data, rb"(?m)^X-Spam-Report: .*DMARC_QUARANTINE=5")
+
+    def test_subdomain_uses_sp_of_the_organisational_domain(self):
+        data = self.deliver("127.0.0.2", "s@a.org.test", "<s@a.org.test>")
+        self.assertIn("dmarc=fail (p=reject sp=quarantine dis=QUARANTINE) header.from=a.org.test", self.one_dmarc(data))
+        self.assertTrue(self.mx.wait_log(r"dmarc id=\S+ source_ip=127\.0\.0\.2 header_from=a\.org\.test policy_domain=org\.test ", 5),
+                        self.diag())
+        # relaxed alignment: the subdomain's SPF pass aligns with the organisational domain's From
+        data = self.deliver("127.0.0.1", "s@a.org.test", "<x@org.test>")
+        self.assertIn("dmarc=pass", self.one_dmarc(data))
+
+    def test_dmarc_lookup_that_never_answers_is_temperror_and_relayed(self):
+        data = self.deliver("127.0.0.2", "s@slow.test", "<s@slow.test>")
+        self.assertRegex(self.one_dmarc(data), r"dmarc=temperror \(.*\) header\.from=slow\.test$")
+        self.assertGreater(PROXY.dropped, 0)
+
+    def test_multiple_from_is_refused(self):
+        text = self.refused("127.0.0.1", "s@reject.test", "<a@reject.test>, <b@evil.test>")
+        self.assertTrue(text.startswith("550 5.7.1 "), text)
+        self.assertIn("multiple From", text)
+        marker, final = self.send("127.0.0.1", "s@reject.test", "<a@reject.test>", extra_headers="From: <b@evil.test>\r\n")
+        self.assertEqual(final[0], 550, final)
+
+    def test_forged_authentication_results_with_our_id_is_removed(self):
+        forged = ("Authentication-Results: MX.TEST; dmarc=pass header.from=forged.test\r\n"
+                  "Authentication-Results: other.example; dmarc=pass header.from=kept.test\r\n")
+        data = self.deliver("127.0.0.1", "s@none.test", "<s@none.test>", extra_headers=forged)
+        self.assertNotIn(b"forged.test", data)
+        ar = [a.decode() for a in self.dmarc_results(data)]
+        self.assertEqual(len(ar), 2, ar)
+        self.assertIn("Authentication-Results: other.example; dmarc=pass header.from=kept.test", ar)
+        self.assertTrue(any(a.startswith("Authentication-Results: mx.test; dmarc=pass ") for a in ar), ar)
+
+    def test_results_and_dispositions_are_counted(self):
+        self.refused("127.0.0.2", "s@reject.test", "<s@reject.test>")
+        self.deliver("127.0.0.1", "s@reject.test", "<s@reject.test>")
+        status, body = http_get(self.admin, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("# HELP mxfront_dmarc_results_total ", body)
+        self.assertRegex(body, r'(?m)^mxfront_dmarc_results_total\{result="pass"\} [1-9]')
+        self.assertRegex(body, r'(?m)^mxfront_dmarc_results_total\{result="fail"\} [1-9]')
+        self.assertRegex(body, r'(?m)^mxfront_dmarc_dispositions_total\{disposition="reject"\} [1-9]')
+
+
+class DmarcMonitorOnlyTest(DmarcBase):
+    @classmethod
+    def setUpClass(cls):
+        cls.start(monitor_only=True)
+
+    def test_monitor_only_relays_and_logs_the_would_be_disposition(self):
+        data = self.deliver("127.0.0.2", "s@reject.test", "<ceo@reject.test>")
+        self.assertIn("dmarc=fail (p=reject sp=reject dis=NONE policy.override=monitor_only) header.from=reject.test",
+                      self.one_dmarc(data))
+        self.assertNotIn(b"X-Spam-Report", data)
+        self.assertTrue(self.mx.wait_log(r"dmarc id=\S+ source_ip=127\.0\.0\.2 header_from=reject\.test .*"
+                                         r"disposition=reject dmarc=fail .*override=monitor_only", 5), self.diag())
+
+
+class DmarcLocalOverrideTest(DmarcBase):
+    @classmethod
+    def setUpClass(cls):
+        cls.start(override_domains=["quar.test"], trusted_forwarders=["127.0.0.3/32"], on_temperror="tempfail")
+
+    def test_override_domain_and_trusted_forwarder_are_never_refused(self):
+        data = self.deliver("127.0.0.2", "s@quar.test", "<s@quar.test>")
+        self.assertIn("policy.override=local_policy", self.one_dmarc(data))
+        self.assertNotIn(b"X-Spam-Report", data)
+        data = self.deliver("127.0.0.3", "s@reject.test", "<s@reject.test>")
+        self.assertIn("dmarc=fail (p=reject sp=reject dis=NONE policy.override=trusted_forwarder) header.from=reject.test",
+                      self.one_dmarc(data))
+        # the same message from another client is refused
+        self.refused("127.0.0.2", "s@reject.test", "<s@reject.test>")
+
+    def test_temperror_tempfails_when_configured_never_5xx(self):
+        text = self.refused("127.0.0.2", "s@slow.test", "<s@slow.test>", code=451)
+        self.assertTrue(text.startswith("451 4.7.1 "), text)
+
+
+class DmarcAuthenticatedSubmissionTest(unittest.TestCase):
+    """Mail submitted after AUTH is never refused by DMARC (the submission profile runs spf+dmarc);
+    the same message on mx, unauthenticated, is refused."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.addClassCleanup(cls.pki.close)
+        users = users_file(os.path.join(cls.pki.dir, "users"))
+        cfg = profile_overrides(cls.pki.server.cert, cls.pki.server.key, {"type": "file", "users_file": users})
+        cfg.update(dmarc_config())
+        cfg["profile.submission"] = {"filters": ["relay_control", "spf", "dmarc"]}
+        cls.mx = Mxfront([PF.address], cfg)
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+        (_, cls.mx_port), (_, cls.sub_port), _ = cls.mx.listeners
+        cls.ctx = cls.pki.client_context()
+
+    def message(self, c, marker, sender):
+        self.assertEqual(c.cmd(f"MAIL FROM:<{sender}>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<bob@example.org>")[0], 250)
+        self.assertEqual(c.cmd("DATA")[0], 354)
+        c.send(f"From: <ceo@reject.test>\r\nSubject: {marker}\r\n\r\nbody {marker}\r\n.\r\n".encode())
+        return c.reply()
+
+    def test_authenticated_submission_is_never_refused(self):
+        import base64
+        marker = unique_marker("dmarc-auth")
+        with SmtpTls(self.sub_port, self.ctx) as c:
+            self.assertEqual(c.cmd("EHLO client.test")[0], 250)
+            c.starttls()
+            self.assertEqual(c.cmd("EHLO client.test")[0], 250)
+            code, lines = c.cmd("AUTH PLAIN " + base64.b64encode(b"\0alice@example.org\0alicepw").decode())
+            self.assertEqual(code, 235, lines)
+            code, lines = self.message(c, marker, "alice@example.org")[:2]
+            self.assertEqual(code, 250, f"{lines}\n{self.mx.log()[-3000:]}")
+        self.assertEqual(len(PF.deliveries(10, 1, match=marker.encode())), 1)
+        # unauthenticated on mx (from 127.0.0.2, not the domain's designated sender): refused
+        marker = unique_marker("dmarc-mx")
+        with SmtpConn(self.mx_port, source="127.0.0.2", timeout=15) as c:
+            c.cmd("EHLO client.test")
+            code, lines = self.message(c, marker, "s@reject.test")[:2]
+        self.assertEqual(code, 550, lines)
+
+
+if __name__ == "__main__":
+    unittest.main()
