@@ -7,11 +7,15 @@ pointed at the same nsd. If nsd or Postfix cannot start, the tests fail, they ne
 Run from the repo root:  MXFRONT_BIN=build/mxfront python3 -m unittest -v tests/integration/test_dmarc.py"""
 import os
 import re
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, unique_marker  # noqa: E402
+from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, to_toml, unique_marker  # noqa: E402
 from nsd_harness import DnsFilterProxy, Nsd  # noqa: E402
 from tls_harness import TestPki, SmtpTls, ehlo_keywords, profile_overrides, users_file  # noqa: E402
 
@@ -106,7 +110,8 @@ class DmarcBase(unittest.TestCase):
         cls.mx.start()
 
     def tearDown(self):
-        self.mx.check_alive()
+        if getattr(self, "mx", None):  # not started by tests that only check the config
+            self.mx.check_alive()
 
     def diag(self):
         return f"\n--- mxfront log ---\n{self.mx.log()[-3000:]}\n--- postfix ---\n{PF.log()[-1500:]}"
@@ -267,6 +272,55 @@ class DmarcLocalOverrideTest(DmarcBase):
     def test_temperror_tempfails_when_configured_never_5xx(self):
         text = self.refused("127.0.0.2", "s@slow.test", "<s@slow.test>", code=451)
         self.assertTrue(text.startswith("451 4.7.1 "), text)
+
+
+DEBIAN_PSL = "/usr/share/publicsuffix/public_suffix_list.dat"
+
+
+class DmarcPublicSuffixListTest(DmarcBase):
+    """dmarc.public_suffix_list is read at start and on every reload; a missing or empty file is a
+    config error (start refused, reload refused with the old list still in use)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="mxtest-psl.")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.psl = os.path.join(self.tmp, "psl.dat")
+        shutil.copy(DEBIAN_PSL, self.psl)
+
+    def test_missing_or_empty_list_is_a_config_error(self):
+        empty = os.path.join(self.tmp, "empty.dat")
+        open(empty, "w").close()
+        for path in (os.path.join(self.tmp, "missing.dat"), empty):
+            with self.subTest(path=path):
+                mx = Mxfront([PF.address], dmarc_config(public_suffix_list=path))
+                cfg = os.path.join(self.tmp, "mxfront.toml")
+                with open(cfg, "w") as f:
+                    f.write(to_toml(mx.build_config()))
+                for mode in ("--check-config", "--config"):
+                    p = subprocess.run([mx.binary, mode, cfg], capture_output=True, text=True, timeout=30)
+                    self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+                    self.assertIn("dmarc.public_suffix_list", p.stderr)
+                    self.assertIn(path, p.stderr)
+
+    def test_the_list_is_read_again_on_reload(self):
+        type(self).start(public_suffix_list=self.psl)
+        self.addCleanup(self.mx.kill)
+        # a.org.test falls under org.test's record (sp=quarantine) ...
+        data = self.deliver("127.0.0.2", "s@a.org.test", "<s@a.org.test>")
+        self.assertIn("dis=QUARANTINE) header.from=a.org.test", self.one_dmarc(data))
+        # ... an empty list is refused on reload, the old list stays in use ...
+        shutil.copy(self.psl, self.psl + ".good")
+        open(self.psl, "w").close()
+        os.kill(self.mx.pid, signal.SIGHUP)
+        self.assertTrue(self.mx.wait_log(r"reload refused.*dmarc\.public_suffix_list", 5), self.diag())
+        self.assertIn("dis=QUARANTINE", self.one_dmarc(self.deliver("127.0.0.2", "s@a.org.test", "<s@a.org.test>")))
+        # ... and once org.test is a public suffix, a.org.test is its own organisational domain: no record
+        with open(self.psl + ".good") as f, open(self.psl, "w") as out:
+            out.write(f.read() + "\norg.test\n")
+        os.kill(self.mx.pid, signal.SIGHUP)
+        self.assertTrue(self.mx.wait_log(r"reloaded config", 5), self.diag())
+        self.assertRegex(self.one_dmarc(self.deliver("127.0.0.2", "s@a.org.test", "<s@a.org.test>")),
+                         r"dmarc=none .*header\.from=a\.org\.test$")
 
 
 class DmarcAuthenticatedSubmissionTest(unittest.TestCase):
