@@ -1,7 +1,8 @@
 """The dmarc filter (with spf before it) against a REAL authoritative DNS server (nsd, zone files
 written here) on loopback, relaying to a REAL Postfix qmqpd. Clients connect FROM chosen 127.0.0.x
 addresses: 127.0.0.1 is the designated sender of every test domain, 127.0.0.2 is not. A fault proxy
-(DnsFilterProxy) in front of nsd never answers _dmarc.slow.test. Nothing uses the system resolver.
+(DnsFilterProxy) in front of nsd, which mxfront asks, never answers _dmarc.slow.test and
+mail.tempspf.test and answers SERVFAIL for _dmarc.broken.test. Nothing uses the system resolver.
 The SPF verdicts the tests rely on are checked against python3-spf (the reference implementation)
 pointed at the same nsd. If nsd or Postfix cannot start, the tests fail, they never skip.
 Run from the repo root:  MXFRONT_BIN=build/mxfront python3 -m unittest -v tests/integration/test_dmarc.py"""
@@ -43,6 +44,9 @@ ZONES = {
     "org.test": zone("v=DMARC1; p=reject; sp=quarantine", extra=[("a", "TXT", SPF)]),
     "nodmarc.test": zone(None),
     "slow.test": zone("v=DMARC1; p=reject"),
+    "broken.test": zone("v=DMARC1; p=reject"),  # its _dmarc name answers SERVFAIL (proxy)
+    # mail.tempspf.test's SPF lookup never answers (proxy): an aligned SPF temperror under p=reject
+    "tempspf.test": zone("v=DMARC1; p=reject", extra=[("mail", "TXT", SPF)]),
     # an unrelated domain whose SPF lets 127.0.0.2 send: the envelope of a forged From
     "other.test": zone(None, spf="v=spf1 ip4:127.0.0.2 -all"),
 }
@@ -55,7 +59,7 @@ def setUpModule():
     PF.start()
     DNS = Nsd(ZONES)  # raises HarnessError (a test error, never a skip) when nsd cannot serve
     unittest.addModuleCleanup(DNS.stop)
-    PROXY = DnsFilterProxy(DNS.address, drop=("_dmarc.slow.test",))
+    PROXY = DnsFilterProxy(DNS.address, drop=("_dmarc.slow.test", "mail.tempspf.test"), servfail=("_dmarc.broken.test",))
     unittest.addModuleCleanup(PROXY.stop)
 
 
@@ -78,7 +82,7 @@ def dmarc_config(**dmarc):
     cfg = {"dns_servers": [PROXY.address], "query_timeout": 0.5, "tries": 1}
     cfg.update(dmarc)
     return {
-        "spf": {"dns_servers": [DNS.address], "query_timeout": 0.5, "tries": 1, "on_fail": "none"},
+        "spf": {"dns_servers": [PROXY.address], "query_timeout": 0.5, "tries": 1, "on_fail": "none"},
         "dmarc": cfg,
         "profile.mx": {"filters": ["spf", "dmarc", "relay_control"], "reject_score": 10, "tag_score": 0.5},
     }
@@ -211,6 +215,16 @@ class DmarcEnforceTest(DmarcBase):
         data = self.deliver("127.0.0.2", "s@slow.test", "<s@slow.test>")
         self.assertRegex(self.one_dmarc(data), r"dmarc=temperror \(.*\) header\.from=slow\.test$")
         self.assertGreater(PROXY.dropped, 0)
+
+    def test_dmarc_lookup_servfail_is_temperror_and_relayed(self):
+        data = self.deliver("127.0.0.2", "s@broken.test", "<s@broken.test>")
+        self.assertRegex(self.one_dmarc(data), r"dmarc=temperror \(.*\) header\.from=broken\.test$")
+
+    def test_aligned_spf_temperror_is_never_a_reject(self):
+        # SPF of mail.tempspf.test times out; it aligns (relaxed) with From tempspf.test, p=reject
+        data = self.deliver("127.0.0.2", "s@mail.tempspf.test", "<ceo@tempspf.test>")
+        self.assertRegex(self.one_dmarc(data), r"dmarc=temperror \(.*\) header\.from=tempspf\.test$")
+        self.assertRegex(data, rb"(?m)^Authentication-Results: mx\.test; spf=temperror ")
 
     def test_multiple_from_is_refused(self):
         text = self.refused("127.0.0.1", "s@reject.test", "<a@reject.test>, <b@evil.test>")
