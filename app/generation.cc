@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "config/parameters.h"
 #include "core/host_port.h"
 #include "filters/registry/registry.h"
 #include "filters/structure_gate.h"
@@ -34,8 +35,17 @@ std::vector<const filters::Descriptor*> used_filters(const config::Config& c) {
 
 }  // namespace
 
-std::shared_ptr<smtpd::RedisAuthFailures> make_farm_auth_failures(const config::Config& c, std::string& err) {
-  if (c.redis.host.empty()) return nullptr;
+namespace {
+// The first line of a secret file (a trailing CR dropped); false when it cannot be read.
+bool read_secret(const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in || !std::getline(in, out)) return false;
+  if (!out.empty() && out.back() == '\r') out.pop_back();
+  return true;
+}
+}  // namespace
+
+std::optional<redis::ClientConfig> redis_client_config(const config::Config& c, std::string& err) {
   redis::ClientConfig rc;
   rc.host = c.redis.host;
   rc.port = c.redis.port;
@@ -43,15 +53,29 @@ std::shared_ptr<smtpd::RedisAuthFailures> make_farm_auth_failures(const config::
   rc.db = c.redis.db;
   rc.timeout = c.redis.timeout;
   rc.max_inflight = c.redis.max_inflight;
-  if (!c.redis.password_file.empty()) {
-    std::ifstream in(c.redis.password_file);
-    if (!in || !std::getline(in, rc.password)) {
-      err = c.at("redis", "redis.password_file: cannot read " + c.redis.password_file);
-      return nullptr;
-    }
-    if (!rc.password.empty() && rc.password.back() == '\r') rc.password.pop_back();
+  rc.master_name = c.redis.master_name;
+  for (const auto& s : c.redis.sentinels) {
+    std::string host;
+    uint16_t port = 0;
+    if (!config::parse_host_port(s, host, port, false, err)) return std::nullopt;  // checked at load
+    rc.sentinels.emplace_back(host, port);
   }
-  return std::make_shared<smtpd::RedisAuthFailures>(rc, c.redis.key_prefix, c.auth.failure_table_size);
+  if (!c.redis.password_file.empty() && !read_secret(c.redis.password_file, rc.password)) {
+    err = c.at("redis", "redis.password_file: cannot read " + c.redis.password_file);
+    return std::nullopt;
+  }
+  if (!c.redis.sentinel_password_file.empty() && !read_secret(c.redis.sentinel_password_file, rc.sentinel_password)) {
+    err = c.at("redis", "redis.sentinel_password_file: cannot read " + c.redis.sentinel_password_file);
+    return std::nullopt;
+  }
+  return rc;
+}
+
+std::shared_ptr<smtpd::RedisAuthFailures> make_farm_auth_failures(const config::Config& c, std::string& err) {
+  if (!c.redis.enabled()) return nullptr;
+  auto rc = redis_client_config(c, err);
+  if (!rc) return nullptr;
+  return std::make_shared<smtpd::RedisAuthFailures>(*rc, c.redis.key_prefix, c.auth.failure_table_size);
 }
 
 smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
@@ -79,7 +103,9 @@ smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
     for (const auto& name : p.filters) {
       const filters::Descriptor* d = filters::find(name);
       if (!d) return {nullptr, c->at("profile", fmt::format("filter '{}' is not built into this mxfront", name))};
-      filters::Built f = d->build(ctx);
+      filters::BuildContext per_profile = ctx;
+      per_profile.profile = &p;
+      filters::Built f = d->build(per_profile);
       if (!f.filter) return {nullptr, c->at(c->section_lines.count(name) ? name : "profile", f.error)};
       built.emplace_back(f.filter, c->filters.of(name));
     }

@@ -3,10 +3,12 @@
 // dependencies it reports to /health. The only place that joins config, directory and filters.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/dependency.h"
+#include "redis/client.h"
 #include "smtpd/snapshot.h"
 
 namespace app {
@@ -17,8 +19,12 @@ smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
                                         std::shared_ptr<filters::Resources> resources = nullptr,
                                         std::shared_ptr<smtpd::RedisAuthFailures> farm_auth_failures = nullptr);
 
-// The farm-wide AUTH failure counts on [redis] (null without redis.address, or on error: `err`
-// says why, e.g. an unreadable redis.password_file). Made once at start; reloads keep it.
+// The Redis client settings of [redis] (address or sentinels, secrets read from their files);
+// nullopt on error (`err` says why, e.g. an unreadable redis.password_file).
+std::optional<redis::ClientConfig> redis_client_config(const config::Config& c, std::string& err);
+
+// The farm-wide AUTH failure counts on [redis] (null without redis.address / redis.sentinels, or
+// on error: `err` says why). Made once at start; reloads keep it.
 std::shared_ptr<smtpd::RedisAuthFailures> make_farm_auth_failures(const config::Config& c, std::string& err);
 
 // The mailbox servers, the directory servers and what each filter in a profile depends on.

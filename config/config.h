@@ -56,6 +56,7 @@ struct Auth {
   Seconds max_delay{10};             // bound of that wait
   size_t address_failure_limit = 10; // failures from one client address (all connections) before 454; 0 = off
   size_t login_failure_limit = 20;   // failures for one login (all connections) before 454; 0 = off
+  size_t network_failure_limit = 0;  // failures from one /24 (IPv4) or /64 (IPv6) before 454; 0 = off
   Seconds failure_window{900};       // a failure counts until this long after the last one
   size_t failure_table_size = 100000;  // addresses, logins and pairs tracked (least recently used go)
 };
@@ -117,6 +118,10 @@ struct Redis {
   std::chrono::milliseconds timeout{200};        // per command; slower = local counts only
   size_t max_inflight = 1000;                    // commands awaiting an answer; more are refused at once
   std::string key_prefix = "mxfront:";           // every key and channel starts with it
+  std::vector<std::string> sentinels;            // "host:port" of redis-sentinel instances; the master is asked of them
+  std::string master_name;                       // the master's name in the sentinels (needed with sentinels)
+  std::string sentinel_password_file;            // one line: the sentinels' password ("" = no AUTH)
+  bool enabled() const { return !host.empty() || !sentinels.empty(); }
 };
 
 struct Config {

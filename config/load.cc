@@ -241,6 +241,8 @@ struct Loader {
       fail(where(root, "directory"), "directory.type = \"file\" needs directory.users_file");
     if (c.directory.type == "ldap" && (c.directory.uris.empty() || c.directory.base_dn.empty()))
       fail(where(root, "directory"), "directory.type = \"ldap\" needs directory.uris and directory.base_dn");
+    if (!c.redis.sentinels.empty() && c.redis.master_name.empty())
+      fail(where(root, "redis"), "redis.sentinels needs redis.master_name");
     check_tls(root, c);
     check_listeners(root, c);
     check_filters(root, c);

@@ -28,6 +28,9 @@ struct BuildContext {
   std::shared_ptr<const config::Config> config;
   Resources& resources;                        // shared by every generation
   std::shared_ptr<ldap::Directory> directory;  // null: directory type "none"
+  // The profile the filter is built for (build() is called once per profile that lists it);
+  // null outside a profile (owned_headers, dependencies, commit, unit tests).
+  const config::Profile* profile = nullptr;
 };
 
 struct Built {

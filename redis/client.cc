@@ -60,6 +60,20 @@ Client::~Client() {
 
 void Client::start() {
   stopped_ = false;
+  if (!cfg_.sentinels.empty() && sentinels_.empty())
+    for (const auto& [host, port] : cfg_.sentinels) {
+      ClientConfig sc;
+      sc.host = host;
+      sc.port = port;
+      sc.password = cfg_.sentinel_password;
+      sc.timeout = cfg_.timeout;
+      sc.max_inflight = 16;
+      sc.reconnect_min = cfg_.reconnect_min;
+      sc.reconnect_max = cfg_.reconnect_max;
+      auto c = Client::create(ex_, sc);
+      c->start();
+      sentinels_.push_back(std::move(c));
+    }
   connect();
 }
 
@@ -67,7 +81,13 @@ void Client::stop() {
   stopped_ = true;
   reconnect_timer_.cancel();
   connect_timer_.cancel();
+  for (auto& s : sentinels_) s->stop();
   if (ctx_) drop("stopped");
+}
+
+std::string Client::server() const {
+  std::lock_guard lk(server_mu_);
+  return cfg_.host + ":" + std::to_string(cfg_.port);
 }
 
 void Client::set_up(bool up, const std::string& why) {
@@ -77,6 +97,44 @@ void Client::set_up(bool up, const std::string& why) {
 
 void Client::connect() {
   reconnect_pending_ = false;
+  if (stopped_ || ctx_) return;
+  if (sentinels_.empty()) return connect_to_server();
+  discover(0);
+}
+
+// SENTINEL get-master-addr-by-name answers [host, port], or nil for a name it does not monitor.
+void Client::discover(size_t i) {
+  if (stopped_ || ctx_) return;
+  if (i >= sentinels_.size()) {
+    set_up(false, "no sentinel answered with the address of master '" + cfg_.master_name + "'");
+    return schedule_reconnect();
+  }
+  sentinels_[i]->submit({"SENTINEL", "get-master-addr-by-name", cfg_.master_name}, [w = weak_from_this(), i](Reply r) {
+    auto self = w.lock();
+    if (!self) return;
+    asio::dispatch(self->ex_, [self, i, r = std::move(r)] {
+      unsigned long port = 0;
+      bool ok = r.type == Reply::Type::Array && r.elements.size() == 2 && r.elements[0].type == Reply::Type::String &&
+                r.elements[1].type == Reply::Type::String && !r.elements[0].str.empty();
+      if (ok) {
+        try {
+          port = std::stoul(r.elements[1].str);
+        } catch (const std::exception&) {
+          ok = false;
+        }
+      }
+      if (!ok || port == 0 || port > 65535) return self->discover(i + 1);
+      {
+        std::lock_guard lk(self->server_mu_);
+        self->cfg_.host = r.elements[0].str;
+        self->cfg_.port = static_cast<uint16_t>(port);
+      }
+      self->connect_to_server();
+    });
+  });
+}
+
+void Client::connect_to_server() {
   if (stopped_ || ctx_) return;
   redisAsyncContext* c = redisAsyncConnect(cfg_.host.c_str(), cfg_.port);
   if (!c || c->err) {
@@ -131,6 +189,12 @@ void Client::handshake() {
     send(std::move(auth), expect_ok("AUTH"), true);
   }
   if (cfg_.db) send({"SELECT", std::to_string(cfg_.db)}, expect_ok("SELECT"), true);
+  if (!sentinels_.empty())  // a sentinel's answer may be stale (a failover under way)
+    send({"ROLE"}, [failed](Reply r) {
+      bool master = r.type == Reply::Type::Array && !r.elements.empty() && r.elements[0].str == "master";
+      if (!master && failed->empty())
+        *failed = "ROLE: not a master (" + (r.error() ? r.str : r.elements.empty() ? std::string("?") : r.elements[0].str) + ")";
+    }, true);
   auto* c = ctx_;
   send({"PING"}, [this, failed, c, w = weak_from_this()](Reply r) {
     auto self = w.lock();

@@ -5,7 +5,10 @@
 // AUTH (password or ACL user+password) and SELECT before a connection counts as up.
 // Strand contract: create, start, stop and destroy the client on its executor's thread (an
 // io_context run by one thread); command()/submit() may be called from any thread (they post).
-// Not done: TLS, Sentinel.
+// Sentinel (ClientConfig::sentinels): before each connect the master's address is asked of the
+// sentinels in order (SENTINEL get-master-addr-by-name, one small client per sentinel on the same
+// executor), and a connection counts as up only once ROLE says "master" — after a failover the
+// old master (now a replica) is left and the new one found. Not done: TLS.
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
@@ -14,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -56,8 +60,19 @@ struct ClientConfig {
   size_t max_inflight = 1000;                         // commands sent and not yet answered by the server
   std::chrono::milliseconds reconnect_min{100};       // first wait after a drop; doubles up to reconnect_max
   std::chrono::milliseconds reconnect_max{5000};
+  // Sentinel discovery: "host:port" of each sentinel (tried in order) and the master's name; when
+  // set, host/port above are only the last master found. sentinel_password: AUTH to the sentinels.
+  std::vector<std::pair<std::string, uint16_t>> sentinels;
+  std::string master_name;
+  std::string sentinel_password;
 };
 inline constexpr int kConnectTimeoutFactor = 5;
+// How a configured Redis is named in /health and logs: "host:port", or "master <name> (sentinel)"
+// when the master is found through sentinels (its address changes with a failover).
+inline std::string display_name(const ClientConfig& c) {
+  if (!c.sentinels.empty()) return "master " + c.master_name + " (sentinel)";
+  return c.host + ":" + std::to_string(c.port);
+}
 
 // Counters, readable from any thread.
 struct ClientStats {
@@ -102,11 +117,15 @@ class Client : public std::enable_shared_from_this<Client> {
   bool up() const { return up_.load(); }
   const ClientStats& stats() const { return stats_; }
   const ClientConfig& config() const { return cfg_; }
+  // The server connected to (or last tried): "host:port"; with Sentinel, the master it named.
+  std::string server() const;
 
  private:
   struct Pending;
   Client(asio::any_io_executor ex, ClientConfig cfg, std::function<void(bool, const std::string&)> on_state);
   void connect();
+  void discover(size_t i);  // asks sentinel i for the master, then connects (or tries i + 1)
+  void connect_to_server();
   void handshake();
   void send_subscribe();
   void send(std::vector<std::string> args, Done done, bool internal);
@@ -126,6 +145,8 @@ class Client : public std::enable_shared_from_this<Client> {
   std::chrono::milliseconds backoff_;
   std::string channel_;
   std::function<void(const std::string&)> on_message_;
+  std::vector<std::shared_ptr<Client>> sentinels_;  // Sentinel discovery: one client per sentinel
+  mutable std::mutex server_mu_;                     // cfg_.host/port change with each discovery
   bool stopped_ = false, handshaking_ = false, reconnect_pending_ = false;
   size_t inflight_ = 0;
   std::atomic<bool> up_{false};

@@ -1,9 +1,10 @@
 // The AUTH brake beyond one connection (issue 12): failed logins are counted per client address,
 // per login and per address+login pair across all the connections of this instance; the answer to
 // every AUTH, success or failure alike, waits n * auth.failure_delay after the command (n = the
-// most failures counted for the connection, the address or the login; at most auth.max_delay),
-// so its timing tells nothing — and a user with no failed attempt behind it is answered at once; past auth.address_failure_limit or
-// auth.login_failure_limit the answer is 454 4.7.0 before the password is even checked.
+// most failures counted for the connection, the address, its network or the login; at most auth.max_delay),
+// so its timing tells nothing — and a user with no failed attempt behind it is answered at once; past auth.address_failure_limit,
+// auth.network_failure_limit (the address's /24, or /64 for IPv6) or auth.login_failure_limit the answer is 454 4.7.0
+// before the password is even checked.
 // A success forgives only the failures of its own login from its own address (a user's typos), so
 // an attacker with one valid account cannot wipe the count of its other guesses.
 //
@@ -58,6 +59,7 @@ struct AuthBrakeSettings {
   AuthClock::duration max_delay{};  // auth.max_delay
   size_t address_limit = 0;         // auth.address_failure_limit (0 = off)
   size_t login_limit = 0;           // auth.login_failure_limit (0 = off)
+  size_t network_limit = 0;         // auth.network_failure_limit: the /24 (IPv4) or /64 (IPv6) (0 = off)
   AuthClock::duration window{};     // auth.failure_window
 };
 
@@ -65,7 +67,7 @@ struct AuthBrakeSettings {
 struct AuthStanding {
   bool refused = false;              // 454 4.7.0 without a password check
   AuthClock::duration delay{};       // answer (whatever it is) this long after the command
-  size_t address_failures = 0, login_failures = 0;  // for the log
+  size_t address_failures = 0, login_failures = 0, network_failures = 0;  // for the log
 };
 
 class AuthBrake {

@@ -83,10 +83,9 @@ void RedisAuthFailures::on_state(const char* which, bool up, const std::string& 
   if (!up) down_why_ = std::string(which) + ": " + why;
   if (was == now) return;
   if (now)
-    core::log().info("redis {}:{} up: AUTH failure counts are farm-wide", cfg_.host, cfg_.port);
+    core::log().info("redis {} up ({}): AUTH failure counts are farm-wide", redis::display_name(cfg_), why);
   else
-    core::log().warn("redis {}:{} down ({}): AUTH failure counts are this instance's only", cfg_.host, cfg_.port,
-                     down_why_);
+    core::log().warn("redis {} down ({}): AUTH failure counts are this instance's only", redis::display_name(cfg_), down_why_);
 }
 
 bool RedisAuthFailures::up() const {
@@ -102,7 +101,7 @@ std::string RedisAuthFailures::down_reason() const {
 core::Dependency RedisAuthFailures::dependency() const {
   core::Dependency d;
   d.kind = "redis";
-  d.name = cfg_.host + ":" + std::to_string(cfg_.port);
+  d.name = redis::display_name(cfg_);
   d.passive = [this] { return down_reason(); };
   return d;
 }

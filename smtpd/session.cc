@@ -67,6 +67,7 @@ AuthBrakeSettings auth_brake_settings(const config::Auth& a) {
   s.max_delay = std::chrono::duration_cast<Clock::duration>(a.max_delay);
   s.address_limit = a.address_failure_limit;
   s.login_limit = a.login_failure_limit;
+  s.network_limit = a.network_failure_limit;
   s.window = std::chrono::duration_cast<Clock::duration>(a.failure_window);
   return s;
 }
@@ -567,8 +568,9 @@ asio::awaitable<void> Session::authenticate() {
     core::count(core::Counter::AuthFailures);
     co_await wait_until(answer_at);
     proto_.reject(R::auth_throttled());
-    core::log().warn("auth id={} client={} user={} mechanism={} result=throttled address_failures={} login_failures={}",
-                     sid_, ip_, q(login), proto_.auth_mechanism(), st.address_failures, st.login_failures);
+    core::log().warn("auth id={} client={} user={} mechanism={} result=throttled address_failures={} login_failures={} network_failures={}",
+                     sid_, ip_, q(login), proto_.auth_mechanism(), st.address_failures, st.login_failures,
+                     st.network_failures);
     co_return;
   }
   ldap::AuthResult res;

@@ -4,6 +4,7 @@
 #include "filters/clamav/descriptor.h"
 #include "filters/dmarc/descriptor.h"
 #include "filters/ocr/descriptor.h"
+#include "filters/ratelimit/descriptor.h"
 #include "filters/rbl/descriptor.h"
 #include "filters/relay_control/descriptor.h"
 #include "filters/rspamd/descriptor.h"
@@ -22,6 +23,7 @@ const std::vector<Descriptor>& registry() {
       spf::descriptor(),
       dmarc::descriptor(),
       rspamd::descriptor(),
+      ratelimit::descriptor(),
   };
   return all;
 }

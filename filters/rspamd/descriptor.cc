@@ -3,6 +3,10 @@
 // dependency per server (GET /ping) and the counter families it counts into.
 #include "filters/rspamd/descriptor.h"
 
+#include <algorithm>
+
+#include <fmt/format.h>
+
 #include "config/setters.h"
 #include "filters/rspamd/rspamd.h"
 
@@ -21,8 +25,12 @@ std::vector<config::Parameter> rows() {
        size_param(field(kName, &Settings::max_size), 1024, int64_t{1} << 34)},
       {"rspamd", "password", "string", "", "Sent as rspamd's Password header when set.",
        string_param(field(kName, &Settings::password))},
-      {"rspamd", "settings_id", "string", "", "Sent as rspamd's Settings-ID header when set (one for the whole generation in this version).",
+      {"rspamd", "settings_id", "string", "", "Sent as rspamd's Settings-ID header when set, for every profile without its own entry in profile_settings_ids.",
        string_param(field(kName, &Settings::settings_id))},
+      {"rspamd", "profile_settings_ids", "list", "[]", "Per-profile Settings-ID, \"profile=id\" (e.g. [\"submission=outbound\", \"submissions=outbound\"]): rspamd applies the settings with that id (local.d/settings.conf) to that profile's mail; \"profile=\" sends none.",
+       list_param(field(kName, &Settings::profile_settings_ids))},
+      {"rspamd", "max_connections", "integer", "64", "Exchanges in flight with one server (per mxfront process); past it the next server is tried, and with none left the filter's on_error applies.",
+       size_param(field(kName, &Settings::max_connections), 1, 100000)},
       {"rspamd", "score", "string", "add", "\"add\": rspamd's score is added to the chain's score; \"alone\": only rspamd's action decides (its score is logged).",
        enum_param(field(kName, &Settings::score), std::vector<std::pair<std::string, ScoreMode>>{{"add", ScoreMode::Add}, {"alone", ScoreMode::Alone}})},
   };
@@ -41,16 +49,43 @@ std::vector<core::Dependency> dependencies(const BuildContext& b) {
 
 }  // namespace
 
+std::string settings_id_for(const Settings& s, const Config& c, std::string_view profile, std::string& error) {
+  std::string id = s.settings_id;
+  for (const auto& entry : s.profile_settings_ids) {
+    auto eq = entry.find('=');
+    std::string name = entry.substr(0, eq);
+    bool known = std::any_of(c.profiles.begin(), c.profiles.end(), [&](const config::Profile& p) { return p.name == name; });
+    if (eq == std::string::npos || name.empty()) {
+      error = fmt::format("rspamd.profile_settings_ids: \"{}\" is not \"profile=id\"", entry);
+      return "";
+    }
+    if (!known) {
+      error = fmt::format("rspamd.profile_settings_ids: no profile named \"{}\"", name);
+      return "";
+    }
+    if (name == profile) id = entry.substr(eq + 1);
+  }
+  return id;
+}
+
 Descriptor descriptor() {
   Descriptor d;
   d.schema.name = kName;
   d.schema.defaults = {config::Seconds(30), config::OnError::TempFail};
   d.schema.rows = rows();
   d.schema.required = [](const Config& c) -> std::string {
-    return c.sections.get<Settings>(kName).servers.empty() ? "rspamd.servers is required" : "";
+    const auto& s = c.sections.get<Settings>(kName);
+    if (s.servers.empty()) return "rspamd.servers is required";
+    std::string error;
+    settings_id_for(s, c, "", error);
+    return error;
   };
   d.build = [](const BuildContext& b) -> Built {
-    return {std::make_shared<Rspamd>(b.config->sections.get<Settings>(kName), b.config->hostname, exchange_timeout(*b.config)), {}};
+    Settings s = b.config->sections.get<Settings>(kName);
+    std::string error;
+    s.settings_id = settings_id_for(s, *b.config, b.profile ? b.profile->name : "", error);
+    if (!error.empty()) return {nullptr, error};
+    return {std::make_shared<Rspamd>(std::move(s), b.config->hostname, exchange_timeout(*b.config)), {}};
   };
   d.dependencies = dependencies;
   d.metrics = {{"rspamd_messages_total", "Messages the rspamd filter judged, by result: rspamd's action, skipped_size or error."},

@@ -109,7 +109,13 @@ Answer parse_answer(std::string_view body, ScoreMode mode) {
   v.reason = fmt::format("rspamd action={} score={:g}", a.action, a.score);
   if (mode == ScoreMode::Add) v.score = a.score;
   if (auto it = j.find("symbols"); it != j.end()) v.tags = tags_of(*it);
+  // the signature first: rspamd's milter headers must not crowd it out of kMaxHeaderEdits
+  if (auto it = j.find("dkim-signature"); it != j.end()) add_values("DKIM-Signature", *it, v.add_headers);
   if (auto it = j.find("milter"); it != j.end()) header_edits(*it, v);
+  if (std::string subject = string_at(j, "subject"); a.action == "rewrite subject" && !subject.empty()) {
+    v.remove_headers.push_back("Subject");
+    v.add_headers.push_back({"Subject", subject.substr(0, kMaxHeaderValue)});
+  }
   return a;
 }
 

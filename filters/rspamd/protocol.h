@@ -35,7 +35,9 @@ struct Answer {
 // rspamd's JSON answer -> Verdict. reject: 554 5.7.1 (+ messages.smtp_message); soft reject and
 // greylist: 451 4.7.1; add header, rewrite subject, no action: Continue. Score (ScoreMode::Add)
 // and symbols as tags ("SYMBOL=1.5", at most kMaxTags); milter.add_headers (string, {value, order}
-// or a list of those) and milter.remove_headers go to the verdict. Bad JSON, no action or an
+// or a list of those) and milter.remove_headers go to the verdict, as do the DKIM-Signature rspamd
+// made (dkim_signing: its "dkim-signature", a string or a list) and, for "rewrite subject", the new
+// Subject (the old one removed). Bad JSON, no action or an
 // unknown action: a failed verdict (the filter's on_error applies).
 Answer parse_answer(std::string_view body, ScoreMode mode);
 

@@ -12,6 +12,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
+#include <map>
+#include <mutex>
 
 #include "config/parameters.h"
 #include "core/log.h"
@@ -81,6 +84,40 @@ asio::awaitable<HttpResult> exchange(std::string server, http::request<http::str
   co_return r;
 }
 
+// The exchanges in flight per server, for the whole process (a reload keeps counting): a server
+// with max_connections of them gets no more until one ends.
+class InFlight {
+ public:
+  // A held slot, released when destroyed; empty when the server is at `max`.
+  struct Slot {
+    std::shared_ptr<std::atomic<size_t>> n;
+    Slot() = default;
+    explicit Slot(std::shared_ptr<std::atomic<size_t>> c) : n(std::move(c)) {}
+    Slot(Slot&&) = default;
+    Slot& operator=(Slot&&) = default;
+    ~Slot() {
+      if (n) n->fetch_sub(1);
+    }
+    explicit operator bool() const { return n != nullptr; }
+  };
+  static Slot take(const std::string& server, size_t max) {
+    static std::mutex mu;
+    static std::map<std::string, std::shared_ptr<std::atomic<size_t>>> counts;
+    std::shared_ptr<std::atomic<size_t>> c;
+    {
+      std::lock_guard lk(mu);
+      auto& slot = counts[server];
+      if (!slot) slot = std::make_shared<std::atomic<size_t>>(0);
+      c = slot;
+    }
+    if (c->fetch_add(1) >= max) {
+      c->fetch_sub(1);
+      return {};
+    }
+    return Slot(std::move(c));
+  }
+};
+
 http::request<http::string_body> check_request(const Context& ctx, const Settings& s, std::string_view hostname) {
   http::request<http::string_body> req{http::verb::post, "/checkv2", 11};
   for (const auto& [name, value] : request_headers(ctx, s, hostname)) req.insert(name, value);
@@ -117,6 +154,12 @@ asio::awaitable<Verdict> Rspamd::check(Phase, std::shared_ptr<const Context> ctx
   std::string errors;
   for (const auto& server : s_.servers) {
     if (ctx->cancel->cancelled()) co_return Verdict::failure("rspamd: cancelled");
+    auto slot = rspamd::InFlight::take(server, s_.max_connections);
+    if (!slot) {
+      core::count(core::labeled_counter("rspamd_server_failures_total", core::labels({{"server", server}})));
+      errors += (errors.empty() ? "" : "; ") + server + fmt::format(": busy ({} exchanges in flight)", s_.max_connections);
+      continue;
+    }
     rspamd::HttpResult r = co_await rspamd::exchange(server, req, timeout_);
     if (r.error.empty() && r.status != 200) r.error = fmt::format("HTTP status {}", r.status);
     if (!r.error.empty()) {

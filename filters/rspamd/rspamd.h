@@ -1,7 +1,9 @@
 // The rspamd filter, judged at Data: the message is POSTed to rspamd's /checkv2 (Boost.Beast, on
-// the session's executor, one fresh connection per message — no keep-alive pool yet), servers
-// tried in order while a connect fails; the JSON answer is mapped by protocol.h. A message larger
-// than rspamd.max_size is not sent (Continue, counted). Any failure (no server, timeout, HTTP
+// the session's executor, one fresh connection per message: rspamd 3.4's workers answer
+// "Connection: close" even to a keep-alive request, so there is nothing to pool), servers tried in
+// order while a connect fails or a server has rspamd.max_connections exchanges in flight; the JSON
+// answer is mapped by protocol.h. A message larger than rspamd.max_size is not sent (Continue,
+// counted). Any failure (no server, timeout, HTTP
 // status other than 200, bad JSON) is a failed verdict: the filter's on_error applies.
 #pragma once
 #include <chrono>

@@ -15,6 +15,9 @@ struct Settings {
   size_t max_size = 20971520;          // larger messages are not sent (skipped, counted)
   std::string password;                // rspamd's Password header; empty: none
   std::string settings_id;             // rspamd's Settings-ID header; empty: none
+  // "profile=id" entries: that profile's Settings-ID instead of settings_id ("" after '=': none)
+  std::vector<std::string> profile_settings_ids;
+  size_t max_connections = 64;         // exchanges in flight per server per process; past it: the next server
   ScoreMode score = ScoreMode::Add;
 };
 

@@ -21,6 +21,7 @@ import signal
 import smtplib
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,6 +29,13 @@ import unittest
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+# The reference implementations the tests compare with come as Debian packages (python3-dkim,
+# python3-spf, python3-nacl): visible also to a python3 that is not Debian's (e.g. pyenv), after
+# its own packages.
+DEBIAN_PY = "/usr/lib/python3/dist-packages"
+if os.path.isdir(DEBIAN_PY) and DEBIAN_PY not in sys.path:
+    sys.path.append(DEBIAN_PY)
 
 REPO = Path(__file__).resolve().parents[2]
 POSTFIX_DAEMON_DIR = "/usr/lib/postfix/sbin"

@@ -11,9 +11,10 @@ from mxharness import HarnessError, _stop_process, free_port, wait_port
 
 
 class RedisServer:
-    def __init__(self, password=None):
+    def __init__(self, password=None, extra_args=()):
         self.port = free_port()
         self.password = password
+        self.extra_args = list(extra_args)
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="mxtest-redis.", dir="/tmp")
 
@@ -35,6 +36,7 @@ class RedisServer:
                 "--daemonize", "no", "--dir", self.dir, "--loglevel", "warning"]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra_args
         log = open(os.path.join(self.dir, "redis.log"), "ab")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -58,4 +60,51 @@ class RedisServer:
 
     def close(self):
         self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisSentinel:
+    """A REAL redis-sentinel (Debian's redis-sentinel) on a free 127.0.0.1 port monitoring the
+    master `name` at `master_address` with quorum `quorum`; fast failover settings for tests. Its
+    config file is in its own temp dir (sentinel rewrites it)."""
+
+    def __init__(self, name, master_address, quorum=2, down_after_ms=1000, failover_timeout_ms=5000):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mxtest-sentinel.", dir="/tmp")
+        host, port = master_address.rsplit(":", 1)
+        self.conf = os.path.join(self.dir, "sentinel.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"port {self.port}\nbind 127.0.0.1\ndaemonize no\ndir {self.dir}\nlogfile {self.dir}/sentinel.log\n"
+                    f"sentinel monitor {name} {host} {port} {quorum}\n"
+                    f"sentinel down-after-milliseconds {name} {down_after_ms}\n"
+                    f"sentinel failover-timeout {name} {failover_timeout_ms}\n"
+                    f"sentinel parallel-syncs {name} 1\n")
+        self.proc = None
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        binary = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
+        if not os.path.exists(binary):
+            raise HarnessError("redis-sentinel not found (apt-get install redis-sentinel)")
+        self.proc = subprocess.Popen([binary, self.conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        if not wait_port("127.0.0.1", self.port, 10.0):
+            self.close()
+            raise HarnessError(f"redis-sentinel did not listen on {self.port}: {self.log()}")
+        return self
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "sentinel.log"), errors="replace") as f:
+                return f.read()[-3000:]
+        except OSError:
+            return ""
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            _stop_process(self.proc, signal.SIGKILL)
+        self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -4,9 +4,14 @@
 Run from the repo root:  python3 -m unittest -v tests/integration/test_rspamd.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix and to start rspamd as
 _rspamd). A rspamd that does not start fails the test with its log (HarnessError); nothing is skipped."""
+import base64
 import json
 import os
+import pwd
 import re
+import signal
+import smtplib
+import subprocess
 import sys
 import time
 import unittest
@@ -14,6 +19,8 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from mxharness import Mxfront, PostfixQmqp, free_port, http_get, smtp_send, unique_marker  # noqa: E402
 from rspamd_harness import GTUBE, Rspamd  # noqa: E402
+from redis_harness import RedisServer  # noqa: E402
+from tls_harness import TestPki, profile_overrides, users_file  # noqa: E402
 
 SENDER = "s@example.net"
 RCPT = "bob@example.org"
@@ -134,6 +141,36 @@ class RspamdTest(unittest.TestCase):
         self.assertTrue(mx.wait_log(r"reason=\"rspamd action=reject score=\S+ server=" + re.escape(self.rs.address), 5),
                         self.diag(mx))
 
+    def test_rspamd_paused_times_out_with_on_error_and_no_fd_is_left_behind(self):
+        rs = Rspamd()
+        self.addCleanup(rs.stop)
+        rs.start()
+        mx = Mxfront([self.pf.address], rspamd_config([rs.address], timeout=2))
+        self.addCleanup(mx.kill)
+        mx.start()
+        self.assertEqual(send(mx.port, mail(unique_marker("warm")))[0], 250, self.diag(mx, rs))
+        time.sleep(0.3)
+        baseline = mx.fd_count()
+        os.killpg(rs.proc.pid, signal.SIGSTOP)  # accepts connections (kernel backlog), never answers
+        try:
+            for i in range(3):
+                marker = unique_marker(f"paused{i}")
+                t0 = time.monotonic()
+                code, text = send(mx.port, mail(marker))
+                self.assertEqual(code, 451, text + self.diag(mx, rs))
+                self.assertLess(time.monotonic() - t0, 8, "answered within the filter's timeout")
+                self.assert_nothing_delivered(marker, 0.2)
+            self.assertTrue(mx.wait_log(r"filter=rspamd phase=data verdict=tempfail \(timeout\)", 5), self.diag(mx, rs))
+        finally:
+            os.killpg(rs.proc.pid, signal.SIGCONT)
+        marker = unique_marker("resumed")
+        self.assertEqual(send(mx.port, mail(marker))[0], 250, self.diag(mx, rs))
+        deadline = time.monotonic() + 10
+        while mx.fd_count() > baseline and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertLessEqual(mx.fd_count(), baseline, "fds back to their baseline after the paused rspamd")
+        mx.check_alive()
+
     def test_rspamd_killed_applies_on_error_and_mxfront_keeps_serving(self):
         rs = Rspamd()
         self.addCleanup(rs.stop)
@@ -163,6 +200,203 @@ class RspamdTest(unittest.TestCase):
         self.assertEqual(code, 250, text + self.diag(cont, rs))
         self.assertEqual(len(self.pf.deliveries(20, 1, match=marker.encode())), 1, self.diag(cont, rs))
         cont.check_alive()
+
+
+# A test rule (20 points: over rspamd's reject threshold of 15) and the settings that turn it off.
+MARKER_RULE = ('rspamd_config.MXF_TEST_MARKER = { callback = function(task) '
+               'return tostring(task:get_content()):find("MXFRONT-TEST-MARKER", 1, true) ~= nil end, '
+               'score = 20.0, description = "mxfront test marker" }\n')
+OUTBOUND_SETTINGS = 'outbound { id = "outbound"; apply { symbols_disabled = ["MXF_TEST_MARKER"]; } }\n'
+
+
+class RspamdSubmissionTest(unittest.TestCase):
+    """The submission side: the User header (rspamd signs only authenticated mail here), DKIM
+    signing by rspamd's dkim_signing with the signature prepended by mxfront and verified by a real
+    verifier (python3-dkim) on the delivered copy, and a Settings-ID per profile."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.addClassCleanup(cls.pki.close)
+        cls.users = users_file(os.path.join(cls.pki.dir, "users"))
+        # rspamd's signing key for example.org, selector "mx", readable by _rspamd only
+        cls.keydir = os.path.join(cls.pki.dir, "dkim")
+        os.makedirs(cls.keydir)
+        key = os.path.join(cls.keydir, "example.org.mx.key")
+        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+        pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        cls.dns_record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(pub)
+        u = pwd.getpwnam("_rspamd")
+        for path in (cls.pki.dir, cls.keydir):
+            os.chmod(path, 0o755)
+        os.chown(key, u.pw_uid, u.pw_gid)
+        os.chmod(key, 0o600)
+        cls.rs = Rspamd(extra_local={
+            "local.d/dkim_signing.conf": f'path = "{cls.keydir}/$domain.$selector.key";\nselector = "mx";\n'
+                                        'sign_local = false;\nsign_inbound = false;\nsign_authenticated = true;\n',
+            "local.d/settings.conf": OUTBOUND_SETTINGS,
+            "rspamd.local.lua": MARKER_RULE,
+        })
+        cls.addClassCleanup(cls.rs.stop)
+        cls.rs.start()
+        cls.pf = PostfixQmqp()
+        cls.addClassCleanup(cls.pf.stop)
+        cls.pf.start()
+        cfg = profile_overrides(cls.pki.server.cert, cls.pki.server.key, {"type": "file", "users_file": cls.users})
+        cfg["relay"] = {"local_domains": ["example.org"], "postmaster": "alice@example.org"}
+        cfg["rspamd"] = {"servers": [cls.rs.address], "profile_settings_ids": ["submission=outbound"]}
+        cfg["profile.mx"] = {"filters": ["relay_control", "rspamd"]}
+        cfg["profile.submission"] = {"filters": ["relay_control", "rspamd"]}
+        cls.mx = Mxfront([cls.pf.address], cfg)
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+        cls.ctx = cls.pki.client_context()
+
+    def tearDown(self):
+        self.mx.check_alive()
+
+    def diag(self):
+        return (f"\n--- mxfront log ---\n{self.mx.log()[-3000:]}\n--- postfix maillog ---\n{self.pf.log()[-1500:]}"
+                f"\n--- rspamd ---\n{self.rs.log()[-3000:]}")
+
+    def submit(self, msg, user="alice@example.org", password="alicepw", rcpt="carol@example.com"):
+        port = self.mx.listeners[1][1]
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=60) as c:
+            c.starttls(context=self.ctx)
+            c.login(user, password)
+            c.mail(user)
+            c.rcpt(rcpt)
+            return c.data(msg)
+
+    @staticmethod
+    def alice_mail(marker, body="Hello Carol,\r\nthe report is attached.\r\n"):
+        return (f"From: Alice <alice@example.org>\r\nTo: Carol <carol@example.com>\r\nSubject: {marker}\r\n"
+                f"Date: Mon, 07 Dec 2026 03:00:00 +0000\r\nMessage-ID: <{marker}@example.org>\r\n\r\n{body}").encode()
+
+    def test_submitted_mail_leaves_signed_and_the_signature_verifies_with_python3_dkim(self):
+        import dkim  # python3-dkim: the reference verifier
+        marker = unique_marker("signed")
+        code, text = self.submit(self.alice_mail(marker))
+        self.assertEqual(code, 250, text.decode(errors="replace") + self.diag())
+        got = self.pf.deliveries(20, 1, match=marker.encode())
+        self.assertEqual(len(got), 1, self.diag())
+        data = got[0].data
+        head = data.split(b"\n\n", 1)[0]
+        self.assertRegex(head, rb"(?m)^DKIM-Signature: v=1; a=rsa-sha256; .*d=example\.org; s=mx;", head.decode(errors="replace"))
+        # the delivered copy as a verifier on the Internet would get it (CRLF line ends); the key
+        # from the same key pair rspamd signed with
+        wire = re.sub(rb"\r?\n", b"\r\n", data)
+        lookups = []
+
+        def dnsfunc(name, timeout=5):
+            lookups.append(name)
+            return self.dns_record if name in (b"mx._domainkey.example.org.", "mx._domainkey.example.org.") else None
+
+        self.assertTrue(dkim.verify(wire, dnsfunc=dnsfunc), f"python3-dkim does not verify it: {head!r}{self.diag()}")
+        self.assertTrue(lookups, "the verifier looked up the key")
+        # tampering with the body after signing is detected (the check can fail)
+        self.assertFalse(dkim.verify(wire.replace(b"the report is attached", b"the report is ATTACHED"), dnsfunc=dnsfunc))
+
+    def test_unauthenticated_mx_mail_is_not_signed(self):
+        marker = unique_marker("mxnosig")
+        msg = (f"From: Sam <sam@example.net>\r\nTo: Alice <alice@example.org>\r\nSubject: {marker}\r\n"
+               f"Message-ID: <{marker}@example.net>\r\n\r\nhello\r\n").encode()
+        code, text = smtp_send(self.mx.port, "sam@example.net", ["alice@example.org"], msg, timeout=60)
+        self.assertEqual(code, 250, text + self.diag())
+        got = self.pf.deliveries(20, 1, match=marker.encode())
+        self.assertEqual(len(got), 1, self.diag())
+        self.assertNotIn(b"DKIM-Signature:", got[0].data.split(b"\n\n", 1)[0])
+
+    def test_each_profile_sends_its_settings_id(self):
+        body = "This carries MXFRONT-TEST-MARKER.\r\n"
+        # mx profile: no Settings-ID, the test rule scores 20 -> rspamd rejects
+        marker = unique_marker("mxmark")
+        msg = (f"From: Sam <sam@example.net>\r\nTo: Alice <alice@example.org>\r\nSubject: {marker}\r\n"
+               f"Message-ID: <{marker}@example.net>\r\n\r\n{body}").encode()
+        code, text = smtp_send(self.mx.port, "sam@example.net", ["alice@example.org"], msg, timeout=60)
+        self.assertEqual(code, 554, text + self.diag())
+        # submission profile: Settings-ID "outbound" turns the rule off -> relayed
+        marker = unique_marker("submark")
+        code, text = self.submit(self.alice_mail(marker, body))
+        self.assertEqual(code, 250, text.decode(errors="replace") + self.diag())
+        self.assertEqual(len(self.pf.deliveries(20, 1, match=marker.encode())), 1, self.diag())
+        self.assertNotRegex(self.mx.log(), rf"MXF_TEST_MARKER=20[^\n]*{re.escape(marker)}")
+
+
+class RspamdBayesTest(unittest.TestCase):
+    """rspamd's Bayes statistics in a REAL redis-server shared by two rspamd instances (the farm's
+    layout): spam learned with `rspamc learn_spam` on instance A scores on instance B, which mxfront
+    asks; the score and the BAYES_SPAM symbol reach the chain."""
+    WORDS = ("replica luxury watches rolex omega discount limited offer click best prices guaranteed "
+             "worldwide shipping cheap casino bonus").split()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = RedisServer()
+        cls.addClassCleanup(cls.redis.close)
+        cls.redis.start()
+        bayes = {"local.d/classifier-bayes.conf":
+                 f'backend = "redis";\nservers = "{cls.redis.address}";\nmin_learns = 3;\n'}
+        cls.learner, cls.judge = Rspamd(extra_local=bayes), Rspamd(extra_local=bayes)
+        for r in (cls.learner, cls.judge):
+            cls.addClassCleanup(r.stop)
+            r.start()
+        cls.pf = PostfixQmqp()
+        cls.addClassCleanup(cls.pf.stop)
+        cls.pf.start()
+        cls.mx = Mxfront([cls.pf.address], rspamd_config([cls.judge.address], on_error="continue"))
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+
+    def spam(self, rng, n):
+        return (f"From: Promo <deals@shop.example>\r\nTo: Bob <{RCPT}>\r\nSubject: Cheap {' '.join(rng.sample(self.WORDS, 4))}"
+                f"\r\nMessage-ID: <spam{n}@shop.example>\r\n\r\n{' '.join(rng.choices(self.WORDS, k=60))}\r\n")
+
+    def ham(self, n):
+        return (f"From: Carol <carol@example.org>\r\nTo: Bob <{RCPT}>\r\nSubject: Meeting notes {n}\r\n"
+                f"Message-ID: <ham{n}@example.org>\r\n\r\nHi Bob, attached are the notes number {n} of the quarterly "
+                "planning review. Please check the budget section and the hiring plan before Thursday, and the "
+                "travel policy update. Thanks, Carol\r\n")
+
+    def learn(self, command, text):
+        path = os.path.join(self.learner.dir, "learn.eml")
+        with open(path, "w") as f:
+            f.write(text)
+        p = subprocess.run(["rspamc", "-h", f"127.0.0.1:{self.learner.controller_port}", command, path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # rspamd skips a message its classifier already puts in that class ("learn conditions denied")
+        self.assertRegex(p.stdout, r"success = true|all learn conditions denied", p.stdout + self.learner.log()[-2000:])
+
+    def test_spam_learned_on_one_rspamd_scores_through_the_other(self):
+        import random
+        rng = random.Random(7)
+        # before learning: no Bayes verdict on the judging instance
+        marker = unique_marker("prebayes")
+        code, text = send(self.mx.port, (self.spam(rng, 100) + marker + "\r\n").encode())
+        self.assertFalse(self.mx.wait_log(rf"BAYES_SPAM=", 1), self.mx.log()[-2000:])
+        for i in range(5):
+            self.learn("learn_spam", self.spam(rng, i))
+            self.learn("learn_ham", self.ham(i))
+        self.assertRegex(subprocess.run(["redis-cli", "-p", str(self.redis.port), "--scan", "--pattern", "*"],
+                                        capture_output=True, text=True, timeout=10).stdout, r"\S",
+                         "the statistics are in Redis")
+        marker = unique_marker("bayes")
+        code, text = send(self.mx.port, (self.spam(rng, 200) + marker + "\r\n").encode())
+        m = self.mx.wait_log(r"filter=rspamd phase=data verdict=\S+ score=(\S+) .*reason=\"rspamd action=", 5)
+        self.assertTrue(m, self.mx.log()[-3000:])
+        self.assertTrue(self.mx.wait_log(r"BAYES_SPAM=[\d.]+", 5), "the symbol reaches the chain's tags\n"
+                        + self.mx.log()[-3000:] + self.judge.log()[-2000:])
+        # the judging rspamd never saw the learned messages: its verdict came from the shared Redis
+        self.assertNotIn("spam0@shop.example", self.judge.log())
+        # a ham-like message is not BAYES_SPAM
+        before = self.mx.log().count("BAYES_SPAM=")
+        marker = unique_marker("hamcheck")
+        code, text = send(self.mx.port, (self.ham(300) + marker + "\r\n").encode())
+        self.assertEqual(code, 250, text + self.mx.log()[-2000:])
+        time.sleep(0.5)
+        self.assertEqual(self.mx.log().count("BAYES_SPAM="), before, self.mx.log()[-2000:])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 // The AUTH brake across connections (smtpd/auth_brake.h): same wait for every outcome, counts per
-// address and per login, 454 past a limit, a success forgives only its own login's failures from
+// address, per network (/24, /64) and per login, 454 past a limit, a success forgives only its own login's failures from
 // its own address, counts expire, memory is bounded.
 #include "smtpd/auth_brake.h"
 
@@ -86,6 +86,41 @@ TEST_F(Brake, LimitsOffMeansNothingIsCounted) {
   auto st = brake.standing("192.0.2.1", "x", 0, s, now);
   EXPECT_FALSE(st.refused);
   EXPECT_EQ(st.delay, milliseconds(0));
+}
+
+TEST_F(Brake, NetworkPastItsLimitIsRefusedForEveryAddressInIt) {
+  s.address_limit = s.login_limit = 0;
+  s.network_limit = 4;
+  for (int i = 0; i < 4; ++i) brake.failed("192.0.2." + std::to_string(10 + i), "user" + std::to_string(i), s, now);
+  auto st = brake.standing("192.0.2.200", "alice", 0, s, now);  // a fresh address of the same /24
+  EXPECT_TRUE(st.refused);
+  EXPECT_EQ(st.network_failures, 4u);
+  EXPECT_EQ(st.delay, milliseconds(400));
+  EXPECT_FALSE(brake.standing("192.0.3.1", "alice", 0, s, now).refused);  // the next /24
+}
+
+TEST_F(Brake, Ipv6NetworkIsTheSlash64) {
+  s.address_limit = s.login_limit = 0;
+  s.network_limit = 2;
+  brake.failed("2001:db8:1:2::1", "a", s, now);
+  brake.failed("2001:db8:1:2:ffff::9", "b", s, now);
+  EXPECT_TRUE(brake.standing("2001:db8:1:2:abcd::1", "c", 0, s, now).refused);
+  EXPECT_FALSE(brake.standing("2001:db8:1:3::1", "c", 0, s, now).refused);
+}
+
+TEST_F(Brake, NetworkLimitOffCountsNoNetwork) {
+  s.address_limit = s.login_limit = s.network_limit = 0;
+  for (int i = 0; i < 10; ++i) brake.failed("192.0.2." + std::to_string(i), "x", s, now);
+  s.network_limit = 5;  // turned on later: nothing was counted under it
+  EXPECT_EQ(brake.standing("192.0.2.50", "y", 0, s, now).network_failures, 0u);
+}
+
+TEST_F(Brake, ASuccessForgivesItsOwnTyposInTheNetworkCountToo) {
+  s.network_limit = 10;
+  for (int i = 0; i < 2; ++i) brake.failed("192.0.2.1", "alice", s, now);
+  brake.failed("192.0.2.2", "mallory", s, now);
+  brake.succeeded("192.0.2.1", "alice", s, now);
+  EXPECT_EQ(brake.standing("192.0.2.3", "bob", 0, s, now).network_failures, 1u);  // mallory's remains
 }
 
 TEST(LocalAuthFailures, MemoryIsBounded) {

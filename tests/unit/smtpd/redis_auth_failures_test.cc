@@ -87,3 +87,29 @@ TEST(RedisAuthFailures, FailsOpenWhileRedisIsDownThenSharesAgain) {
 }
 
 }  // namespace
+
+namespace {
+
+// The /24 (/64) count of the AUTH brake on two instances sharing one Redis: failures from several
+// addresses of one network, spread over both, refuse a fresh address of that network on either.
+TEST(RedisAuthFailures, NetworkCountIsFarmWide) {
+  RedisServer server;
+  ASSERT_TRUE(server.ready()) << "redis-server could not be started (is it installed?)";
+  auto sa = std::make_shared<smtpd::RedisAuthFailures>(config_for(server), "t4:", 1000);
+  auto sb = std::make_shared<smtpd::RedisAuthFailures>(config_for(server), "t4:", 1000);
+  ASSERT_TRUE(eventually([&] { return sa->up() && sb->up(); }));
+  smtpd::AuthBrake a(sa), b(sb);
+  smtpd::AuthBrakeSettings s;
+  s.network_limit = 4;
+  s.window = 60s;
+  for (int i = 0; i < 4; ++i)
+    (i % 2 ? b : a).failed("198.51.100." + std::to_string(i + 1), "guess" + std::to_string(i), s, AuthClock::now());
+  EXPECT_TRUE(eventually([&] {
+    return a.standing("198.51.100.99", "x", 0, s, AuthClock::now()).refused &&
+           b.standing("198.51.100.99", "x", 0, s, AuthClock::now()).refused;
+  })) << a.standing("198.51.100.99", "x", 0, s, AuthClock::now()).network_failures << " "
+      << b.standing("198.51.100.99", "x", 0, s, AuthClock::now()).network_failures;
+  EXPECT_FALSE(a.standing("198.51.101.1", "x", 0, s, AuthClock::now()).refused);  // another /24
+}
+
+}  // namespace

@@ -2,6 +2,9 @@
 // JSON answer (every action, smtp_message, header edits in both forms, bad JSON) -> Verdict.
 #include "filters/rspamd/protocol.h"
 
+#include "filters/rspamd/descriptor.h"
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace filters::rspamd {
@@ -135,6 +138,59 @@ TEST(RspamdAnswer, MilterHeaderEditsInBothForms) {
   EXPECT_EQ(find("X-Rspamd-Server"), std::vector<std::string>{"rs1"});
   EXPECT_EQ(find("X-Multi"), (std::vector<std::string>{"one", "two"}));
   EXPECT_EQ(a.verdict.remove_headers, (std::vector<std::string>{"X-Spam", "X-Spamd-Bar"}));
+}
+
+TEST(RspamdAnswer, DkimSignatureIsPrependedFirstEvenWhenMilterHeadersFillTheCap) {
+  std::string many;
+  for (int i = 0; i < 60; ++i) many += fmt::format("{}\"X-H{}\":\"v\"", i ? "," : "", i);
+  auto a = parse_answer(R"({"action":"no action","score":0,
+      "dkim-signature":"v=1; a=rsa-sha256; d=example.net; s=mx;\n\th=from; bh=x; b=y",
+      "milter":{"add_headers":{)" + many + "}}}", ScoreMode::Add);
+  ASSERT_FALSE(a.verdict.add_headers.empty());
+  EXPECT_EQ(a.verdict.add_headers.front().name, "DKIM-Signature");
+  EXPECT_EQ(a.verdict.add_headers.front().value, "v=1; a=rsa-sha256; d=example.net; s=mx;\n\th=from; bh=x; b=y");
+  EXPECT_EQ(a.verdict.add_headers.size(), kMaxHeaderEdits);
+  // several signatures (one per signing domain) come as a list
+  auto two = parse_answer(R"({"action":"no action","score":0,"dkim-signature":["v=1; d=a.test","v=1; d=b.test"]})", ScoreMode::Add);
+  ASSERT_EQ(two.verdict.add_headers.size(), 2u);
+  EXPECT_EQ(two.verdict.add_headers[1].value, "v=1; d=b.test");
+}
+
+TEST(RspamdAnswer, RewriteSubjectReplacesTheSubjectOnlyForThatAction) {
+  auto a = parse_answer(R"({"action":"rewrite subject","score":7,"subject":"***SPAM*** hello"})", ScoreMode::Add);
+  EXPECT_EQ(a.verdict.action, Action::Continue);
+  EXPECT_EQ(a.verdict.remove_headers, std::vector<std::string>{"Subject"});
+  ASSERT_EQ(a.verdict.add_headers.size(), 1u);
+  EXPECT_EQ(a.verdict.add_headers[0].name, "Subject");
+  EXPECT_EQ(a.verdict.add_headers[0].value, "***SPAM*** hello");
+  auto other = parse_answer(R"({"action":"add header","score":7,"subject":"***SPAM*** hello"})", ScoreMode::Add);
+  EXPECT_TRUE(other.verdict.remove_headers.empty());
+  EXPECT_TRUE(other.verdict.add_headers.empty());
+}
+
+TEST(RspamdSettingsId, PerProfileEntriesOverrideTheDefaultAndBadEntriesAreErrors) {
+  config::Config c;
+  c.profiles.clear();
+  for (const char* n : {"mx", "submission", "submissions"}) {
+    config::Profile p;
+    p.name = n;
+    c.profiles.push_back(p);
+  }
+  Settings s;
+  s.settings_id = "inbound";
+  s.profile_settings_ids = {"submission=outbound", "submissions="};
+  std::string error;
+  EXPECT_EQ(settings_id_for(s, c, "mx", error), "inbound");
+  EXPECT_EQ(settings_id_for(s, c, "submission", error), "outbound");
+  EXPECT_EQ(settings_id_for(s, c, "submissions", error), "");  // "profile=": none
+  EXPECT_EQ(error, "");
+  s.profile_settings_ids = {"outbound"};
+  settings_id_for(s, c, "mx", error);
+  EXPECT_NE(error.find("is not \"profile=id\""), std::string::npos) << error;
+  error.clear();
+  s.profile_settings_ids = {"relay=outbound"};
+  settings_id_for(s, c, "mx", error);
+  EXPECT_NE(error.find("no profile named \"relay\""), std::string::npos) << error;
 }
 
 TEST(RspamdAnswer, BadJsonMissingOrUnknownActionFail) {
