@@ -165,6 +165,16 @@ Reply spf_tempfailed(std::string_view result, std::string_view domain, std::stri
 Reply spf_temperror(std::string_view result, std::string_view domain) {
   return {451, "4.7.24", fmt::format("SPF {}: cannot check the SPF record of {} now, try again later", result, safe_text(domain))};
 }
+Reply dmarc_rejected(std::string_view from_domain) {
+  return {550, "5.7.1", fmt::format("DMARC: message refused by the policy of {}: the From domain is not authenticated "
+                                    "(no aligned SPF or DKIM pass)", safe_text(from_domain))};
+}
+Reply dmarc_multiple_from() {
+  return {550, "5.7.1", "DMARC: message refused: multiple From addresses"};
+}
+Reply dmarc_temperror(std::string_view from_domain) {
+  return {451, "4.7.1", fmt::format("DMARC: cannot check the DMARC policy of {} now, try again later", safe_text(from_domain))};
+}
 }  // namespace replies
 
 }  // namespace core

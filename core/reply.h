@@ -101,6 +101,10 @@ Reply spf_rejected(std::string_view result, std::string_view domain, std::string
 Reply spf_error(std::string_view domain);                                                    // 550 5.7.24 (permerror)
 Reply spf_tempfailed(std::string_view result, std::string_view domain, std::string_view ip);  // 451 4.7.23 (fail, softfail)
 Reply spf_temperror(std::string_view result, std::string_view domain);                       // 451 4.7.24 (temperror, permerror)
+// DMARC (RFC 7489): the From domain's p=reject / several From addresses / a transient DNS error.
+Reply dmarc_rejected(std::string_view from_domain);                                          // 550 5.7.1
+Reply dmarc_multiple_from();                                                                 // 550 5.7.1
+Reply dmarc_temperror(std::string_view from_domain);                                         // 451 4.7.1
 }  // namespace replies
 
 }  // namespace core

@@ -3,6 +3,7 @@
 
 #include "filters/clamav/descriptor.h"
 #include "filters/dkim/descriptor.h"
+#include "filters/dmarc/descriptor.h"
 #include "filters/ocr/descriptor.h"
 #include "filters/ratelimit/descriptor.h"
 #include "filters/rbl/descriptor.h"
@@ -22,6 +23,7 @@ const std::vector<Descriptor>& registry() {
       ocr::descriptor(),
       spf::descriptor(),
       dkim::descriptor(),
+      dmarc::descriptor(),
       rspamd::descriptor(),
       ratelimit::descriptor(),
   };

@@ -145,10 +145,19 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Bad{"UnknownProfile", kMinimal + "[profile.smtp]\nrecipients = 1\n", "t.toml:7: unknown profile 'smtp'"},
         Bad{"UnknownProfileKey", kMinimal + "[profile.mx]\nauth = true\n", "t.toml:8: unknown key 'auth' in [profile.mx]"},
-        Bad{"UnknownFilter", kMinimal + "[profile.mx]\nfilters = [\"spamassassin\"]\n", "unknown filter 'spamassassin' (known: relay_control, rules, rbl, clamav, ocr, spf, dkim, rspamd, ratelimit)"},
+        Bad{"UnknownFilter", kMinimal + "[profile.mx]\nfilters = [\"spamassassin\"]\n", "unknown filter 'spamassassin' (known: relay_control, rules, rbl, clamav, ocr, spf, dkim, dmarc, rspamd, ratelimit)"},
         // A chain without relay_control accepts no recipient at all: a config error, not 554 for everyone.
         Bad{"MxWithoutRelayControl", kMinimal + "[profile.mx]\nfilters = [\"rules\"]\n",
             "t.toml:8: profile.mx.filters: no filter accepts recipients (relay_control)"},
+        // dmarc reads the spf filter's result: spf must come first in the chain.
+        Bad{"DmarcWithoutSpf", kMinimal + "[profile.mx]\nfilters = [\"relay_control\", \"dkim\", \"dmarc\"]\n",
+            "profile.mx.filters lists dmarc without spf before it"},
+        Bad{"DmarcBeforeSpf", kMinimal + "[profile.mx]\nfilters = [\"relay_control\", \"dmarc\", \"spf\"]\n",
+            "profile.mx.filters lists dmarc without spf before it"},
+        Bad{"DmarcWithoutDkim", kMinimal + "[profile.mx]\nfilters = [\"relay_control\", \"spf\", \"dmarc\"]\n",
+            "profile.mx.filters lists dmarc without dkim before it"},
+        Bad{"DmarcBadTemperrorPolicy", kMinimal + "[dmarc]\non_temperror = \"reject\"\n", "dmarc.on_temperror: expected one of"},
+        Bad{"DmarcBadForwarder", kMinimal + "[dmarc]\ntrusted_forwarders = [\"10.0.0.1/8\"]\n", "has host bits set"},
         Bad{"MxWithEmptyChain", kMinimal + "[profile.mx]\nfilters = []\n", "t.toml:8: profile.mx.filters: no filter accepts"},
         Bad{"SubmissionWithoutRelayControl", kMinimal + "\n[profile.submission]\nfilters = [\"rbl\", \"clamav\"]\n",
             "t.toml:9: profile.submission.filters: no filter accepts recipients"},
