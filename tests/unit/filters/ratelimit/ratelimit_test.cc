@@ -31,11 +31,15 @@ constexpr Millis kMinute{60'000};
 // A time at the start of a window of one minute (any multiple of 60 000 ms).
 constexpr Millis kT0{1'800'000'000'000 - 1'800'000'000'000 % 60'000};
 
+// One io_context for the whole test program, never destroyed before exit: a Redis client thread
+// may still be inside the io_context's wake-up (post + signal) when run() returns, and destroying
+// a local io_context there is a race (TSan saw it). Server I/O threads' contexts live as long.
 template <class T>
 T run(asio::awaitable<T> aw) {
-  asio::io_context io;
-  auto f = asio::co_spawn(io, std::move(aw), asio::use_future);
-  io.run();
+  static asio::io_context* io = new asio::io_context;
+  io->restart();
+  auto f = asio::co_spawn(*io, std::move(aw), asio::use_future);
+  io->run();
   return f.get();
 }
 
