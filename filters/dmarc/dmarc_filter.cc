@@ -235,6 +235,13 @@ asio::awaitable<Verdict> DmarcFilter::check(Phase, std::shared_ptr<const Context
     };
     j.discovery = co_await dmarc::discover(j.from.domain, s->psl->organizational_domain(j.from.domain), std::move(lookup));
     j.eval = dmarc::evaluate(j.discovery, j.inputs, *s->psl, draw());
+    // spf and dkim run before dmarc (the config requires it); one that recorded nothing did not
+    // complete (its timeout, an error, with on_error "continue"). What it would have found is
+    // unknown, so a failure is a temperror then, never a reject.
+    if (j.eval.result == dmarc::Result::Fail && ctx->auth && (!j.inputs.spf || !j.inputs.dkim)) {
+      j.eval.result = dmarc::Result::TempError;
+      j.eval.detail = std::string(!j.inputs.spf ? "spf" : "dkim") + " did not complete: " + j.eval.detail;
+    }
   } else {
     j.eval.result = dmarc::Result::PermError;
     j.eval.detail = j.from.detail;

@@ -343,6 +343,33 @@ class DmarcWithDkimTest(DmarcBase):
             self.assertIn("dmarc=temperror", self.one_dmarc(ds[0].data))
 
 
+class DmarcDkimIncompleteTest(DmarcBase):
+    """The dkim filter outlives its timeout (its key lookup never answers, dkim.timeout is shorter
+    than the DNS timeout) and on_error "continue" lets the chain go on: dmarc does not know what
+    DKIM would have said, so a p=reject failure is a temperror, never a 5xx."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.admin = free_port()
+        config = dmarc_config()
+        config["dkim"].update({"query_timeout": 3, "timeout": 0.5, "on_error": "continue"})
+        config["admin"] = {"address": f"127.0.0.1:{cls.admin}"}
+        cls.mx = Mxfront([PF.address], config=config)
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+
+    def test_a_dkim_check_that_did_not_complete_never_makes_a_reject(self):
+        marker = unique_marker("dkimslow")
+        mail, rcpt, final = raw_transaction(self.mx.port, "127.0.0.2", "s@reject.test",
+                                            signed_mail(marker, selector="slowkey"))
+        self.assertEqual((mail[0], rcpt[0]), (250, 250), self.diag())
+        self.assertEqual(final[0], 250, f"{final}{self.diag()}")
+        self.assertTrue(self.mx.wait_log(r"filter=dkim phase=data verdict=continue \(timeout\)", 5), self.diag())
+        ds = PF.deliveries(10, 1, match=marker.encode())
+        self.assertEqual(len(ds), 1, self.diag())
+        self.assertIn("dmarc=temperror", self.one_dmarc(ds[0].data))
+
+
 class DmarcMonitorOnlyTest(DmarcBase):
     @classmethod
     def setUpClass(cls):
