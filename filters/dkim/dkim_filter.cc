@@ -11,6 +11,7 @@
 #include "core/metrics.h"
 #include "core/reply.h"
 #include "core/text.h"
+#include "filters/cached_dns.h"
 #include "filters/sender_auth.h"
 
 namespace filters {
@@ -91,30 +92,8 @@ Verdict verdict_for(const Settings& s, std::string_view authserv_id, const std::
 
 namespace {
 
-struct DnsContext {
-  net::DnsOptions options;
-  std::shared_ptr<net::DnsCache> cache;
-  size_t cache_size = 0;
-  std::chrono::seconds max_ttl{0};
-  std::shared_ptr<const Cancel> cancel;
-};
-
-// One query through the cache; a cancelled check gets a Failure at once.
-asio::awaitable<net::DnsAnswer> resolve(std::shared_ptr<const DnsContext> d, std::string name, net::DnsType t) {
-  if (d->cancel && d->cancel->cancelled()) {
-    net::DnsAnswer a;
-    a.error = "check cancelled";
-    co_return a;
-  }
-  std::string key = fmt::format("{} {}", static_cast<int>(t), name);
-  if (d->cache && d->cache_size)
-    if (auto hit = d->cache->get(key, net::DnsCache::Clock::now())) co_return *hit;
-  auto resolver = net::Resolver::get(co_await asio::this_coro::executor, d->options);
-  net::DnsAnswer a = co_await resolver->query(name, t);
-  if (d->cache && d->cache_size && a.status != net::DnsStatus::Timeout && a.status != net::DnsStatus::Failure)
-    d->cache->put(key, a, net::DnsCache::Clock::now(), d->max_ttl, d->cache_size);
-  co_return a;
-}
+using DnsContext = CachedDns;  // filters/cached_dns.h
+constexpr auto resolve = resolve_cached;
 
 void count_result(AuthResult r) {
   core::count(core::labeled_counter("dkim_results_total", core::labels({{"result", auth_result_name(r)}})));
