@@ -124,9 +124,13 @@ std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s) {
     for (auto& dep : s.directory->dependencies()) deps.push_back(std::move(dep));
   if (s.farm_auth_failures) deps.push_back(s.farm_auth_failures->dependency());  // passive: the connections' state
   filters::BuildContext ctx{s.config, *s.resources, s.directory};
+  auto known = [&deps](const core::Dependency& d) {
+    return std::any_of(deps.begin(), deps.end(), [&d](const auto& e) { return e.kind == d.kind && e.name == d.name; });
+  };
   for (const auto* d : used_filters(c))
     if (d->dependencies)
-      for (auto& dep : d->dependencies(ctx)) deps.push_back(std::move(dep));
+      for (auto& dep : d->dependencies(ctx))
+        if (!known(dep)) deps.push_back(std::move(dep));  // e.g. a DNS server shared by spf, dkim and dmarc
   return deps;
 }
 

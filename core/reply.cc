@@ -152,8 +152,10 @@ Reply scan_structure_rejected(std::string_view limit) {
 Reply mime_structure_rejected(std::string_view what) {
   return {554, "5.6.0", fmt::format("Message refused: MIME structure too complex ({})", safe_text(what))};
 }
-Reply spf_rejected(std::string_view result, std::string_view domain, std::string_view ip) {
-  return {550, "5.7.23", fmt::format("SPF {}: {} does not designate [{}] as permitted sender", result, safe_text(domain), ip)};
+Reply spf_rejected(std::string_view result, std::string_view domain, std::string_view ip, std::string_view explanation) {
+  std::string text = fmt::format("SPF {}: {} does not designate [{}] as permitted sender", result, safe_text(domain), ip);
+  if (!explanation.empty()) text += fmt::format(" ({})", safe_text(explanation));
+  return {550, "5.7.23", std::move(text)};
 }
 Reply spf_error(std::string_view domain) {
   return {550, "5.7.24", fmt::format("SPF permerror: the SPF record of {} is invalid", safe_text(domain))};

@@ -97,7 +97,8 @@ Reply scan_limit_rejected();                                    // 554 5.7.1 (cl
 Reply scan_structure_rejected(std::string_view limit);          // 554 5.6.0 (clamav: MaxRecursion/MaxFiles)
 Reply mime_structure_rejected(std::string_view what);           // 554 5.6.0 (limits.mime_depth / mime_parts)
 // SPF (RFC 7208 §8, codes of RFC 7372): `result` is "fail", "softfail", "permerror", "temperror".
-Reply spf_rejected(std::string_view result, std::string_view domain, std::string_view ip);    // 550 5.7.23 (fail, softfail)
+// 550 5.7.23 (fail, softfail); `explanation`: the domain's own exp= text (RFC 7208 §6.2), appended sanitised
+Reply spf_rejected(std::string_view result, std::string_view domain, std::string_view ip, std::string_view explanation = {});
 Reply spf_error(std::string_view domain);                                                    // 550 5.7.24 (permerror)
 Reply spf_tempfailed(std::string_view result, std::string_view domain, std::string_view ip);  // 451 4.7.23 (fail, softfail)
 Reply spf_temperror(std::string_view result, std::string_view domain);                       // 451 4.7.24 (temperror, permerror)

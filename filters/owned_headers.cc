@@ -20,14 +20,6 @@ std::string unfolded_value(std::string_view field, size_t colon) {
 
 }  // namespace
 
-bool carries_authserv_id(std::string_view value, std::string_view authserv_id) {
-  size_t i = value.find_first_not_of(" \t\r\n");
-  if (i == std::string_view::npos) return false;
-  value.remove_prefix(i);
-  size_t end = value.find_first_of(" \t\r\n;(");
-  return core::iequals(value.substr(0, end), authserv_id);
-}
-
 size_t strip_owned_headers(std::string_view message, const std::vector<OwnedHeader>& owned, std::string& out) {
   if (owned.empty()) return 0;
   // Pass 1: the fields to drop, as [begin, end) ranges of the header block.

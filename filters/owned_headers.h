@@ -25,10 +25,6 @@ struct OwnedHeader {
 // `owned`, with its continuation lines. The header block ends at the first empty line. Returns how
 // many fields were removed; `out` is set to the cleaned message only when that is not 0 (the
 // caller relays the original otherwise, without a copy).
-// Whether an Authentication-Results value carries `authserv_id` (case-insensitive, with or without
-// a version after it): the `matches` of the Authentication-Results fields spf and dkim own.
-bool carries_authserv_id(std::string_view value, std::string_view authserv_id);
-
 size_t strip_owned_headers(std::string_view message, const std::vector<OwnedHeader>& owned, std::string& out);
 
 }  // namespace filters

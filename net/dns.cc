@@ -19,7 +19,7 @@ namespace asio = boost::asio;
 std::string DnsOptions::key() const {
   std::string k;
   for (const auto& s : servers) k += s + ",";
-  return k + "|" + std::to_string(timeout.count()) + "|" + std::to_string(tries);
+  return k + "|" + std::to_string(timeout.count()) + "|" + std::to_string(tries) + (error_answers ? "|e" : "");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -88,6 +88,8 @@ struct Resolver::Impl : std::enable_shared_from_this<Resolver::Impl> {
     } else {
       a.status = status == ARES_ETIMEOUT ? DnsStatus::Timeout : DnsStatus::Failure;
       a.error = ares_strerror(status);
+      a.server_answered = status == ARES_ESERVFAIL || status == ARES_EREFUSED || status == ARES_ENOTIMP ||
+                          status == ARES_EFORMERR || status == ARES_EBADRESP;
     }
     op->complete(std::move(a));
   }
@@ -205,7 +207,12 @@ Resolver::Resolver(asio::any_io_executor ex, const DnsOptions& o) : impl_(std::m
   opts.tries = static_cast<int>(std::max(1u, o.tries));
   opts.sock_state_cb = &Impl::on_sock_state;
   opts.sock_state_cb_data = impl_.get();
-  int rc = ares_init_options(&impl_->ch, &opts, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB);
+  int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB;
+  if (o.error_answers) {
+    opts.flags = ARES_FLAG_NOCHECKRESP;
+    mask |= ARES_OPT_FLAGS;
+  }
+  int rc = ares_init_options(&impl_->ch, &opts, mask);
   if (rc != ARES_SUCCESS) {
     init_error_ = std::string("c-ares init: ") + ares_strerror(rc);
     impl_->ch = nullptr;

@@ -28,6 +28,8 @@ struct DnsOptions {
   std::vector<std::string> servers;            // "host:port" / "[v6]:port"; empty = /etc/resolv.conf
   std::chrono::milliseconds timeout{2000};     // first try; c-ares backs off on later rounds
   unsigned tries = 2;
+  bool error_answers = false;                  // a SERVFAIL/REFUSED answer is the answer (ARES_FLAG_NOCHECKRESP),
+                                               // not a reason to ask the next server: health probes
   std::string key() const;                     // identifies the channel
 };
 

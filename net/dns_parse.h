@@ -27,6 +27,8 @@ struct DnsAnswer {
   std::vector<std::string> ptr;   // PTR target names, no trailing dot
   uint32_t ttl = 0;               // smallest TTL of the records; negative answers: the SOA's negative TTL
   std::string error;              // Timeout / Failure: what went wrong
+  bool server_answered = true;    // Failure: false when no server answered at all (unreachable), true for an
+                                  // error answer (SERVFAIL, REFUSED, ...); Timeout is never an answer
 };
 
 // Parses a DNS response (pure, bounds-checked): the answer records of `type` with the smallest

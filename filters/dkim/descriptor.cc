@@ -5,6 +5,8 @@
 #include "filters/dkim/descriptor.h"
 
 #include "config/setters.h"
+#include "filters/auth_results.h"
+#include "filters/cached_dns.h"
 #include "filters/dkim/dkim_filter.h"
 
 namespace filters::dkim {
@@ -62,6 +64,10 @@ Descriptor descriptor() {
   };
   d.owned_headers = [](const BuildContext& b) -> std::vector<OwnedHeader> {
     return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
+  };
+  d.dependencies = [](const BuildContext& b) {  // its DNS servers (shared with spf/dkim/dmarc: one row each in /health)
+    const auto& s = b.config->sections.get<Settings>(kName);
+    return dns_server_dependencies(s.dns_servers, std::chrono::duration_cast<std::chrono::milliseconds>(s.query_timeout));
   };
   d.metrics = {{"dkim_results_total", "DKIM results of the dkim filter (RFC 6376), one per signature (none: unsigned), by result."}};
   return d;

@@ -11,6 +11,7 @@
 #include "core/metrics.h"
 #include "core/reply.h"
 #include "core/text.h"
+#include "filters/auth_results.h"
 #include "filters/cached_dns.h"
 #include "filters/sender_auth.h"
 
@@ -20,23 +21,6 @@ namespace R = core::replies;
 
 namespace dkim {
 namespace {
-
-// Text safe inside a header comment: printable ASCII without parentheses or backslash.
-std::string comment_text(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (out.size() >= 200) break;
-    out += (c < 0x20 || c > 0x7E || c == '(' || c == ')' || c == '\\') ? '_' : c;
-  }
-  return out;
-}
-
-// A value usable as an RFC 8601 property value as it is (else the property is left out).
-bool plain(std::string_view v) {
-  return !v.empty() && v.size() <= 255 && std::all_of(v.begin(), v.end(), [](char c) {
-    return c > 0x20 && c < 0x7F && c != '(' && c != ')' && c != ';' && c != '"' && c != '\\';
-  });
-}
 
 double score_of(const Settings& s, AuthResult r) {
   switch (r) {
@@ -50,9 +34,9 @@ double score_of(const Settings& s, AuthResult r) {
 
 std::string resinfo(const DkimFacts& f) {
   std::string v = fmt::format("dkim={}", auth_result_name(f.result));
-  if (!f.detail.empty()) v += fmt::format(" ({})", comment_text(f.detail));
+  if (!f.detail.empty()) v += fmt::format(" ({})", auth_comment(f.detail));
   auto prop = [&v](const char* name, std::string_view value) {
-    if (plain(value)) v += fmt::format(" header.{}={}", name, value);
+    if (auth_property_ok(value)) v += fmt::format(" header.{}={}", name, value);  // else left out
   };
   prop("d", f.domain);
   prop("i", f.identity);

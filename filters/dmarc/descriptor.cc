@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "config/setters.h"
+#include "filters/cached_dns.h"
 #include "filters/dmarc/dmarc_filter.h"
 
 namespace filters::dmarc {
@@ -88,6 +89,10 @@ Descriptor descriptor() {
   };
   d.owned_headers = [](const BuildContext& b) -> std::vector<OwnedHeader> {
     return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
+  };
+  d.dependencies = [](const BuildContext& b) {  // its DNS servers (shared with spf/dkim/dmarc: one row each in /health)
+    const auto& s = b.config->sections.get<Settings>(kName);
+    return dns_server_dependencies(s.dns_servers, std::chrono::duration_cast<std::chrono::milliseconds>(s.query_timeout));
   };
   d.metrics = {{"dmarc_results_total", "DMARC results of the dmarc filter (RFC 7489), by result."},
                {"dmarc_dispositions_total", "Dispositions the dmarc filter applied (none when overridden or monitor only), by disposition."}};

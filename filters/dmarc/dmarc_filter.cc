@@ -36,13 +36,6 @@ std::string token(std::string_view s) {
   return out;
 }
 
-// Text safe inside a header comment: printable ASCII without parentheses or backslash.
-std::string comment_text(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 200)) out += (c < 0x20 || c > 0x7E || c == '(' || c == ')' || c == '\\') ? '_' : c;
-  return out;
-}
-
 bool multiple_from(const FromDomain& f) {
   return f.status == FromDomain::Status::MultipleFields || f.status == FromDomain::Status::MultipleAddresses;
 }
@@ -113,7 +106,7 @@ std::string auth_results(std::string_view authserv_id, const Judgement& j, const
     const Record& r = j.discovery.record;
     comment = fmt::format("p={} sp={} dis={}", policy_name(r.p), policy_name(r.subdomain_policy()), upper(policy_name(d.applied)));
   } else if (!j.eval.detail.empty()) {
-    comment = comment_text(j.eval.detail);
+    comment = auth_comment(j.eval.detail);
   }
   if (!d.override_reason.empty()) comment += (comment.empty() ? "" : " ") + ("policy.override=" + d.override_reason);
   if (!comment.empty()) v += " (" + comment + ")";

@@ -17,7 +17,7 @@
 #include "filters/dmarc/dmarc.h"
 #include "filters/dmarc/settings.h"
 #include "filters/filter.h"
-#include "filters/owned_headers.h"  // carries_authserv_id
+#include "filters/auth_results.h"  // carries_authserv_id
 #include "net/dns.h"
 #include "net/dns_cache.h"
 

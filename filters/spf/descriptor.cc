@@ -5,6 +5,7 @@
 #include "filters/spf/descriptor.h"
 
 #include "config/setters.h"
+#include "filters/cached_dns.h"
 #include "filters/spf/spf_filter.h"
 
 namespace filters::spf {
@@ -74,6 +75,10 @@ Descriptor descriptor() {
   };
   d.owned_headers = [](const BuildContext& b) -> std::vector<OwnedHeader> {
     return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
+  };
+  d.dependencies = [](const BuildContext& b) {  // its DNS servers (shared with spf/dkim/dmarc: one row each in /health)
+    const auto& s = b.config->sections.get<Settings>(kName);
+    return dns_server_dependencies(s.dns_servers, std::chrono::duration_cast<std::chrono::milliseconds>(s.query_timeout));
   };
   d.metrics = {{"spf_results_total", "SPF results of the spf filter (RFC 7208), by result."}};
   return d;

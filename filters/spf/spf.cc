@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <fmt/format.h>
 
 namespace filters::spf {
@@ -127,7 +128,7 @@ std::optional<std::string> letter_value(char letter, const MacroInput& in, bool 
     case 'h': return in.helo;
     case 'c': if (exp) return in.ip.str(); break;
     case 'r': if (exp) return std::string("unknown"); break;
-    case 't': if (exp) return std::string("0"); break;
+    case 't': if (exp) return std::to_string(static_cast<long long>(std::time(nullptr))); break;
   }
   return std::nullopt;
 }
@@ -177,7 +178,8 @@ std::optional<std::string> expand(std::string_view s, const MacroInput& in, std:
   for (size_t i = 0; i < s.size();) {
     char c = s[i];
     if (c != '%') {
-      if (c < 0x21 || c > 0x7E) return (error = "invalid character in macro string", std::nullopt);
+      // macro-literal is %x21-7E; an explain-string (exp) also has SP between its macro-strings
+      if (c < (exp ? 0x20 : 0x21) || c > 0x7E) return (error = "invalid character in macro string", std::nullopt);
       out += c;
       ++i;
       continue;
@@ -418,7 +420,7 @@ asio::awaitable<bool> address_matches(Eval& e, const std::string& name, const Te
   co_return false;
 }
 
-asio::awaitable<Outcome> evaluate(Eval& e, std::string domain);
+asio::awaitable<Outcome> evaluate(Eval& e, std::string domain, bool explain = false);
 
 asio::awaitable<bool> mx_matches(Eval& e, const std::string& name, const Term& t) {
   net::DnsAnswer mx = co_await query(e, name, net::DnsType::MX, true);
@@ -490,8 +492,26 @@ asio::awaitable<bool> matches(Eval& e, const Term& t, const std::string& domain)
   co_return !a.a.empty();
 }
 
-// check_host() for one domain: none when it has no record, else the record's result.
-asio::awaitable<Outcome> evaluate(Eval& e, std::string domain) {
+// §6.2: the explanation of a fail: the TXT record of the expanded exp domain-spec, expanded with
+// the exp-only macros. Not a DNS-querying term; any DNS error, no record, several records or a
+// syntax error in the text mean no explanation ("" returned), never a different result.
+asio::awaitable<std::string> explanation(Eval& e, const std::string& spec, const std::string& domain) {
+  std::string text;
+  try {
+    std::string name = target_name(e, spec, domain);
+    if (!valid_domain(name)) co_return text;
+    net::DnsAnswer a = co_await query(e, name, net::DnsType::TXT, false);
+    if (a.status != net::DnsStatus::Ok || a.txt.size() != 1) co_return text;
+    std::string error;
+    if (auto expanded = expand(a.txt.front(), macro_input(e, domain), error, true)) text = std::move(*expanded);
+  } catch (const Stop&) {
+  }
+  co_return text;
+}
+
+// check_host() for one domain: none when it has no record, else the record's result. `explain`:
+// fetch the exp= text on a fail (the top-level record and redirect targets, never includes).
+asio::awaitable<Outcome> evaluate(Eval& e, std::string domain, bool explain) {
   Outcome out;
   while (!domain.empty() && domain.back() == '.') domain.pop_back();
   domain = lowercase(domain);
@@ -513,12 +533,13 @@ asio::awaitable<Outcome> evaluate(Eval& e, std::string domain) {
       out.result = t.qualifier;
       out.mechanism = t.text;
       out.detail = fmt::format("{} matched {} of {}", e.ip.str(), t.text, domain);
+      if (explain && out.result == Result::Fail && r.exp) out.explanation = co_await explanation(e, *r.exp, domain);
       co_return out;
     }
   if (r.redirect) {
     count_dns_term(e);
     std::string target = target_name(e, *r.redirect, domain);
-    Outcome sub = co_await evaluate(e, target);
+    Outcome sub = co_await evaluate(e, target, explain);  // §6.2: the target's exp, not ours
     if (sub.result == Result::None) perm(fmt::format("redirect={} has no SPF record", target));
     co_return sub;
   }
@@ -540,7 +561,7 @@ asio::awaitable<Outcome> check_host(core::IpAddress ip, std::string domain, std:
   e.helo = std::move(helo);
   Outcome out;
   try {
-    out = co_await evaluate(e, std::move(domain));
+    out = co_await evaluate(e, std::move(domain), true);
   } catch (const Stop& s) {
     out.result = s.result;
     out.detail = s.detail;

@@ -2,8 +2,9 @@
 // lookup (net::Resolver in the filter, a fake table in the unit tests). No Asio I/O of its own.
 //  * Mechanisms all, include, a, mx, ip4, ip6 (CIDR lengths, dual-cidr for a/mx), exists, and ptr
 //    as §5.5 says (validated names from at most 10 PTR names; its DNS errors are no match, never
-//    temperror). Modifiers redirect (evaluated) and
-//    exp (syntax-checked, never expanded: no explanation string is fetched); unknown ones ignored.
+//    temperror). Modifiers redirect (evaluated) and exp (§6.2: on a fail, the explanation TXT is
+//    fetched and expanded with c/r/t; any DNS or syntax problem with it means no explanation; the
+//    exp of an included record is never used, the one of a redirect target is); unknown ones ignored.
 //  * Macros %{s l o d i p v h} with digits/`r` transformers and delimiters, %%, %_, %-; an upper-
 //    case letter URL-escapes; %{p} expands to "unknown" (the macro does no PTR lookup); c/r/t are exp-only.
 //  * Limits: more than 10 DNS-querying terms (include a mx ptr exists redirect) or more than 2
@@ -37,6 +38,7 @@ struct Outcome {
   Result result = Result::None;
   std::string mechanism;  // the term that matched ("-all", "include:_spf.example.com"); "" otherwise
   std::string detail;     // why, for the log and the header comment (errors: what went wrong)
+  std::string explanation;  // fail only: the domain's exp= text, expanded (untrusted: sanitise before use)
   unsigned dns_terms = 0; // DNS-querying terms evaluated
   unsigned void_lookups = 0;
 };

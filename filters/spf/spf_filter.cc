@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/text.h"
+#include "filters/auth_results.h"
 #include "filters/cached_dns.h"
 #include "filters/sender_auth.h"
 
@@ -20,23 +21,10 @@ namespace R = core::replies;
 namespace spf {
 namespace {
 
-// Text safe inside a header comment: printable ASCII without parentheses or backslash.
-std::string comment_text(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (out.size() >= 200) break;
-    out += (c < 0x20 || c > 0x7E || c == '(' || c == ')' || c == '\\') ? '_' : c;
-  }
-  return out;
-}
-
 // An identity usable as a property value (RFC 8601 §2.2 allows local@domain): otherwise only
 // its domain is given.
 std::string property_value(std::string_view identity) {
-  bool plain = std::all_of(identity.begin(), identity.end(), [](char c) {
-    return c > 0x20 && c < 0x7F && c != '(' && c != ')' && c != ';' && c != '"' && c != '\\';
-  });
-  if (plain) return std::string(identity);
+  if (auth_property_ok(identity)) return std::string(identity);
   return std::string(core::domain_of(identity));
 }
 
@@ -65,10 +53,12 @@ std::string tag_of(Result r, double score) {
   return fmt::format("SPF_{}={:g}", name, score);
 }
 
-core::Reply refusal(Result r, Policy p, std::string_view domain, const core::IpAddress& ip) {
+core::Reply refusal(const Outcome& o, Policy p, std::string_view domain, const core::IpAddress& ip) {
+  Result r = o.result;
   std::string name(result_name(r));
   if (r == Result::TempError) return R::spf_temperror(name, domain);
-  if (p == Policy::Reject) return r == Result::PermError ? R::spf_error(domain) : R::spf_rejected(name, domain, ip.str());
+  if (p == Policy::Reject)
+    return r == Result::PermError ? R::spf_error(domain) : R::spf_rejected(name, domain, ip.str(), o.explanation);
   return r == Result::PermError ? R::spf_temperror(name, domain) : R::spf_tempfailed(name, domain, ip.str());
 }
 
@@ -76,14 +66,10 @@ core::Reply refusal(Result r, Policy p, std::string_view domain, const core::IpA
 
 std::string auth_results(std::string_view authserv_id, const Outcome& o, std::string_view identity, bool helo_identity) {
   std::string v = fmt::format("{}; spf={}", authserv_id, result_name(o.result));
-  if (!o.detail.empty()) v += fmt::format(" ({})", comment_text(o.detail));
+  if (!o.detail.empty()) v += fmt::format(" ({})", auth_comment(o.detail));
   if (helo_identity) v += fmt::format(" smtp.helo={}", property_value(core::domain_of(identity)));
   else v += fmt::format(" smtp.mailfrom={}", property_value(identity));
   return v;
-}
-
-bool carries_authserv_id(std::string_view value, std::string_view authserv_id) {
-  return filters::carries_authserv_id(value, authserv_id);  // shared with dkim (filters/owned_headers.h)
 }
 
 Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outcome& o, std::string_view identity,
@@ -97,10 +83,10 @@ Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outco
     v.tags.push_back(tag_of(o.result, v.score));
   } else if (p == Policy::Reject && o.result != Result::TempError) {
     v.action = Action::Reject;
-    v.reply = refusal(o.result, p, domain, ip);
+    v.reply = refusal(o, p, domain, ip);
   } else if (p == Policy::TempFail || (p == Policy::Reject && o.result == Result::TempError)) {
     v.action = Action::TempFail;
-    v.reply = refusal(o.result, Policy::TempFail, domain, ip);
+    v.reply = refusal(o, Policy::TempFail, domain, ip);
   }
   if (s.report_only && v.action != Action::Continue) {
     v.reason += fmt::format(" (report only: would {} with {} {})", action_name(v.action), v.reply->code, v.reply->enhanced);

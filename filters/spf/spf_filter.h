@@ -11,7 +11,7 @@
 #include <string>
 
 #include "filters/filter.h"
-#include "filters/owned_headers.h"
+#include "filters/auth_results.h"
 #include "filters/spf/settings.h"
 #include "filters/spf/spf.h"
 #include "net/dns.h"
@@ -23,9 +23,7 @@ namespace spf {
 // The Authentication-Results value: "<id>; spf=<result> (<comment>) smtp.mailfrom=<identity>"
 // (smtp.helo=<helo> for the null sender). The comment is made safe for a header comment.
 std::string auth_results(std::string_view authserv_id, const Outcome& o, std::string_view identity, bool helo_identity);
-// Whether an Authentication-Results value carries `authserv_id` (case-insensitive, with or
-// without a version after it).
-bool carries_authserv_id(std::string_view value, std::string_view authserv_id);
+using filters::carries_authserv_id;  // filters/auth_results.h
 // The verdict for an outcome under `s` (pure): action/reply, score, tag and header.
 Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outcome& o, std::string_view identity,
                     std::string_view domain, bool helo_identity, const core::IpAddress& ip);

@@ -7,6 +7,7 @@ The SPF verdicts the tests rely on are checked against python3-spf (the referenc
 pointed at the same nsd. If nsd or Postfix cannot start, the tests fail, they never skip.
 Run from the repo root:  MXFRONT_BIN=build/mxfront python3 -m unittest -v tests/integration/test_dmarc.py"""
 import base64
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
@@ -368,6 +370,58 @@ class DmarcDkimIncompleteTest(DmarcBase):
         ds = PF.deliveries(10, 1, match=marker.encode())
         self.assertEqual(len(ds), 1, self.diag())
         self.assertIn("dmarc=temperror", self.one_dmarc(ds[0].data))
+
+
+class SenderAuthDnsHealthTest(DmarcBase):
+    """The DNS servers of spf, dkim and dmarc are /health dependencies (kind "dns", one row per server
+    even when the three filters share it): up while the server answers at all (nsd refuses the probe
+    for the root, which is an answer), down when it is silent or gone, up again when it is back;
+    never part of /readyz."""
+
+    def test_dns_servers_are_dependencies_down_when_silent_up_when_back(self):
+        from rbldnsd_harness import BlackHoleDns  # noqa: E402
+        hole = BlackHoleDns()
+        self.addCleanup(hole.__exit__)
+        hole.__enter__()
+        own = Nsd({"health.test": [("@", "TXT", "v=spf1 -all")]})
+        self.addCleanup(own.stop)
+        admin = free_port()
+        config = dmarc_config()
+        config["spf"]["dns_servers"] = [own.address]
+        config["dkim"]["dns_servers"] = [own.address]
+        config["dmarc"]["dns_servers"] = [own.address, hole.address]
+        config["admin"] = {"address": f"127.0.0.1:{admin}", "check_interval": 0.2, "check_fall": 2, "check_rise": 1}
+        self.mx = Mxfront([PF.address], config=config)
+        self.addCleanup(self.mx.kill)
+        self.mx.start()
+
+        def deps_until(pred, what):
+            deadline = time.monotonic() + 15
+            deps = {}
+            while time.monotonic() < deadline:
+                deps = {d["name"]: d for d in json.loads(http_get(admin, "/health")[1])["dependencies"] if d["kind"] == "dns"}
+                if pred(deps):
+                    return deps
+                time.sleep(0.1)
+            self.fail(f"{what}: {deps}{self.diag()}")
+
+        both = lambda d: all(d.get(n, {}).get("checked") for n in (own.address, hole.address))  # noqa: E731
+        deps = deps_until(lambda d: both(d) and d[own.address]["up"] and not d[hole.address]["up"], "nsd up, hole down")
+        self.assertEqual(set(deps), {own.address, hole.address}, "one row per server, shared by the three filters")
+        self.assertIn("timeout", deps[hole.address]["last_error"])
+        self.assertEqual(http_get(admin, "/readyz"), (200, "ok\n"), "a DNS server never fails readiness")
+        pids, i = [own.proc.pid], 0  # nsd's process tree (main, xfrd, server): all of it stops answering
+        while i < len(pids):
+            with open(f"/proc/{pids[i]}/task/{pids[i]}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+            i += 1
+        signal_all = lambda sig: [os.kill(p, sig) for p in pids]  # noqa: E731
+        signal_all(signal.SIGSTOP)  # a hung server: silent
+        self.addCleanup(signal_all, signal.SIGCONT)
+        deps = deps_until(lambda d: not d[own.address]["up"], "nsd paused: down")
+        self.assertIn("timeout", deps[own.address]["last_error"])
+        signal_all(signal.SIGCONT)
+        deps_until(lambda d: d[own.address]["up"], "nsd resumed: up")
 
 
 class DmarcMonitorOnlyTest(DmarcBase):

@@ -18,6 +18,7 @@
 #include "core/text.h"
 #include "filters/dkim/dkim.h"
 #include "filters/dkim/dkim_filter.h"
+#include "filters/auth_results.h"
 #include "filters/owned_headers.h"
 
 namespace asio = boost::asio;
@@ -522,6 +523,18 @@ TEST(DkimFilter, AuthenticationResultsField) {
             "mx.example.net;\n\tdkim=pass (good _sig_) header.d=example.test header.i=@example.test header.s=sel "
             "header.a=rsa-sha256 header.b=abcdefghijkl;\n\tdkim=fail (body hash did not verify) header.d=x.test header.s=s2 "
             "header.a=ed25519-sha256 header.b=ABCDEFGHIJKL");
+}
+
+TEST(DkimFilter, HostileSignatureTagsCannotForgeResults) {
+  // d= / s= / i= come from the sender's signature: a value that would need quoting is left out,
+  // a comment loses its parentheses, so no "; dkim=pass" can be smuggled into our field.
+  DkimFacts f{AuthResult::Fail, "evil.test; dkim=pass header.d=bank.test", "a b@evil.test", "s\"1", "rsa-sha256",
+              "abcdefghijkl", "key (from) evil; dkim=pass)"};
+  std::string v = dkim::auth_results("mx.example.net", {f});
+  EXPECT_EQ(v, "mx.example.net;\n\tdkim=fail (key _from_ evil_ dkim=pass_) header.a=rsa-sha256 header.b=abcdefghijkl");
+  EXPECT_FALSE(filters::auth_property_ok(""));
+  EXPECT_FALSE(filters::auth_property_ok(std::string(256, 'a')));
+  EXPECT_TRUE(filters::auth_property_ok("user@example.test"));
 }
 
 TEST(DkimFilter, ScoresPerResultNeverRefuses) {

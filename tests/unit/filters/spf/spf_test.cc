@@ -259,6 +259,60 @@ TEST(Spf, RedirectUsesTheTargetDomain) {
   EXPECT_EQ(result(dns, "192.0.2.5", "r4.test"), Result::Fail);
 }
 
+TEST(Spf, ExpExplainsAFailWithMacros) {
+  FakeDns dns;
+  dns.txt("e.test", {"v=spf1 ip4:10.0.0.1 -all exp=why.%{d}"});
+  dns.txt("why.e.test", {"%{c} is not one of %{d}'s senders (%{l})"});
+  Outcome o = run(dns, "192.0.2.9", "e.test", "bob@e.test");
+  EXPECT_EQ(o.result, Result::Fail);
+  EXPECT_EQ(o.explanation, "192.0.2.9 is not one of e.test's senders (bob)");
+  EXPECT_EQ(run(dns, "10.0.0.1", "e.test").explanation, "");  // pass: no explanation is fetched
+}
+
+TEST(Spf, ExpProblemsMeanNoExplanationNeverAnotherResult) {
+  FakeDns dns;
+  dns.txt("none.test", {"v=spf1 -all exp=missing.none.test"});  // NXDOMAIN
+  dns.txt("two.test", {"v=spf1 -all exp=x.two.test"});
+  dns.txt("x.two.test", {"one", "two"});  // several records
+  dns.txt("bad.test", {"v=spf1 -all exp=x.bad.test"});
+  dns.txt("x.bad.test", {"broken %{z} macro"});  // syntax error in the text
+  dns.txt("tmp.test", {"v=spf1 -all exp=x.tmp.test"});
+  dns.status("x.tmp.test", DnsType::TXT, DnsStatus::Timeout);
+  for (const char* d : {"none.test", "two.test", "bad.test", "tmp.test"}) {
+    Outcome o = run(dns, "192.0.2.9", d);
+    EXPECT_EQ(o.result, Result::Fail) << d;
+    EXPECT_EQ(o.explanation, "") << d;
+  }
+}
+
+TEST(Spf, ExpOfAnIncludeIsNeverUsedTheRedirectTargetsIs) {
+  FakeDns dns;
+  dns.txt("outer.test", {"v=spf1 include:inner.test -all"});
+  dns.txt("inner.test", {"v=spf1 ip4:10.0.0.1 -all exp=x.inner.test"});
+  dns.txt("x.inner.test", {"inner text"});
+  Outcome o = run(dns, "192.0.2.9", "outer.test");
+  EXPECT_EQ(o.result, Result::Fail);
+  EXPECT_EQ(o.explanation, "");
+  dns.txt("r.test", {"v=spf1 redirect=t.test exp=x.r.test"});
+  dns.txt("x.r.test", {"the original's text"});
+  dns.txt("t.test", {"v=spf1 -all exp=x.t.test"});
+  dns.txt("x.t.test", {"the target's text"});
+  EXPECT_EQ(run(dns, "192.0.2.9", "r.test").explanation, "the target's text");
+}
+
+TEST(Spf, TheRefusalCarriesTheExplanationSanitised) {
+  filters::spf::Settings s;
+  s.on_fail = filters::spf::Policy::Reject;
+  Outcome o;
+  o.result = Result::Fail;
+  o.explanation = "see http://e.test/why\r\n250 fake";
+  auto v = filters::spf::verdict_for(s, "mx.test", o, "bob@e.test", "e.test", false, *core::IpAddress::parse("192.0.2.9"));
+  ASSERT_TRUE(v.reply);
+  EXPECT_EQ(v.reply->code, 550);
+  EXPECT_EQ(v.reply->text.find('\r'), std::string::npos);
+  EXPECT_NE(v.reply->text.find("(see http://e.test/why"), std::string::npos) << v.reply->text;
+}
+
 // ------------------------------------------------------------------------------------------------
 // limits and errors
 TEST(Spf, TenDnsTermsAreFineElevenArePermerror) {
