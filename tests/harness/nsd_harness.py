@@ -8,6 +8,7 @@
                              relative to the zone ("@" = the apex; a name ending in "." is absolute), TXT
                              rdata is a plain str (quoted and split into 255-byte strings here), other
                              rdata is zone-file text. `.address` = "127.0.0.1:<port>", `.port`.
+                             Nsd(zones, port=P) serves on port P (to come back where a stopped one was).
   * DnsFilterProxy(upstream, drop=(), servfail=())
                            - a UDP+TCP forwarder in front of `upstream` ("127.0.0.1:<port>") that never
                              answers queries for names under the `drop` suffixes (a server that does not
@@ -149,12 +150,12 @@ def dns_txt(address, name, timeout=1.0):
 
 
 class Nsd:
-    def __init__(self, zones, ttl=300, start_timeout=10.0):
+    def __init__(self, zones, ttl=300, start_timeout=10.0, port=None):
         if not os.path.exists(NSD):
             raise HarnessError("nsd is not installed (%s): scripts/install-deps.sh installs it" % NSD)
         self.zones = zones
         self.dir = tempfile.mkdtemp(prefix="mxtest-nsd.")
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.address = "127.0.0.1:%d" % self.port
         self.proc = None
         conf = ["server:", "  ip-address: 127.0.0.1", "  port: %d" % self.port, '  username: ""',
