@@ -47,12 +47,17 @@ def keys(tmp):
             "ed": (base64.b64encode(bytes(sk)), "v=DKIM1; k=ed25519; p=" + base64.b64encode(bytes(sk.verify_key)).decode())}
 
 
-def messages(k):
-    import dkim
+def report_message():
+    """The unsigned message, about 4 KB of plain text (bench/rspamd.py sends it too)."""
     body = "".join(f"Line {i} of the quarterly report, nothing to see here, just text to fill 4 KB.\r\n"
                    for i in range(50))
-    msg = (f"From: Alice <alice@{DOMAIN}>\r\nTo: Bob <bob@example.org>\r\nSubject: report\r\n"
-           f"Date: Mon, 07 Dec 2026 03:00:00 +0000\r\nMessage-ID: <bench@{DOMAIN}>\r\n\r\n{body}").encode()
+    return (f"From: Alice <alice@{DOMAIN}>\r\nTo: Bob <bob@example.org>\r\nSubject: report\r\n"
+            f"Date: Mon, 07 Dec 2026 03:00:00 +0000\r\nMessage-ID: <bench@{DOMAIN}>\r\n\r\n{body}").encode()
+
+
+def messages(k):
+    import dkim
+    msg = report_message()
     heads = [b"from", b"to", b"subject", b"date", b"message-id"]
     return {
         "unsigned": msg,

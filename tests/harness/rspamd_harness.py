@@ -2,7 +2,9 @@
 
   * Rspamd(extra_local=None) - rspamd 3.x in the foreground (-f) as user _rspamd, with the stock
     config in /etc/rspamd but its own LOCAL_CONFDIR, RUNDIR, DBDIR and LOGDIR in a temp dir:
-    its workers (normal, controller, proxy) bound to free loopback ports, DNS pointed only at a
+    its workers (normal, controller, proxy) bound to free loopback ports (the proxy in milter mode,
+    scanning itself: `proxy_port` and the unix socket `proxy_socket` are a milter for Postfix's
+    smtpd_milters), DNS pointed only at a
     loopback black hole (a UDP socket that never answers: rspamd can resolve no name, so it can
     reach nothing outside), the modules that would go to the network or need Redis disabled, and
     milter_headers asked to add X-Spamd-Result (and X-Rspamd-Server) to every message.
@@ -38,6 +40,7 @@ class Rspamd:
         self.dir = None
         self.proc = None
         self.port = self.controller_port = self.proxy_port = None
+        self.proxy_socket = None
         self.black_hole = None
 
     @property
@@ -57,7 +60,13 @@ class Rspamd:
         dns = self.black_hole.getsockname()[1]
         self._write("override.d/worker-normal.inc", f'bind_socket = "127.0.0.1:{self.port}";\ncount = 1;\n')
         self._write("override.d/worker-controller.inc", f'bind_socket = "127.0.0.1:{self.controller_port}";\ncount = 1;\n')
-        self._write("override.d/worker-proxy.inc", f'bind_socket = "127.0.0.1:{self.proxy_port}";\ncount = 1;\n')
+        # the proxy worker is a milter (what Postfix's smtpd_milters talks to) that scans in its own
+        # process: the stock upstream "local" (hosts = "localhost", port 11333) is not this rspamd
+        # (also on the unix socket `proxy_socket`, mode 0666: Postfix's smtpd_milters = unix:PATH)
+        self.proxy_socket = os.path.join(self.dir, "run", "proxy.sock")
+        self._write("override.d/worker-proxy.inc",
+                    f'bind_socket = "127.0.0.1:{self.proxy_port}";\nbind_socket = "{self.proxy_socket} mode=0666";\n'
+                    'count = 1;\nmilter = yes;\nupstream "local" {\n  default = yes;\n  self_scan = yes;\n}\n')
         self._write("override.d/logging.inc", f'type = "file";\nfilename = "{self.dir}/log/rspamd.log";\nlevel = "info";\n')
         self._write("local.d/options.inc",
                     f'dns {{\n  nameserver = ["127.0.0.1:{dns}"];\n  timeout = 0.3s;\n  retransmits = 1;\n}}\n'
