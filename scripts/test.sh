@@ -17,6 +17,7 @@ JOBS=$(nproc)
 scripts/install-deps.sh || exit 1
 
 passed=0; failed=0
+failed_names=""; retried_names=""  # for the closing lines: what failed, and what passed only on its second try
 LOG=$(mktemp /tmp/mxfront-ctest.XXXXXX)
 trap 'rm -f "$LOG"' EXIT
 # step NAME CMD... : a build step counts as one failure if it fails; a test step adds the
@@ -35,25 +36,36 @@ step() {
   elif [ "$rc" != 0 ]; then
     failed=$((failed + 1))
   fi
+  # ctest's "The following tests FAILED:" rows name the final failures; a test with a "***Failed"
+  # (or Timeout/Exception) row that is not among them passed on its second try (--repeat until-pass:2)
+  local finals firsts t
+  finals=$(sed -n '/The following tests FAILED:/,$p' "$LOG" | sed -nE 's/^[[:space:]]*[0-9]+ - ([^ ]+) .*/\1/p' | sort -u)
+  firsts=$(grep -E 'Test +#[0-9]+: .*\*\*\*(Failed|Timeout|Exception)' "$LOG" | sed -E 's/.*Test +#[0-9]+: ([^ ]+) .*/\1/' | sort -u)
+  for t in $finals; do failed_names+=" $t($name)"; done
+  for t in $firsts; do grep -qx "$t" <<<"$finals" || retried_names+=" $t($name)"; done
   echo "=== $name: $([ "$rc" = 0 ] && echo ok || echo FAILED)"
   return "$rc"
 }
 
 build_main() { scripts/build.sh; }
-run_ctest() { (cd build && ctest --output-on-failure -j1 -LE farm "$@"); }
+# Integration tests run real servers on a shared 2-core machine: a test that fails is run once more
+# (--repeat until-pass:2). Its first failure stays in the log and is listed at the end ("passed on
+# the second try"), so a flaky test is visible, never hidden; a test that fails twice fails the run.
+REPEAT="--repeat until-pass:2"
+run_ctest() { (cd build && ctest --output-on-failure $REPEAT -j1 -LE farm "$@"); }
 build_asan() {
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMXFRONT_SANITIZE=ON >/dev/null &&
     ninja -C build-asan
 }
 run_asan() { (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp \
-                ctest --output-on-failure -j"$JOBS" -E '^fuzz_' -LE farm); }  # the soak too: it found a use-after-free
+                ctest --output-on-failure $REPEAT -j"$JOBS" -E '^fuzz_' -LE farm); }  # the soak too: it found a use-after-free
 build_tsan() {
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_TSAN=ON >/dev/null &&
     ninja -C build-tsan
 }
 run_tsan() { (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp \
-                ctest --output-on-failure -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory|clamav|rbl|mx_chain|admin|ocr|dkim|dmarc|ratelimit|redis_sentinel)$'); }
+                ctest --output-on-failure $REPEAT -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory|clamav|rbl|mx_chain|admin|ocr|dkim|dmarc|ratelimit|redis_sentinel)$'); }
 build_fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_FUZZ=ON >/dev/null &&
     ninja -C build-fuzz protocol_fuzz address_fuzz netstring_fuzz config_fuzz proxy_fuzz auth_fuzz dns_fuzz mime_fuzz image_fuzz dkim_fuzz dmarc_fuzz
@@ -74,5 +86,7 @@ step "build (fuzz, clang)" build_fuzz && step "fuzz smoke runs" run_fuzz
 step "container farm (podman: image, compose farm, crash, drain, reloads)" run_farm
 
 echo
+[ -z "$retried_names" ] || echo "passed on the second try (flaky, see their first failure above):$retried_names"
+[ -z "$failed_names" ] || echo "failed:$failed_names"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

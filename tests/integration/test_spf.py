@@ -38,6 +38,10 @@ SPF_ZONE = {
         ("voids2", "TXT", "v=spf1 a:nx1.spf.test a:nx2.spf.test +all"),
         ("macro", "TXT", "v=spf1 exists:%{ir}.%{l1r-}.allow.spf.test -all"),
         ("1.0.0.127.good.allow", "A", "127.0.0.2"),
+        ("expl", "TXT", "v=spf1 -all exp=why.%{d}"),
+        ("why.expl", "TXT", "%{c} may not send for %{d} (sender %{l}): see https://spf.test/why"),
+        ("hostile", "TXT", "v=spf1 -all exp=why.hostile.spf.test"),
+        ("why.hostile", "TXT", "nope\r\n250 2.0.0 Ok"),
     ],
 }
 
@@ -143,6 +147,15 @@ class SpfRejectTest(SpfBase):
         self.assertIn("fail.spf.test", text)
         self.assertTrue(self.mx.wait_log(r"spf id=\S+ client=127\.0\.0\.1 identity=<s@fail\.spf\.test> result=fail", 5),
                         self.diag())
+
+    def test_fail_carries_the_domains_exp_explanation(self):
+        text = self.refused("127.0.0.1", "alice@expl.spf.test", 550)
+        self.assertEqual(text, "550 5.7.23 SPF fail: expl.spf.test does not designate [127.0.0.1] as permitted sender "
+                               "(127.0.0.1 may not send for expl.spf.test (sender alice): see https://spf.test/why)")
+        # an explanation with CR LF in it (a reply-injection attempt) is no explanation: the refusal stands alone
+        text = self.refused("127.0.0.1", "s@hostile.spf.test", 550)
+        self.assertNotIn("nope", text)
+        self.assertTrue(text.startswith("550 5.7.23 "), text)
 
     def test_softfail_is_scored_and_tagged(self):
         data = self.deliver("127.0.0.1", "s@soft.spf.test")
