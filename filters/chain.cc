@@ -1,6 +1,7 @@
 // Runs a phase through the chain: per-filter timeout race (net::Race), failure mode, scores, logging.
 #include "filters/chain.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -228,13 +229,47 @@ std::string header_line(const HeaderField& f) {
   out += '\n';
   return out;
 }
+// The authserv-id part of an Authentication-Results value ("mx.test" of "mx.test; spf=pass"), or
+// "" when there is no ';'.
+std::string_view authserv_part(std::string_view value) {
+  size_t semi = value.find(';');
+  if (semi == std::string_view::npos) return {};
+  std::string_view id = value.substr(0, semi);
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!id.empty() && space(id.front())) id.remove_prefix(1);
+  while (!id.empty() && space(id.back())) id.remove_suffix(1);
+  return id;
+}
+
+// The fields to write: the Authentication-Results fields of several filters (spf, dkim, dmarc)
+// with the same authserv-id become one field, in the order their results came (RFC 8601 §2.2:
+// one field carries several results; readers look for one field per authserv-id).
+std::vector<HeaderField> merge_auth_results(const std::vector<const HeaderField*>& fields) {
+  std::vector<HeaderField> out;
+  std::vector<std::pair<std::string, size_t>> seen;  // authserv-id -> index in out
+  for (const HeaderField* f : fields) {
+    std::string_view id = core::iequals(f->name, "Authentication-Results") ? authserv_part(f->value) : std::string_view();
+    auto it = std::find_if(seen.begin(), seen.end(), [&](const auto& e) { return !id.empty() && core::iequals(e.first, id); });
+    if (it == seen.end()) {
+      if (!id.empty()) seen.emplace_back(std::string(id), out.size());
+      out.push_back(*f);
+      continue;
+    }
+    std::string_view rest = std::string_view(f->value).substr(f->value.find(';') + 1);
+    while (!rest.empty() && std::string_view(" \t\r\n").find(rest.front()) != std::string_view::npos) rest.remove_prefix(1);
+    if (!rest.empty()) out[it->second].value += ";\n\t" + std::string(rest);
+  }
+  return out;
+}
 }  // namespace
 
 std::string ChainRun::added_headers() const {
-  std::string out;
+  std::vector<const HeaderField*> fields;
   for (const auto* list : {&connection_added_, &added_})
     for (const auto& f : *list)
-      if (valid_field_name(f.name)) out += header_line(f);
+      if (valid_field_name(f.name)) fields.push_back(&f);
+  std::string out;
+  for (const auto& f : merge_auth_results(fields)) out += header_line(f);
   return out;
 }
 

@@ -77,7 +77,8 @@ class ChainRun {
   std::string spam_headers(const config::SpamHeaders& names) const;
   // What the verdicts of this connection and transaction asked to add (as header lines, LF line
   // ends: a field whose name is not a valid field name is dropped, a value's line ends become
-  // folds, control bytes other than tab become spaces) and to remove (field names).
+  // folds, control bytes other than tab become spaces) and to remove (field names). The
+  // Authentication-Results fields with the same authserv-id (spf, dkim, dmarc) are written as one.
   std::string added_headers() const;
   const std::vector<std::string>& removed_headers() const { return removed_; }
 

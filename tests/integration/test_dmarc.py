@@ -221,8 +221,10 @@ class DmarcEnforceTest(DmarcBase):
 
     def test_aligned_spf_pass_is_relayed_with_dmarc_pass(self):
         data = self.deliver("127.0.0.1", "bounces@reject.test", "Someone <someone@reject.test>")
-        self.assertEqual(self.one_dmarc(data),
-                         "Authentication-Results: mx.test; dmarc=pass (p=reject sp=reject dis=NONE) header.from=reject.test")
+        # one field with our authserv-id carries the three results, spf then dkim then dmarc
+        self.assertRegex(self.one_dmarc(data),
+                         r"^Authentication-Results: mx\.test; spf=pass \(.*\) smtp\.mailfrom=bounces@reject\.test;\n\t"
+                         r"dkim=none;\n\tdmarc=pass \(p=reject sp=reject dis=NONE\) header\.from=reject\.test$")
 
     def test_quarantine_is_relayed_scored_and_tagged(self):
         data = self.deliver("127.0.0.2", "s@quar.test", "<s@quar.test>")
@@ -284,7 +286,7 @@ class DmarcEnforceTest(DmarcBase):
         ar = [a.decode() for a in self.dmarc_results(data)]
         self.assertEqual(len(ar), 2, ar)
         self.assertIn("Authentication-Results: other.example; dmarc=pass header.from=kept.test", ar)
-        self.assertTrue(any(a.startswith("Authentication-Results: mx.test; dmarc=pass ") for a in ar), ar)
+        self.assertTrue(any(a.startswith("Authentication-Results: mx.test; spf=") and "\tdmarc=pass " in a for a in ar), ar)
 
     def test_results_and_dispositions_are_counted(self):
         self.refused("127.0.0.2", "s@reject.test", "<s@reject.test>")
@@ -317,7 +319,7 @@ class DmarcWithDkimTest(DmarcBase):
         ds = PF.deliveries(10, 1, match=marker.encode())
         self.assertEqual(len(ds), 1, self.diag())
         self.assertIn("dmarc=pass (p=reject sp=reject dis=NONE) header.from=reject.test", self.one_dmarc(ds[0].data))
-        self.assertRegex(ds[0].data, rb"(?m)^Authentication-Results: mx\.test;\s+dkim=pass .*header\.d=reject\.test")
+        self.assertRegex(ds[0].data, rb"(?m)^Authentication-Results: mx\.test; spf=fail .*;\n\tdkim=pass .*header\.d=reject\.test")
         self.assertTrue(self.mx.wait_log(r"dmarc id=\S+ source_ip=127\.0\.0\.2 header_from=reject\.test .*dmarc=pass "
                                          r"spf=fail spf_domain=reject\.test spf_aligned=no dkim=reject\.test:pass dkim_aligned=yes", 5),
                         self.diag())

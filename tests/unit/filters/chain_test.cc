@@ -189,6 +189,29 @@ TEST(Chain, AddedAndRemovedHeadersFollowTheTransactionAndAreWrittenSafely) {
   EXPECT_TRUE(run.removed_headers().empty());
 }
 
+// spf, dkim and dmarc each write an Authentication-Results field with our authserv-id: the
+// message gets one field carrying all their results, in order; another id's field stays apart.
+TEST(Chain, AuthenticationResultsWithOneAuthservIdAreWrittenAsOneField) {
+  asio::io_context io;
+  Verdict spf, dkim, dmarc;
+  spf.add_headers = {{"Authentication-Results", "mx.test; spf=pass smtp.mailfrom=a@a.test"}};
+  dkim.add_headers = {{"Authentication-Results", "MX.test;\n\tdkim=pass header.d=a.test;\n\tdkim=fail header.d=b.test"},
+                      {"authentication-results", "other.test; dkim=none"}};
+  dmarc.add_headers = {{"Authentication-Results", "mx.test; dmarc=pass header.from=a.test"}};
+  auto chain = std::make_shared<Chain>();
+  for (auto& [name, v] : std::vector<std::pair<std::string, Verdict>>{{"spf", spf}, {"dkim", dkim}, {"dmarc", dmarc}}) {
+    auto f = std::make_shared<Scripted>(name, v);
+    f->phases_ = {Phase::Data};
+    chain->add(f, settings());
+  }
+  ChainRun run(chain, io.get_executor());
+  run_phase(io, run, Phase::Data);
+  EXPECT_EQ(run.added_headers(),
+            "Authentication-Results: mx.test; spf=pass smtp.mailfrom=a@a.test;\n\tdkim=pass header.d=a.test;\n\t"
+            "dkim=fail header.d=b.test;\n\tdmarc=pass header.from=a.test\n"
+            "authentication-results: other.test; dkim=none\n");
+}
+
 TEST(Chain, TimeoutAppliesOnErrorTempfail) {
   asio::io_context io;
   auto slow = std::make_shared<Scripted>("slow", Verdict{Action::Reject}, 300ms);
