@@ -22,13 +22,12 @@
 #include <vector>
 
 #include "core/ip.h"
+#include "filters/spf/record.h"
 #include "filters/sender_auth.h"
 #include "net/dns_parse.h"
 
 namespace filters::spf {
 
-enum class Result { None, Neutral, Pass, Fail, SoftFail, TempError, PermError };
-std::string_view result_name(Result r);  // "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"
 AuthResult auth_result(Result r);        // the same word as the chain's shared record (filters/sender_auth.h)
 
 // One DNS query: the answer, or Timeout/Failure status for a lookup that could not be made.
@@ -48,23 +47,6 @@ struct Outcome {
 boost::asio::awaitable<Outcome> check_host(core::IpAddress ip, std::string domain, std::string sender, std::string helo,
                                            Lookup lookup);
 
-// ---- pure parts, exposed for the tests ----
-struct MacroInput {
-  std::string sender;         // %{s}
-  std::string local;          // %{l}
-  std::string sender_domain;  // %{o}
-  std::string domain;         // %{d}: the current domain
-  core::IpAddress ip;         // %{i} %{v}
-  std::string helo;           // %{h}
-};
-// Expands a macro-string (§7). nullopt on a syntax error (`error` says what). `exp` allows c/r/t.
-std::optional<std::string> expand(std::string_view macro_string, const MacroInput& in, std::string& error, bool exp = false);
-// The name form of an address for %{i}: "192.0.2.3", or 32 dot-separated nibbles for IPv6.
-std::string ip_macro(const core::IpAddress& ip);
-// Whether `domain` can be a check_host <domain>: multi-label, labels 1..63 octets, total <= 253.
-bool valid_domain(std::string_view domain);
-// The SPF record among TXT strings: those starting "v=spf1" (case-insensitive) then a space or the
-// end. nullopt + count 0: none; count > 1: several.
-std::optional<std::string> select_record(const std::vector<std::string>& txt, size_t& count);
+// The pure parts (result names, macros, record parsing) are in filters/spf/record.h.
 
 }  // namespace filters::spf

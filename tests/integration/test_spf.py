@@ -61,7 +61,7 @@ def setUpModule():
 
 
 def spf_mxfront(dns, admin_port=None, **spf):
-    cfg = {"dns_servers": [dns], "query_timeout": 0.3, "tries": 1}
+    cfg = {"dns_servers": [dns], "query_timeout": 0.5, "tries": 1}
     cfg.update(spf)
     config = {
         "spf": cfg,
