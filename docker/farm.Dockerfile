@@ -5,6 +5,8 @@
 #   directory OpenLDAP slapd seeded from docker/slapd/
 #   dnsbl     rbldnsd serving the zones mounted at /zones
 #   sigupdate freshclam, or a local mirror of signatures delivered by other means (sigupdate.sh)
+#   spamengine rspamd 3.4 (the stock config + docker/rspamd/), scanned by the instances' rspamd filter
+#   state     redis-server 7.0: rspamd's Bayes and other state, shared by every rspamd instance
 #   docker build -f docker/farm.Dockerfile --target mailbox -t mxfront-mailbox .
 FROM debian:12 AS farm-base
 RUN rm -f /etc/apt/apt.conf.d/docker-clean \
@@ -54,3 +56,23 @@ RUN --mount=type=cache,target=/var/cache/apt \
 COPY docker/sigupdate/sigupdate.sh /usr/local/bin/sigupdate
 HEALTHCHECK --interval=5s --timeout=3s --start-period=600s CMD ["/usr/local/bin/sigupdate", "--check"]
 CMD ["/usr/local/bin/sigupdate"]
+
+FROM farm-base AS spamengine
+RUN --mount=type=cache,target=/var/cache/apt \
+    --mount=type=cache,target=/var/lib/apt/lists \
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rspamd
+COPY docker/rspamd/local.d/ /etc/rspamd/local.d/
+COPY docker/rspamd/override.d/ /etc/rspamd/override.d/
+RUN rspamadm configtest
+EXPOSE 11333 11334
+# rspamd starts as root, binds, and runs its workers as _rspamd; /run/rspamd holds its pid file.
+CMD ["sh", "-c", "mkdir -p /run/rspamd && chown _rspamd:_rspamd /run/rspamd && exec rspamd -f -u _rspamd -g _rspamd"]
+
+FROM farm-base AS state
+RUN --mount=type=cache,target=/var/cache/apt \
+    --mount=type=cache,target=/var/lib/apt/lists \
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server
+USER redis
+EXPOSE 6379
+# Reachable on the farm network only (no published port); snapshots to the volume at /var/lib/redis.
+CMD ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--dir", "/var/lib/redis", "--save", "300 10", "--appendonly", "no"]

@@ -2,13 +2,15 @@
 """The farm of docker/compose.yaml, for real, with rootful podman (tests/deploy/farm.py runs the
 compose file): the images are built from docker/Dockerfile and docker/farm.Dockerfile, then the
 balancer (HAProxy, PROXY v2), three MX instances, the submission instance, the mailbox (Postfix
-qmqpd), the directory (slapd), the DNS lists (rbldnsd) and the signature updater start on a
-bridge network made here (nothing leaves this machine). From the host:
+qmqpd), the directory (slapd), the DNS lists (rbldnsd), the signature updater, rspamd and its
+Redis start on a bridge network made here (nothing leaves this machine). From the host:
 
   1. a mail through the balancer is delivered into the mailbox container's Maildir, and the
      Received header names the real client (the PROXY v2 address), an unknown recipient is
      refused (LDAP), a listed client is refused (rbldnsd), a message carrying the test signature
      is refused (ClamAV, signatures from the updater);
+  1a. rspamd (one shared service): GTUBE refused in the session, a clean mail delivered with
+     X-Spamd-Result, rspamd up in each instance's /health, Bayes learnt with rspamc in Redis;
   2. the submission instance: STARTTLS + AUTH against slapd, then relays;
   3. a config change: `mxfront --reload` (systemd's ExecReload) in each instance applies a new
      rule; a broken file is refused (exit 1, mail keeps flowing, /health names it); SIGHUP restores;
@@ -49,6 +51,7 @@ LISTED = "172.28.0.99"  # in the test's local.bl: a client there is refused at M
 TIMEOUT = int(os.environ.get("MXFRONT_FARM_TIMEOUT", "2400"))
 KEEP_IMAGES = os.environ.get("MXFRONT_FARM_KEEP_IMAGES") == "1"
 RCPT = "alice@example.org"  # in docker/slapd/seed.ldif
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"  # rspamd's test string
 USER_PASSWORD = "farm-password"
 
 
@@ -275,6 +278,29 @@ class ContainerFarm(unittest.TestCase):
         code, text = self.try_send(body="mxfront-farm-virus-A")
         self.assertEqual(code, 554, text)
         self.assertIn("Farm.Test.A", text)
+
+    def test_1a_rspamd(self):
+        # The spamengine service (one rspamd shared by the instances): GTUBE is refused in the session
+        # through the balancer, a clean mail arrives with rspamd's headers, each instance shows
+        # rspamd as a /health dependency, and Bayes learnt with rspamc lands in the farm's Redis.
+        self.each_instance_answers(lambda r: r[0] == 554 and "5.7.1" in r[1], "GTUBE refused by rspamd",
+                                   body=GTUBE)
+        token = new_token()
+        code, text = send(token)
+        self.assertEqual(code, 250, text)
+        self.assertFalse(self.wait_delivered([token], 60), "the accepted message is not in the Maildir")
+        self.assertRegex(self.mailbox_file(token), r"(?m)^X-Spamd-Result: default: False \[")
+        for c in self.farm.containers("mx"):
+            deps = json.loads(self.admin(c, "/health"))["dependencies"]
+            rs = [d for d in deps if d["kind"] == "rspamd"]
+            self.assertEqual([(d["name"], d["up"]) for d in rs], [("172.28.0.40:11333", True)], f"{c}: {deps}")
+        engine = self.farm.container("spamengine")
+        r = self.farm.exec(engine, "rspamc", "learn_spam", input=message(new_token(), "cheap stuff", "buy now " * 50),
+                           check=False, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("success = true", r.stdout, r.stdout + r.stderr)
+        keys = self.farm.exec(self.farm.container("state"), "redis-cli", "--scan", "--pattern", "*", timeout=30).stdout
+        self.assertRegex(keys, r"\S", "rspamd's Bayes statistics are in the farm's Redis")
 
     def test_2_dns_list(self):
         # A client at an address listed in rbldnsd's local.bl (a container on the farm network,
