@@ -1,6 +1,8 @@
 // Triplets in Redis with the local fallback (store.h).
 #include "filters/greylist/store.h"
 
+#include <algorithm>
+
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -35,7 +37,8 @@ std::optional<Decision> parse_reply(const redis::Reply& r) {
   const auto& waited = r.elements[1];
   if (code.type != redis::Reply::Type::Integer || waited.type != redis::Reply::Type::Integer) return std::nullopt;
   if (code.integer < 0 || code.integer > 3) return std::nullopt;
-  return Decision{static_cast<Outcome>(code.integer), Millis(waited.integer)};
+  // a first sight written by an instance whose clock is ahead: counted from now
+  return Decision{static_cast<Outcome>(code.integer), Millis(std::max(0LL, waited.integer))};
 }
 
 }  // namespace
