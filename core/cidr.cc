@@ -1,6 +1,7 @@
 // CIDR parsing (core::IpAddress::parse, which folds IPv4-mapped addresses) and prefix matching.
 #include "core/cidr.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace core {
@@ -27,5 +28,11 @@ bool Cidr::contains(const IpAddress& ip) const {
 }
 
 std::string Cidr::str() const { return addr.str() + "/" + std::to_string(prefix); }
+
+Cidr network_of(const IpAddress& ip, unsigned v4_prefix, unsigned v6_prefix) {
+  int bits = static_cast<int>(ip.is_v6() ? v6_prefix : v4_prefix);
+  IpAddress net = ip.prefix(bits);
+  return Cidr{net, std::min(bits, ip.bits())};
+}
 
 }  // namespace core

@@ -20,4 +20,8 @@ struct Cidr {
   std::string str() const;
 };
 
+// The network `ip` belongs to, by family: its first v4_prefix (IPv4) or v6_prefix (IPv6) bits,
+// host bits zeroed ("192.0.2.0/24"): what counts as one client network for rate limits and greylisting.
+Cidr network_of(const IpAddress& ip, unsigned v4_prefix, unsigned v6_prefix);
+
 }  // namespace core

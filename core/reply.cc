@@ -177,6 +177,9 @@ Reply dmarc_multiple_from() {
 Reply dmarc_temperror(std::string_view from_domain) {
   return {451, "4.7.1", fmt::format("DMARC: cannot check the DMARC policy of {} now, try again later", safe_text(from_domain))};
 }
+Reply greylisted(long long seconds) {
+  return {451, "4.7.1", fmt::format("Greylisted, please try again in {} seconds", seconds < 1 ? 1 : seconds)};
+}
 }  // namespace replies
 
 }  // namespace core

@@ -106,6 +106,8 @@ Reply spf_temperror(std::string_view result, std::string_view domain);          
 Reply dmarc_rejected(std::string_view from_domain);                                          // 550 5.7.1
 Reply dmarc_multiple_from();                                                                 // 550 5.7.1
 Reply dmarc_temperror(std::string_view from_domain);                                         // 451 4.7.1
+// Greylisting: this (client network, sender, recipient) was not seen `seconds` ago or more.
+Reply greylisted(long long seconds);                                                         // 451 4.7.1
 }  // namespace replies
 
 }  // namespace core

@@ -1,11 +1,7 @@
 // Farm-wide counting in Redis with the local fallback (counters.h).
 #include "filters/ratelimit/counters.h"
 
-#include <openssl/sha.h>
-
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
-#include <future>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -15,33 +11,17 @@ namespace {
 
 // KEYS: pairs (current window, previous window); ARGV[i]: the i-th pair's expiry in ms.
 // Returns, per pair, the current count (this event included) and the previous count.
-constexpr const char* kScript =
-    "local out = {} "
-    "for i = 1, #KEYS, 2 do "
-    "local c = redis.call('INCR', KEYS[i]) "
-    "redis.call('PEXPIRE', KEYS[i], ARGV[(i + 1) / 2]) "
-    "out[#out + 1] = c "
-    "out[#out + 1] = tonumber(redis.call('GET', KEYS[i + 1]) or '0') "
-    "end "
-    "return out";
-
-const std::string& script_sha() {
-  static const std::string sha = [] {
-    unsigned char d[SHA_DIGEST_LENGTH];
-    std::string_view s(kScript);
-    SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-    std::string hex;
-    for (unsigned char c : d) hex += fmt::format("{:02x}", c);
-    return hex;
-  }();
-  return sha;
-}
-
-const char* reason_of(const std::string& error) {
-  if (error.find("timeout") != std::string::npos) return "timeout";
-  if (error.find("not connected") != std::string::npos || error.find("connection lost") != std::string::npos) return "down";
-  if (error.find("in flight") != std::string::npos) return "inflight";
-  return "error";
+const redis::Script& script() {
+  static const redis::Script s(
+      "local out = {} "
+      "for i = 1, #KEYS, 2 do "
+      "local c = redis.call('INCR', KEYS[i]) "
+      "redis.call('PEXPIRE', KEYS[i], ARGV[(i + 1) / 2]) "
+      "out[#out + 1] = c "
+      "out[#out + 1] = tonumber(redis.call('GET', KEYS[i + 1]) or '0') "
+      "end "
+      "return out");
+  return s;
 }
 
 void count_fallback(const char* reason) {
@@ -62,44 +42,32 @@ std::optional<std::vector<double>> parse_reply(const redis::Reply& r, const std:
   return out;
 }
 
+// The script's KEYS (each limit's current and previous window) and ARGV (their expiry: two windows).
+std::pair<std::vector<std::string>, std::vector<std::string>> keys_and_argv(const std::string& prefix,
+                                                                              const std::vector<Count>& counts, Millis now) {
+  std::vector<std::string> keys, argv;
+  for (const auto& c : counts) {
+    int64_t index = position(now, c.window).index;
+    keys.push_back(fmt::format("{}{}:{}", prefix, c.key, index));
+    keys.push_back(fmt::format("{}{}:{}", prefix, c.key, index - 1));
+  }
+  for (const auto& c : counts) argv.push_back(std::to_string(2 * std::max<int64_t>(c.window.count(), 1)));
+  return {std::move(keys), std::move(argv)};
+}
+
 }  // namespace
 
 Counters::Counters(std::optional<redis::ClientConfig> redis, std::string prefix, size_t local_capacity)
-    : prefix_(std::move(prefix) + "rl:"), cfg_(std::move(redis)), local_(local_capacity), guard_(io_.get_executor()) {
-  if (!cfg_) return;
-  client_ = redis::Client::create(io_.get_executor(), *cfg_, [this](bool up, const std::string& why) {
-    if (up) core::log().info("ratelimit: redis {}:{} connected", cfg_->host, cfg_->port);
-    else core::log().warn("ratelimit: redis {}:{} down ({})", cfg_->host, cfg_->port, why);
-  });
-  boost::asio::post(io_, [c = client_] { c->start(); });
-  thread_ = std::thread([this] { io_.run(); });
+    : prefix_(std::move(prefix) + "rl:"), local_(local_capacity) {
+  if (redis) redis_ = std::make_unique<redis::OwnedClient>(std::move(*redis), "ratelimit");
 }
 
-Counters::~Counters() {
-  if (!client_) return;
-  std::promise<void> stopped;
-  boost::asio::post(io_, [this, &stopped] {
-    client_->stop();
-    client_.reset();
-    stopped.set_value();
-  });
-  stopped.get_future().wait();
-  guard_.reset();
-  io_.stop();
-  thread_.join();
-}
+Counters::~Counters() = default;
 
 std::vector<std::string> Counters::script_args(const std::string& prefix, const std::vector<Count>& counts, Millis now,
                                                bool by_sha) {
-  std::vector<std::string> args{by_sha ? "EVALSHA" : "EVAL", by_sha ? script_sha() : kScript,
-                                std::to_string(2 * counts.size())};
-  for (const auto& c : counts) {
-    int64_t index = position(now, c.window).index;
-    args.push_back(fmt::format("{}{}:{}", prefix, c.key, index));
-    args.push_back(fmt::format("{}{}:{}", prefix, c.key, index - 1));
-  }
-  for (const auto& c : counts) args.push_back(std::to_string(2 * std::max<int64_t>(c.window.count(), 1)));
-  return args;
+  auto [keys, argv] = keys_and_argv(prefix, counts, now);
+  return script().args(by_sha, keys, argv);
 }
 
 std::vector<double> Counters::local_hit(const std::vector<Count>& counts, Millis now) {
@@ -109,12 +77,11 @@ std::vector<double> Counters::local_hit(const std::vector<Count>& counts, Millis
 }
 
 boost::asio::awaitable<std::vector<double>> Counters::hit(std::vector<Count> counts, Millis now) {
-  if (!client_ || counts.empty()) co_return local_hit(counts, now);
-  auto client = client_;
-  redis::Reply r = co_await client->command(script_args(prefix_, counts, now, true));
-  if (r.error() && r.str.rfind("NOSCRIPT", 0) == 0) r = co_await client->command(script_args(prefix_, counts, now, false));
+  if (!redis_ || counts.empty()) co_return local_hit(counts, now);
+  auto [keys, argv] = keys_and_argv(prefix_, counts, now);
+  redis::Reply r = co_await redis_->eval(script(), std::move(keys), std::move(argv));
   if (r.error()) {
-    count_fallback(reason_of(r.str));
+    count_fallback(redis::fallback_reason(r.str));
     set_farm(false, r.str);
     co_return local_hit(counts, now);
   }
@@ -129,16 +96,16 @@ boost::asio::awaitable<std::vector<double>> Counters::hit(std::vector<Count> cou
 }
 
 void Counters::set_farm(bool farm, const std::string& why) {
-  int was = farm_.exchange(farm ? 1 : 0);
-  if (was == (farm ? 1 : 0)) return;
-  if (farm) core::log().info("ratelimit: counting farm-wide in redis {}:{}", cfg_->host, cfg_->port);
-  else core::log().warn("ratelimit: redis {}:{} failed ({}): counting on this instance only (fail open)", cfg_->host,
-                        cfg_->port, why);
+  if (!farm_.set(farm)) return;
+  const auto& cfg = redis_->config();
+  if (farm) core::log().info("ratelimit: counting farm-wide in redis {}:{}", cfg.host, cfg.port);
+  else core::log().warn("ratelimit: redis {}:{} failed ({}): counting on this instance only (fail open)", cfg.host,
+                        cfg.port, why);
 }
 
 std::string Counters::down_reason() const {
-  if (!client_) return "";
-  return client_->up() ? "" : "not connected: counting on this instance only";
+  if (!redis_) return "";
+  return redis_->up() ? "" : "not connected: counting on this instance only";
 }
 
 }  // namespace filters::ratelimit

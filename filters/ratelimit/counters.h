@@ -8,23 +8,19 @@
 // timeout (redis.timeout): a check never waits on a dead or paused Redis longer than that.
 // Each fallback is counted (ratelimit_redis_fallback_total{reason}); the change between farm-wide
 // and local counting is logged once per change; /health shows Redis as a passive dependency.
-// Owns one thread running the Redis connection; hit() may be awaited from any executor.
+// The Redis connection runs on its own thread (redis/owned_client.h); hit() may be awaited from any executor.
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
-#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 
 #include "filters/ratelimit/window.h"
-#include "redis/client.h"
+#include "redis/owned_client.h"
 
 namespace filters::ratelimit {
 
@@ -44,7 +40,7 @@ class Counters {
   // Counts one event for each of `counts` at `now`; the estimates in the same order.
   boost::asio::awaitable<std::vector<double>> hit(std::vector<Count> counts, Millis now);
 
-  bool has_redis() const { return client_ != nullptr; }
+  bool has_redis() const { return redis_ != nullptr; }
   std::string down_reason() const;  // "" when the Redis connection is up (or none is configured); never blocks
   LocalCounters& local() { return local_; }
 
@@ -57,13 +53,9 @@ class Counters {
   void set_farm(bool farm, const std::string& why);
 
   std::string prefix_;
-  std::optional<redis::ClientConfig> cfg_;
   LocalCounters local_;
-  std::atomic<int> farm_{-1};  // -1 not known yet, 1 Redis counted the last check, 0 local
-  boost::asio::io_context io_{1};
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
-  std::shared_ptr<redis::Client> client_;
-  std::thread thread_;
+  redis::FarmState farm_;                    // Redis counted the last check, or the local counters
+  std::unique_ptr<redis::OwnedClient> redis_;  // null: no [redis]
 };
 
 }  // namespace filters::ratelimit

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "core/cidr.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/text.h"
@@ -32,10 +33,7 @@ std::optional<std::string> key_value(const Settings& s, const Limit& l, const Co
   if (client_key && l.skip_authenticated && ctx.authenticated) return std::nullopt;
   switch (l.key) {
     case Key::Client: return ctx.client_ip.str();
-    case Key::ClientNet: {
-      int bits = ctx.client_ip.is_v6() ? static_cast<int>(s.ipv6_prefix) : static_cast<int>(s.ipv4_prefix);
-      return fmt::format("{}/{}", ctx.client_ip.prefix(bits).str(), bits);
-    }
+    case Key::ClientNet: return core::network_of(ctx.client_ip, s.ipv4_prefix, s.ipv6_prefix).str();
     case Key::Sender: return ctx.sender.null() ? std::string("<>") : core::lowercase(ctx.sender.str());
     case Key::SenderDomain:
       return ctx.sender.domain.empty() ? std::string("<>") : core::lowercase(ctx.sender.domain);

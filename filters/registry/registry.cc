@@ -4,6 +4,7 @@
 #include "filters/clamav/descriptor.h"
 #include "filters/dkim/descriptor.h"
 #include "filters/dmarc/descriptor.h"
+#include "filters/greylist/descriptor.h"
 #include "filters/ocr/descriptor.h"
 #include "filters/ratelimit/descriptor.h"
 #include "filters/rbl/descriptor.h"
@@ -26,6 +27,7 @@ const std::vector<Descriptor>& registry() {
       dmarc::descriptor(),
       rspamd::descriptor(),
       ratelimit::descriptor(),
+      greylist::descriptor(),
   };
   return all;
 }

@@ -145,7 +145,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Bad{"UnknownProfile", kMinimal + "[profile.smtp]\nrecipients = 1\n", "t.toml:7: unknown profile 'smtp'"},
         Bad{"UnknownProfileKey", kMinimal + "[profile.mx]\nauth = true\n", "t.toml:8: unknown key 'auth' in [profile.mx]"},
-        Bad{"UnknownFilter", kMinimal + "[profile.mx]\nfilters = [\"spamassassin\"]\n", "unknown filter 'spamassassin' (known: relay_control, rules, rbl, clamav, ocr, spf, dkim, dmarc, rspamd, ratelimit)"},
+        Bad{"UnknownFilter", kMinimal + "[profile.mx]\nfilters = [\"spamassassin\"]\n", "unknown filter 'spamassassin' (known: relay_control, rules, rbl, clamav, ocr, spf, dkim, dmarc, rspamd, ratelimit, greylist)"},
         // A chain without relay_control accepts no recipient at all: a config error, not 554 for everyone.
         Bad{"MxWithoutRelayControl", kMinimal + "[profile.mx]\nfilters = [\"rules\"]\n",
             "t.toml:8: profile.mx.filters: no filter accepts recipients (relay_control)"},

@@ -1,0 +1,51 @@
+// A Redis client on its own thread (owned_client.h).
+#include "redis/owned_client.h"
+
+#include <future>
+
+#include <boost/asio/post.hpp>
+
+#include "core/log.h"
+
+namespace redis {
+
+OwnedClient::OwnedClient(ClientConfig cfg, std::string who) : cfg_(std::move(cfg)), guard_(io_.get_executor()) {
+  client_ = Client::create(io_.get_executor(), cfg_, [this, who](bool up, const std::string& why) {
+    if (up) core::log().info("{}: redis {}:{} connected", who, cfg_.host, cfg_.port);
+    else core::log().warn("{}: redis {}:{} down ({})", who, cfg_.host, cfg_.port, why);
+  });
+  boost::asio::post(io_, [c = client_] { c->start(); });
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+OwnedClient::~OwnedClient() {
+  std::promise<void> stopped;
+  boost::asio::post(io_, [this, &stopped] {
+    client_->stop();
+    client_.reset();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  guard_.reset();
+  io_.stop();
+  thread_.join();
+}
+
+boost::asio::awaitable<Reply> OwnedClient::eval(const Script& s, std::vector<std::string> keys,
+                                                std::vector<std::string> argv) {
+  auto client = client_;
+  Reply r = co_await client->command(s.args(true, keys, argv));
+  if (r.error() && r.str.rfind("NOSCRIPT", 0) == 0) r = co_await client->command(s.args(false, keys, argv));
+  co_return r;
+}
+
+bool OwnedClient::up() const { return client_->up(); }
+
+const char* fallback_reason(const std::string& error) {
+  if (error.find("timeout") != std::string::npos) return "timeout";
+  if (error.find("not connected") != std::string::npos || error.find("connection lost") != std::string::npos) return "down";
+  if (error.find("in flight") != std::string::npos) return "inflight";
+  return "error";
+}
+
+}  // namespace redis

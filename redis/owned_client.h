@@ -1,0 +1,58 @@
+// redis::OwnedClient — a redis::Client on a thread of its own, for users whose checks await Redis
+// from any executor (the ratelimit and greylist filters): created, started, stopped and destroyed
+// on that thread as client.h requires; eval() may be awaited from anywhere and answers within the
+// client's timeout (an error Reply when Redis is down, slow or refuses). Connection changes are
+// logged once each as "<who>: redis <host>:<port> connected|down (<why>)".
+// FarmState: whether the last answer came from Redis or the local fallback, so that its owner
+// logs each change once; fallback_reason() names a failed command for the fallback counters.
+#pragma once
+#include <utility>  // before Boost 1.74 Asio
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "redis/client.h"
+#include "redis/script.h"
+
+namespace redis {
+
+class OwnedClient {
+ public:
+  OwnedClient(ClientConfig cfg, std::string who);
+  ~OwnedClient();
+  OwnedClient(const OwnedClient&) = delete;
+  OwnedClient& operator=(const OwnedClient&) = delete;
+
+  // EVALSHA, then EVAL when the server does not know the script (one more round trip).
+  boost::asio::awaitable<Reply> eval(const Script& s, std::vector<std::string> keys, std::vector<std::string> argv);
+  bool up() const;  // never blocks
+  const ClientConfig& config() const { return cfg_; }
+
+ private:
+  ClientConfig cfg_;
+  boost::asio::io_context io_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
+  std::shared_ptr<Client> client_;
+  std::thread thread_;
+};
+
+// "timeout", "down", "inflight" or "error", from the error text of a failed command.
+const char* fallback_reason(const std::string& error);
+
+// Farm-wide (Redis answered) or local (fallback): set() says whether this answer changed it.
+class FarmState {
+ public:
+  bool set(bool farm) { return state_.exchange(farm ? 1 : 0) != (farm ? 1 : 0); }
+
+ private:
+  std::atomic<int> state_{-1};  // -1 not known yet
+};
+
+}  // namespace redis
