@@ -1,6 +1,7 @@
 // [redis] -> redis::ClientConfig (from_config.h).
 #include "redis/from_config.h"
 
+#include <fmt/format.h>
 #include <fstream>
 
 #include "core/host_port.h"
@@ -44,4 +45,10 @@ std::optional<ClientConfig> client_config(const config::Redis& r, std::string& e
   }
   return rc;
 }
+std::string store_key(std::string_view what, const std::optional<ClientConfig>& rc, const config::Redis& r, size_t local_size) {
+  if (!rc) return fmt::format("{} local size={}", what, local_size);
+  return fmt::format("{} {} db={} user={} timeout={} prefix={} size={}", what, display_name(*rc), rc->db, rc->username,
+                     rc->timeout.count(), r.key_prefix, local_size);
+}
+
 }  // namespace redis

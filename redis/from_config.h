@@ -3,6 +3,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config/config.h"
 #include "redis/client.h"
@@ -11,4 +12,9 @@ namespace redis {
 // nullopt without Redis (no address and no sentinels) or on error: `err` says why ("redis.password_file:
 // cannot read ..."); `err` stays empty when Redis is simply not configured.
 std::optional<ClientConfig> client_config(const config::Redis& r, std::string& err);
+
+// The Resources key of a filter's Redis-backed store (`what`: "ratelimit.counters", "greylist.store"):
+// one store per Redis connection (address, db, user, timeout, key prefix) and local table size, so a
+// reload that changes none of them keeps the store and what its local table learnt.
+std::string store_key(std::string_view what, const std::optional<ClientConfig>& rc, const config::Redis& r, size_t local_size);
 }  // namespace redis

@@ -70,10 +70,7 @@ std::shared_ptr<Store> store_for(const BuildContext& b, std::string& err) {
   auto rc = redis::client_config(c.redis, err);
   if (!err.empty()) return nullptr;
   size_t size = c.sections.get<Settings>(kName).local_table_size;
-  std::string key = rc ? fmt::format("greylist.store {} db={} user={} timeout={} prefix={} size={}",
-                                     redis::display_name(*rc), rc->db, rc->username, rc->timeout.count(), c.redis.key_prefix, size)
-                       : fmt::format("greylist.store local size={}", size);
-  return b.resources.keep<Store>(key, [&] { return std::make_shared<Store>(rc, c.redis.key_prefix, size); });
+  return b.resources.keep<Store>(redis::store_key("greylist.store", rc, c.redis, size), [&] { return std::make_shared<Store>(rc, c.redis.key_prefix, size); });
 }
 
 }  // namespace

@@ -76,10 +76,7 @@ std::shared_ptr<Counters> counters_for(const BuildContext& b, std::string& err) 
   auto rc = redis::client_config(c.redis, err);
   if (!err.empty()) return nullptr;
   size_t size = c.sections.get<Settings>(kName).local_table_size;
-  std::string key = rc ? fmt::format("ratelimit.counters {} db={} user={} timeout={} prefix={} size={}",
-                                     redis::display_name(*rc), rc->db, rc->username, rc->timeout.count(), c.redis.key_prefix, size)
-                       : fmt::format("ratelimit.counters local size={}", size);
-  return b.resources.keep<Counters>(key, [&] { return std::make_shared<Counters>(rc, c.redis.key_prefix, size); });
+  return b.resources.keep<Counters>(redis::store_key("ratelimit.counters", rc, c.redis, size), [&] { return std::make_shared<Counters>(rc, c.redis.key_prefix, size); });
 }
 
 }  // namespace
