@@ -51,4 +51,10 @@ std::string store_key(std::string_view what, const std::optional<ClientConfig>& 
                      rc->timeout.count(), r.key_prefix, local_size);
 }
 
+core::Dependency store_dependency(std::string_view filter, const config::Redis& r, std::function<std::string()> down_reason) {
+  std::string ignored;
+  auto rc = client_config(r, ignored);
+  return {"redis", fmt::format("{} ({})", rc ? display_name(*rc) : std::string("?"), filter), nullptr, std::move(down_reason)};
+}
+
 }  // namespace redis

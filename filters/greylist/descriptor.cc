@@ -98,10 +98,7 @@ Descriptor descriptor() {
     std::string err;
     auto store = store_for(b, err);
     if (!store || !store->has_redis()) return {};
-    std::string ignored;
-    auto rc = redis::client_config(b.config->redis, ignored);
-    return {{"redis", fmt::format("{} (greylist)", rc ? redis::display_name(*rc) : std::string("?")), nullptr,
-             [store] { return store->down_reason(); }}};
+    return {redis::store_dependency("greylist", b.config->redis, [store] { return store->down_reason(); })};
   };
   d.metrics = {
       {"greylist_results_total", "Recipients judged by the greylist filter, by result: greylisted (first sight or early retry: 451 4.7.1), passed_after_delay, known (passed before), allowlisted."},

@@ -102,10 +102,7 @@ Descriptor descriptor() {
     std::string err;
     auto counters = counters_for(b, err);
     if (!counters || !counters->has_redis()) return {};
-    std::string ignored;
-    auto rc = redis::client_config(b.config->redis, ignored);
-    return {{"redis", fmt::format("{} (ratelimit)", rc ? redis::display_name(*rc) : std::string("?")), nullptr,
-             [counters] { return counters->down_reason(); }}};
+    return {redis::store_dependency("ratelimit", b.config->redis, [counters] { return counters->down_reason(); })};
   };
   d.metrics = {
       {"ratelimit_checks_total", "Checks of the ratelimit filter that counted at least one limit."},
