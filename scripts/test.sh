@@ -19,7 +19,8 @@ scripts/install-deps.sh || exit 1
 passed=0; failed=0
 failed_names=""; retried_names=""  # for the closing lines: what failed, and what passed only on its second try
 LOG=$(mktemp /tmp/mxfront-ctest.XXXXXX)
-trap 'rm -f "$LOG"' EXIT
+EXCERPTS=$(mktemp /tmp/mxfront-failures.XXXXXX)  # the assertion lines of every failure, printed at the end
+trap 'rm -f "$LOG" "$EXCERPTS"' EXIT
 # step NAME CMD... : a build step counts as one failure if it fails; a test step adds the
 # numbers from ctest's own summary line ("N% tests passed, F tests failed out of T").
 step() {
@@ -42,9 +43,23 @@ step() {
   finals=$(sed -n '/The following tests FAILED:/,$p' "$LOG" | sed -nE 's/^[[:space:]]*[0-9]+ - ([^ ]+) .*/\1/p' | sort -u)
   firsts=$(grep -E 'Test +#[0-9]+: .*\*\*\*(Failed|Timeout|Exception)' "$LOG" | sed -E 's/.*Test +#[0-9]+: ([^ ]+) .*/\1/' | sort -u)
   for t in $finals; do failed_names+=" $t($name)"; done
+  for t in $firsts; do excerpt "$t" "$name" >>"$EXCERPTS"; done
   for t in $firsts; do grep -qx "$t" <<<"$finals" || retried_names+=" $t($name)"; done
   echo "=== $name: $([ "$rc" = 0 ] && echo ok || echo FAILED)"
   return "$rc"
+}
+
+# excerpt TEST STEP: the lines that say why TEST failed (unittest's FAIL/ERROR headers and assertion
+# messages, sanitizer reports, gtest failures) from its --output-on-failure block(s) in $LOG, so the
+# reason is in the last lines of the run even when only its tail is kept.
+excerpt() {
+  echo "--- why $1 failed ($2):"
+  awk -v t="$1" '
+    $0 ~ ("Test +#[0-9]+: " t " .*\\*\\*\\*") { on = 1; next }
+    on && /^ *(Start +[0-9]+: |[0-9]+\/[0-9]+ Test +#)/ { on = 0 }
+    on' "$LOG" |
+    grep -E '^(FAIL|ERROR):|Error:|Exception:|^[A-Za-z.]*Error|AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error|\[  FAILED  \]|Failure$|Expected|Which is|^Ran [0-9]+ tests|^FAILED' |
+    head -40
 }
 
 build_main() { scripts/build.sh; }
@@ -87,6 +102,7 @@ step "container farm (podman: image, compose farm, crash, drain, reloads)" run_f
 
 echo
 [ -z "$retried_names" ] || echo "passed on the second try (flaky, see their first failure above):$retried_names"
+[ ! -s "$EXCERPTS" ] || cat "$EXCERPTS"
 [ -z "$failed_names" ] || echo "failed:$failed_names"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
