@@ -14,8 +14,10 @@ configured but never counted. Every limit is 10^9 per window: nothing may be ref
 measures the cost of counting, not its action). Every final reply is checked: the refusals are
 counted and printed (they must be 0), and so are the checks Redis did not answer (fail open).
 
-* throughput: C client processes, one ~4 KB message (bench/sender_auth.py's) per SMTP session,
-  N messages, the two servers interleaved (the order alternates each repetition), median of R;
+* throughput: N messages, one per SMTP session, C at once, sent by Postfix's smtp-source (C, 4 KB
+  messages; --client smtp-source, the default: the client is not the bottleneck) or by C Python
+  client processes (--client python, one ~4 KB message of bench/sender_auth.py's per session),
+  the two servers interleaved (the order alternates each repetition), median of R;
   the ratio limits/core; mxfront's CPU per message (utime+stime from /proc/PID/stat), and
   redis-server's for the limits server;
 * added latency at concurrency 1: p50/p99 of connect .. final 250 (this includes the connect-phase
@@ -23,7 +25,8 @@ counted and printed (they must be 0), and so are the checks Redis did not answer
 * Redis commands per message: INFO commandstats before the first and after the last message to the
   limits server (the core server does not talk to Redis; INFO itself is left out), calls / messages
   sent to the limits server in between, in total and per command.
-Usage: bench/ratelimit.py [-n 1500] [-c 1,50] [-r 3] [--latency 300] [--mxfront build/mxfront]"""
+Usage: bench/ratelimit.py [-n 1500] [-c 1,50] [-r 3] [--latency 300] [--client smtp-source|python]
+                          [--mxfront build/mxfront]"""
 import argparse
 import multiprocessing
 import os
@@ -39,7 +42,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 from mxharness import HarnessError, Mxfront, QmqpSink  # noqa: E402
 from redis_harness import RedisServer  # noqa: E402
 import sender_auth  # noqa: E402  (bench/: the ~4 KB message, reading a reply)
-from benchlib import cpu_trees  # noqa: E402
+from benchlib import cpu_trees, smtp_source  # noqa: E402
 
 LIMITS = {"connections": 10000, "connections_per_ip": 10000}  # one client address drives all the load
 BIG = 1000000000  # the filter's largest limit: never reached
@@ -179,6 +182,8 @@ def main():
     ap.add_argument("-c", default="1,50", help="concurrencies (client processes)")
     ap.add_argument("-r", type=int, default=3, help="repetitions (median)")
     ap.add_argument("--latency", type=int, default=300, help="messages per server and round of the latency runs")
+    ap.add_argument("--client", choices=("smtp-source", "python"), default="smtp-source",
+                    help="the throughput runs' client (the latency runs use the Python client)")
     ap.add_argument("--mxfront", default=os.path.join(REPO, "build", "mxfront"))
     args = ap.parse_args()
     os.environ["MXFRONT_BIN"] = args.mxfront
@@ -200,6 +205,10 @@ def main():
         refused = {k: {} for k in servers}
 
         def run(k, c, n, pool):
+            if args.client == "smtp-source" and pool is not None:  # refusals make smtp-source fail: all 250
+                smtp_source(servers[k].port, c, n, sender=SENDER)
+                sent[k] += n
+                return n
             if c == 1:
                 res = [worker((servers[k].port, data, n))]
             else:
@@ -218,7 +227,7 @@ def main():
             raise HarnessError("the limits server wrote no key to Redis: the ratelimit filter is not counting there")
         print(f"# {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start; "
               f"{args.n} messages of {len(data)} bytes per run, one per SMTP session; median of {args.r}; "
-              f"servers interleaved; {len(rate_limits())} limits, {keys} Redis keys after the warm-up")
+              f"servers interleaved; client {args.client}; {len(rate_limits())} limits, {keys} Redis keys after the warm-up")
         print(f"{'server':>12} | {'c':>3} | {'msg/s':>6} | {'mxfront CPU/msg':>15} | {'redis CPU/msg':>13} | limits/core")
         pool = stack.enter_context(multiprocessing.Pool(max(concurrencies), initializer=pool_init))
         names = list(servers)

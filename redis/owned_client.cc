@@ -31,12 +31,16 @@ OwnedClient::~OwnedClient() {
   thread_.join();
 }
 
-boost::asio::awaitable<Reply> OwnedClient::eval(const Script& s, std::vector<std::string> keys,
-                                                std::vector<std::string> argv) {
-  auto client = client_;
+boost::asio::awaitable<Reply> eval(std::shared_ptr<Client> client, const Script& s, std::vector<std::string> keys,
+                                   std::vector<std::string> argv) {
   Reply r = co_await client->command(s.args(true, keys, argv));
   if (r.error() && r.str.rfind("NOSCRIPT", 0) == 0) r = co_await client->command(s.args(false, keys, argv));
   co_return r;
+}
+
+boost::asio::awaitable<Reply> OwnedClient::eval(const Script& s, std::vector<std::string> keys,
+                                                std::vector<std::string> argv) {
+  co_return co_await redis::eval(client_, s, std::move(keys), std::move(argv));
 }
 
 bool OwnedClient::up() const { return client_->up(); }

@@ -1,5 +1,5 @@
 // redis::OwnedClient — a redis::Client on a thread of its own, for users whose checks await Redis
-// from any executor (the ratelimit and greylist filters): created, started, stopped and destroyed
+// from any executor (and the shared connection of redis::ThreadClients): created, started, stopped and destroyed
 // on that thread as client.h requires; eval() may be awaited from anywhere and answers within the
 // client's timeout (an error Reply when Redis is down, slow or refuses). Connection changes are
 // logged once each as "<who>: redis <host>:<port> connected|down (<why>)".
@@ -42,6 +42,11 @@ class OwnedClient {
   std::shared_ptr<Client> client_;
   std::thread thread_;
 };
+
+// EVALSHA on `client`, then EVAL when the server does not know the script (one more round trip);
+// awaited on any executor.
+boost::asio::awaitable<Reply> eval(std::shared_ptr<Client> client, const Script& s, std::vector<std::string> keys,
+                                   std::vector<std::string> argv);
 
 // "timeout", "down", "inflight" or "error", from the error text of a failed command.
 const char* fallback_reason(const std::string& error);

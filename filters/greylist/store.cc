@@ -45,7 +45,7 @@ std::optional<Decision> parse_reply(const redis::Reply& r) {
 
 Store::Store(std::optional<redis::ClientConfig> redis, std::string prefix, size_t local_capacity)
     : prefix_(std::move(prefix) + "gl:"), local_(local_capacity) {
-  if (redis) redis_ = std::make_unique<redis::OwnedClient>(std::move(*redis), "greylist");
+  if (redis) redis_ = std::make_unique<redis::ThreadClients>(std::move(*redis), "greylist");
 }
 
 boost::asio::awaitable<Store::Checked> Store::check(std::string triplet, Millis now, Timing t) {

@@ -9,7 +9,7 @@
 // the instances' clocks (the farm's clocks agree through NTP; seconds of skew do not matter
 // against a delay of minutes). Each fallback is counted (greylist_redis_fallback_total{reason}),
 // each change between farm-wide and local deciding is logged once, and /health shows Redis as a
-// passive dependency. check() may be awaited from any executor.
+// passive dependency. check() is awaited on the session's I/O thread (redis/thread_clients.h).
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
@@ -20,7 +20,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "filters/greylist/table.h"
-#include "redis/owned_client.h"
+#include "redis/thread_clients.h"
 
 namespace filters::greylist {
 
@@ -49,7 +49,7 @@ class Store {
   std::string prefix_;
   LocalTable local_;
   redis::FarmState farm_;
-  std::unique_ptr<redis::OwnedClient> redis_;  // null: no [redis]
+  std::unique_ptr<redis::ThreadClients> redis_;  // null: no [redis]
 };
 
 }  // namespace filters::greylist

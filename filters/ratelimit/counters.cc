@@ -9,14 +9,15 @@
 namespace filters::ratelimit {
 namespace {
 
-// KEYS: pairs (current window, previous window); ARGV[i]: the i-th pair's expiry in ms.
+// KEYS: pairs (current window, previous window); ARGV[i]: the i-th pair's expiry in ms, set when
+// the INCR created the key (the script is atomic: a key never exists without its expiry).
 // Returns, per pair, the current count (this event included) and the previous count.
 const redis::Script& script() {
   static const redis::Script s(
       "local out = {} "
       "for i = 1, #KEYS, 2 do "
       "local c = redis.call('INCR', KEYS[i]) "
-      "redis.call('PEXPIRE', KEYS[i], ARGV[(i + 1) / 2]) "
+      "if c == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[(i + 1) / 2]) end "
       "out[#out + 1] = c "
       "out[#out + 1] = tonumber(redis.call('GET', KEYS[i + 1]) or '0') "
       "end "
@@ -59,7 +60,7 @@ std::pair<std::vector<std::string>, std::vector<std::string>> keys_and_argv(cons
 
 Counters::Counters(std::optional<redis::ClientConfig> redis, std::string prefix, size_t local_capacity)
     : prefix_(std::move(prefix) + "rl:"), local_(local_capacity) {
-  if (redis) redis_ = std::make_unique<redis::OwnedClient>(std::move(*redis), "ratelimit");
+  if (redis) redis_ = std::make_unique<redis::ThreadClients>(std::move(*redis), "ratelimit");
 }
 
 Counters::~Counters() = default;

@@ -3,12 +3,12 @@
 // instance's LocalCounters (fail open, loudly).
 // Redis: one atomic round trip per check, however many limits it counts: a Lua script (EVALSHA,
 // EVAL when the server answers NOSCRIPT) that INCRs each limit's current-window key, sets its
-// expiry to 2 windows and reads the previous window's count. Keys:
+// expiry to 2 windows when the INCR creates it, and reads the previous window's count. Keys:
 // <redis.key_prefix>rl:<limit name>:<key value>:<window index>. Every command has the client's
 // timeout (redis.timeout): a check never waits on a dead or paused Redis longer than that.
 // Each fallback is counted (ratelimit_redis_fallback_total{reason}); the change between farm-wide
 // and local counting is logged once per change; /health shows Redis as a passive dependency.
-// The Redis connection runs on its own thread (redis/owned_client.h); hit() may be awaited from any executor.
+// Redis: one client per I/O thread (redis/thread_clients.h): hit() is awaited on the session's I/O thread.
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
@@ -20,7 +20,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "filters/ratelimit/window.h"
-#include "redis/owned_client.h"
+#include "redis/thread_clients.h"
 
 namespace filters::ratelimit {
 
@@ -55,7 +55,7 @@ class Counters {
   std::string prefix_;
   LocalCounters local_;
   redis::FarmState farm_;                    // Redis counted the last check, or the local counters
-  std::unique_ptr<redis::OwnedClient> redis_;  // null: no [redis]
+  std::unique_ptr<redis::ThreadClients> redis_;  // null: no [redis]
 };
 
 }  // namespace filters::ratelimit

@@ -697,6 +697,23 @@ def mxfront_bin():
     return os.environ.get("MXFRONT_BIN") or str(REPO / "build" / "mxfront")
 
 
+def sanitizer_build(binary=None):
+    """True when the mxfront binary is a sanitizer build (ASan/TSan runtime linked): an unoptimised,
+    instrumented binary whose CPU-bound steps (image decoding, MIME parsing) take several times
+    longer, so behaviour bounds that include such steps scale by slow_factor()."""
+    try:
+        out = subprocess.run(["ldd", binary or mxfront_bin()], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return re.search(r"lib[at]san\.so", out) is not None
+
+
+def slow_factor():
+    """3 for a sanitizer build, else 1: the factor for slack in behaviour bounds (never for limits
+    the server itself enforces)."""
+    return 3 if sanitizer_build() else 1
+
+
 class Mxfront:
     """mxfront under test. `qmqp_servers`: list of "host:port" strings; `config`: dict of overrides
     merged per section over the test defaults (a list of dicts, e.g. `listener` or "rules.rule",

@@ -37,7 +37,8 @@ T run(asio::awaitable<T> aw) {
   static asio::io_context* io = new asio::io_context;
   io->restart();
   auto f = asio::co_spawn(*io, std::move(aw), asio::use_future);
-  io->run();
+  // Until the answer: the store's Redis client for this context (redis/thread_clients.h) stays on it.
+  while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) io->run_one_for(std::chrono::milliseconds(50));
   return f.get();
 }
 
