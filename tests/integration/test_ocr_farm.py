@@ -6,7 +6,8 @@ Covers:
   * a spam picture sent to instance A is read there (ocr_images_total{outcome="read"} +1) and refused;
     sent to B and C it is a farm cache hit on each (outcome "cached_farm" +1, the read counter
     unchanged, the OCR worker process not busy) and refused the same way;
-  * a clean picture relayed by A is relayed by B from a farm hit (delivered once each);
+  * a clean picture relayed by A is relayed by B from a farm hit (delivered once each), after a
+    SIGHUP reload of B that keeps the shared store and its Redis connection;
   * Redis stopped: a new picture is still read and judged on every instance (fail open), the
     fallback is counted (ocr_shared_cache_total{result="fallback"}), logged once, and /health shows
     "redis <addr> (ocr)" down while /readyz stays 200; Redis started again on the same port: the
@@ -17,6 +18,7 @@ Run from the repo root:  python3 -m unittest -v tests/integration/test_ocr_farm.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -197,10 +199,19 @@ class OcrFarmTest(unittest.TestCase):
             self.farm_hit_on(inst, picture, spam=True)
             self.assertGreaterEqual(inst.shared().get("hit", 0), 1)
 
-    def test_2_a_clean_picture_relayed_by_a_is_relayed_by_b_from_the_farm(self):
+    def test_2_a_clean_picture_relayed_by_a_is_relayed_by_b_from_the_farm_across_a_reload(self):
         picture = self.images.text_png("QUARTERLY REPORT ATTACHED")
         self.read_by(self.a, picture, spam=False)
+        # B reloads its config: the shared store (and its Redis connection) is kept.
+        reloads = self.b.mx.log().count("reloaded config")
+        os.kill(self.b.mx.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.b.mx.log().count("reloaded config") == reloads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(self.b.mx.log().count("reloaded config"), reloads, f"B did not reload{self.diag()}")
         self.farm_hit_on(self.b, picture, spam=False)
+        self.assertEqual(len(re.findall(r"ocr: redis \S+ connected", self.b.mx.log())), 1,
+                         f"B's reload opened a new shared-cache connection{self.diag()}")
 
     def test_3_redis_down_each_instance_reads_alone_then_shares_again(self):
         before = {i.name: i.shared().get("fallback", 0) for i in self.farm}
