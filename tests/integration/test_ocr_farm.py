@@ -11,7 +11,8 @@ Covers:
   * Redis stopped: a new picture is still read and judged on every instance (fail open), the
     fallback is counted (ocr_shared_cache_total{result="fallback"}), logged once, and /health shows
     "redis <addr> (ocr)" down while /readyz stays 200; Redis started again on the same port: the
-    dependency is up again and a picture read by A is once more a farm hit on B.
+    dependency is up again and a picture read by A is once more a farm hit on B;
+  * Redis paused (slow): the lookup gives up at redis.timeout and the picture is read and judged.
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_ocr_farm.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix, redis-server, tesseract)."""
@@ -188,7 +189,7 @@ class OcrFarmTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(len(re.findall(hit_line, inst.mx.log())), lines + 1, f"no cached_farm=1 log line{self.diag()}")
 
-    # -- the tests run in name order: 1, 2, 3 -------------------------------------------------------
+    # -- the tests run in name order: 1 .. 4 -------------------------------------------------------
     def test_1_a_spam_picture_read_by_a_is_a_farm_hit_on_b_and_c(self):
         picture = self.images.text_png(SPAM_TEXT)
         cpu = ocr_workers_cpu(self.a.mx.pid)
@@ -239,6 +240,18 @@ class OcrFarmTest(unittest.TestCase):
         self.read_by(self.a, picture, spam=True)
         self.farm_hit_on(self.b, picture, spam=True)
         self.assertTrue(self.b.mx.wait_log(r"ocr: sharing OCR results in redis", 5), self.diag())
+
+    def test_4_redis_paused_a_lookup_gives_up_at_redis_timeout_and_the_picture_is_read_alone(self):
+        before, reads = self.a.shared().get("fallback", 0), self.a.images().get("read", 0)
+        self.redis.pause()  # slow, not down: the connection stays, answers never come
+        try:
+            self.send(self.a, self.images.text_png(SPAM_TEXT, width=820), spam=True)
+        finally:
+            self.redis.resume()
+        self.assertEqual(self.a.images().get("read", 0) - reads, 1, "A did not read it alone")
+        self.assertGreater(self.a.shared().get("fallback", 0), before, "the timeout is not counted as a fallback")
+        self.assertTrue(self.a.mx.wait_log(r"ocr: redis \S+ failed \([^)]*timeout", 5),
+                        f"timeout not logged\n{self.a.mx.log()[-6000:]}")
 
 
 if __name__ == "__main__":
