@@ -43,6 +43,22 @@ boost::asio::awaitable<Reply> OwnedClient::eval(const Script& s, std::vector<std
   co_return co_await redis::eval(client_, s, std::move(keys), std::move(argv));
 }
 
+Reply OwnedClient::call(std::vector<std::string> args) {
+  auto answer = std::make_shared<std::promise<Reply>>();
+  std::future<Reply> f = answer->get_future();
+  client_->submit(std::move(args), [answer](Reply r) { answer->set_value(std::move(r)); });
+  // The client answers within its timeout; the margin only guards against a stalled client thread.
+  if (f.wait_for(cfg_.timeout + std::chrono::milliseconds(50)) != std::future_status::ready)
+    return Reply::make_error("timeout (no answer from the client)");
+  return f.get();
+}
+
+void OwnedClient::send(std::vector<std::string> args, std::function<void(Reply)> done) {
+  client_->submit(std::move(args), [done = std::move(done)](Reply r) {
+    if (done) done(std::move(r));
+  });
+}
+
 bool OwnedClient::up() const { return client_->up(); }
 
 const char* fallback_reason(const std::string& error) {

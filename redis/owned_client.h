@@ -9,6 +9,7 @@
 #include <utility>  // before Boost 1.74 Asio
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -32,6 +33,12 @@ class OwnedClient {
 
   // EVALSHA, then EVAL when the server does not know the script (one more round trip).
   boost::asio::awaitable<Reply> eval(const Script& s, std::vector<std::string> keys, std::vector<std::string> argv);
+  // From a thread that is NOT an I/O thread (an OCR pool thread): sends `args` and blocks the
+  // calling thread until the reply, at most the client's timeout (then an error Reply "timeout").
+  // Never call it from an io_context thread: every session on that thread would stall.
+  Reply call(std::vector<std::string> args);
+  // Fire and forget, from any thread: `done` (optional) runs on the client's thread.
+  void send(std::vector<std::string> args, std::function<void(Reply)> done = {});
   bool up() const;  // never blocks
   const ClientConfig& config() const { return cfg_; }
 

@@ -1,12 +1,15 @@
 // The ocr filter as the program sees it: the [ocr] rows, the requirement of a word list, the
 // filter built on the worker pool and the OCR result cache (kept across reloads, its bounds set by
-// the generation that uses it), the Tesseract language check for /health, and the image counter.
+// the generation that uses it), the farm's shared cache in Redis (kept per Redis connection), the
+// Tesseract language check and Redis (passive) for /health, and the counters.
 #include "filters/ocr/descriptor.h"
 
 #include "config/setters.h"
 #include "core/log.h"
 #include "filters/ocr/engine.h"
 #include "filters/ocr/ocr_filter.h"
+#include "filters/ocr/shared_cache.h"
+#include "redis/from_config.h"
 
 namespace filters::ocr {
 namespace {
@@ -80,6 +83,12 @@ std::vector<config::Parameter> rows() {
        seconds_param(field(kName, &Settings::cache_ttl), 1, 31536000)},
       {"ocr", "cache_perceptual", "boolean", "false", "Also key the cache by size + perceptual hash (dHash), so re-encoded copies of a picture hit; a rare collision reuses another picture's text.",
        bool_param(field(kName, &Settings::cache_perceptual))},
+      {"ocr", "shared_cache", "boolean", "true", "With a [redis] section: the farm shares OCR results in Redis (key <redis.key_prefix>ocr:<image hash>), looked up after the local cache and before the OCR worker, so a picture is read once per farm; Redis down or slow (past redis.timeout): this instance's cache and OCR alone (fail open, counted). Without [redis], or false: the local cache only.",
+       bool_param(field(kName, &Settings::shared_cache))},
+      {"ocr", "shared_cache_ttl", "seconds", "(ocr.cache_ttl)", "How long Redis keeps a shared OCR result (0 = ocr.cache_ttl). Without [redis]: unused.",
+       seconds_param(field(kName, &Settings::shared_cache_ttl), 0, 31536000)},
+      {"ocr", "shared_cache_max_text", "integer", "8192", "Longest text (octets) shared in Redis: a longer text read here is kept locally only, and a longer value read from Redis is ignored (counted as an error). Without [redis]: unused.",
+       size_param(field(kName, &Settings::shared_cache_max_text), 0, 1048576)},
 
   };
 }
@@ -94,8 +103,23 @@ WorkerProcs::Options worker_options(const Settings& s) {
   return o;
 }
 
+// The farm's shared cache: with [redis] and ocr.shared_cache, one per Redis connection, kept
+// across generations (a reload that keeps the connection keeps the store); else null.
+std::shared_ptr<SharedCache> shared_for(const BuildContext& b, std::string& err) {
+  const Config& c = *b.config;
+  if (!c.sections.get<Settings>(kName).shared_cache) return nullptr;
+  auto rc = redis::client_config(c.redis, err);
+  if (!rc) return nullptr;
+  return b.resources.keep<SharedCache>(redis::store_key("ocr.shared_cache", rc, c.redis, 0), [&] {
+    return std::make_shared<SharedCache>(redis_store(*rc, c.redis.key_prefix));
+  });
+}
+
 Built build(const BuildContext& b) {
   const Settings& s = b.config->sections.get<Settings>(kName);
+  std::string shared_err;
+  auto shared = shared_for(b, shared_err);
+  if (!shared_err.empty()) return {nullptr, "ocr: " + shared_err};
   auto ttl = std::chrono::duration_cast<ResultCache::Clock::duration>(s.cache_ttl);
   auto cache = b.resources.keep<ResultCache>(kName, [&] { return std::make_shared<ResultCache>(s.cache_size, ttl); });
   auto runtime = b.resources.keep<Runtime>(kRuntime, [&] {
@@ -105,7 +129,7 @@ Built build(const BuildContext& b) {
     core::log().warn("ocr: ocr.workers and ocr.queue are set at start; keeping {} and {}", runtime->pool->threads(),
                      runtime->pool->queue_limit());
   std::string err;
-  auto f = OcrFilter::build(s, runtime->pool, cache, err, runtime->procs);
+  auto f = OcrFilter::build(s, runtime->pool, cache, err, runtime->procs, std::move(shared));
   if (f) {
     cache->configure(s.cache_size, ttl);
     runtime->procs->configure(worker_options(s));
@@ -117,7 +141,11 @@ std::vector<core::Dependency> dependencies(const BuildContext& b) {
   const Settings& s = b.config->sections.get<Settings>(kName);
   EngineSettings e{s.language, s.datapath, s.page_seg_mode};
   std::weak_ptr<Runtime> rt = b.resources.kept<Runtime>(kRuntime);
-  return {{"ocr", s.language, [e, rt] {
+  std::vector<core::Dependency> deps;
+  std::string err;
+  if (auto shared = shared_for(b, err))
+    deps.push_back(redis::store_dependency("ocr", b.config->redis, [shared] { return shared->down_reason(); }));
+  deps.push_back({"ocr", s.language, [e, rt] {
              std::string err = check_language(e);
              if (!err.empty()) return err;
              WorkerProcs::Stats st;
@@ -126,7 +154,8 @@ std::vector<core::Dependency> dependencies(const BuildContext& b) {
                                 "a deadline, {} killed (cancelled), {} crashed",
                                 tesseract_version(), e.language, tessdata_dir(e), st.alive, st.spawned,
                                 st.killed_deadline, st.killed_cancel, st.crashed);
-           }}};
+           }});
+  return deps;
 }
 
 }  // namespace
@@ -142,6 +171,7 @@ Descriptor descriptor() {
   d.build = build;
   d.dependencies = dependencies;
   d.metrics = {{"ocr_images_total", "Image parts seen by the ocr filter, by outcome."},
+               {"ocr_shared_cache_total", "OCR results shared by the farm in Redis: hit, miss, stored, too_large (not stored), error (unexpected or oversized value), fallback (Redis down or slow: not shared)."},
                {"ocr_workers_total", "OCR worker processes: spawned, killed_deadline, killed_cancelled, crashed, spawn_failed, retired."}};
   return d;
 }

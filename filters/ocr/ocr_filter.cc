@@ -1,5 +1,6 @@
 // OCR at Data: one pool job per message walks the images in order, spending at most the message
-// budget; each image's text comes from the cache or from Tesseract; the words found decide.
+// budget; each image's text comes from this instance's cache, then the farm's (Redis), or from
+// Tesseract; the words found decide.
 #include "filters/ocr/ocr_filter.h"
 
 #include <fmt/format.h>
@@ -49,15 +50,23 @@ ocr::EngineSettings engine_settings(const ocr::Settings& s) { return {s.language
 
 using End = ocr::WorkerProcs::End;
 
-// What the server hears of one part: the header, then each view's text from the cache or from
-// Tesseract (texts appended to the message's text; complete texts stored in the cache).
+ocr::SharedLimits shared_limits(const ocr::Settings& s) {
+  auto ttl = s.shared_cache_ttl > ocr::Seconds::zero() ? s.shared_cache_ttl : s.cache_ttl;
+  return {s.shared_cache_max_text, std::chrono::duration_cast<std::chrono::milliseconds>(ttl)};
+}
+
+// What the server hears of one part: the header, then each view's text from this instance's
+// cache, the farm's (stored locally too) or Tesseract (texts appended to the message's text;
+// complete texts stored in both caches).
 class Collector final : public ocr::PartSink {
  public:
   struct View {
     bool from_cache = false;
+    bool from_farm = false;  // the farm's shared cache answered
     bool complete = true;
   };
-  Collector(ocr::ResultCache* cache, std::string& text) : cache_(cache), text_(text) {}
+  Collector(ocr::ResultCache* cache, ocr::SharedCache* shared, const ocr::Settings& s, std::string& text)
+      : cache_(cache), shared_(shared), limits_(shared_limits(s)), text_(text) {}
   void decoded(const ocr::PartHeader& h) override {
     header = h;
     have_header = true;
@@ -66,29 +75,39 @@ class Collector final : public ocr::PartSink {
   bool cached(const std::string& key, const std::string& pkey) override {
     key_ = key;
     pkey_ = pkey;
-    if (!cache_) return false;
     std::optional<std::string> hit;
-    if (!key.empty()) hit = cache_->get(key);
-    if (!hit && !pkey.empty()) hit = cache_->get(pkey);
+    if (cache_ && !key.empty()) hit = cache_->get(key);
+    if (cache_ && !hit && !pkey.empty()) hit = cache_->get(pkey);
+    bool farm = false;
+    if (!hit && shared_ && (hit = shared_->get(key, pkey, limits_))) {
+      farm = true;
+      store_locally(*hit);
+    }
     if (!hit) return false;
     text_ += *hit + "\n";
-    views.push_back({true, true});
+    views.push_back({true, farm, true});
     return true;
   }
   void read(const std::string& text, bool complete) override {
     text_ += text + "\n";
-    views.push_back({false, complete});
-    if (complete && cache_) {
-      if (!key_.empty()) cache_->put(key_, text);
-      if (!pkey_.empty()) cache_->put(pkey_, text);
-    }
+    views.push_back({false, false, complete});
+    if (!complete) return;
+    store_locally(text);
+    if (shared_) shared_->put(key_, pkey_, text, limits_);
   }
   ocr::PartHeader header;
   bool have_header = false;
   std::vector<View> views;
 
  private:
+  void store_locally(const std::string& text) {
+    if (!cache_) return;
+    if (!key_.empty()) cache_->put(key_, text);
+    if (!pkey_.empty()) cache_->put(pkey_, text);
+  }
   ocr::ResultCache* cache_;
+  ocr::SharedCache* shared_;
+  ocr::SharedLimits limits_;
   std::string& text_;
   std::string key_, pkey_;
 };
@@ -130,16 +149,19 @@ std::string_view end_outcome(End e) { return e == End::Deadline ? "killed" : "wo
 }  // namespace
 
 OcrFilter::OcrFilter(ocr::Settings settings, ocr::WordList words, std::shared_ptr<net::BlockingPool> pool,
-                     std::shared_ptr<ocr::ResultCache> cache, std::shared_ptr<ocr::WorkerProcs> procs)
+                     std::shared_ptr<ocr::ResultCache> cache, std::shared_ptr<ocr::WorkerProcs> procs,
+                     std::shared_ptr<ocr::SharedCache> shared)
     : settings_(std::make_shared<const ocr::Settings>(std::move(settings))),
       words_(std::make_shared<const ocr::WordList>(std::move(words))),
       pool_(std::move(pool)),
       cache_(std::move(cache)),
-      procs_(std::move(procs)) {}
+      procs_(std::move(procs)),
+      shared_(std::move(shared)) {}
 
 std::shared_ptr<OcrFilter> OcrFilter::build(const ocr::Settings& settings, std::shared_ptr<net::BlockingPool> pool,
                                             std::shared_ptr<ocr::ResultCache> cache, std::string& error,
-                                            std::shared_ptr<ocr::WorkerProcs> procs) {
+                                            std::shared_ptr<ocr::WorkerProcs> procs,
+                                            std::shared_ptr<ocr::SharedCache> shared) {
   ocr::ParseResult words = ocr::load_words(settings.words_file);
   if (!words.list) {
     error = "ocr: " + words.error;
@@ -149,23 +171,26 @@ std::shared_ptr<OcrFilter> OcrFilter::build(const ocr::Settings& settings, std::
     error = "ocr: " + e;
     return nullptr;
   }
-  return std::make_shared<OcrFilter>(settings, std::move(*words.list), std::move(pool), std::move(cache), std::move(procs));
+  return std::make_shared<OcrFilter>(settings, std::move(*words.list), std::move(pool), std::move(cache), std::move(procs),
+                                     std::move(shared));
 }
 
 namespace {
 
 // A PDF attachment: its text layer joins the text; its text-less pages are read like images.
-void read_pdf(std::string_view data, const ocr::Settings& s, ocr::ResultCache* cache, Clock::time_point deadline,
-              const OcrFilter::ReadPart& read_part, uint64_t& bytes_left, OcrFilter::Report& r) {
+void read_pdf(std::string_view data, const ocr::Settings& s, ocr::ResultCache* cache, ocr::SharedCache* shared,
+              Clock::time_point deadline, const OcrFilter::ReadPart& read_part, uint64_t& bytes_left,
+              OcrFilter::Report& r) {
   if (Clock::now() >= deadline) {
     r.budget_spent = true;
     ++r.skipped;
     count_image("over_budget");
     return;
   }
-  Collector c(cache, r.text);
+  Collector c(cache, shared, s, r.text);
   std::string detail;
-  End e = read_part(data, part_job(s, ocr::PartKind::Pdf, bytes_left, r.read, deadline, cache), c, deadline, detail);
+  End e = read_part(data, part_job(s, ocr::PartKind::Pdf, bytes_left, r.read, deadline, cache || shared), c, deadline,
+                    detail);
   if (e == End::Cancelled) {
     r.cancelled = true;
     return;
@@ -199,8 +224,9 @@ void read_pdf(std::string_view data, const ocr::Settings& s, ocr::ResultCache* c
     const auto& v = c.views[i];
     ++r.read;
     if (v.from_cache) ++r.cached;
+    if (v.from_farm) ++r.cached_farm;
     if (!v.complete && Clock::now() >= deadline) r.budget_spent = true;
-    count_image(v.from_cache ? "cached" : v.complete ? "read" : "cut_short");
+    count_image(v.from_farm ? "cached_farm" : v.from_cache ? "cached" : v.complete ? "read" : "cut_short");
   }
   if (e != End::Done) note_end(r, e, detail, deadline);
 }
@@ -233,18 +259,19 @@ OcrFilter::Report OcrFilter::analyse(std::string_view message, const ocr::Settin
 }
 
 OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Settings& s, const ocr::WordList& words,
-                                     ocr::ResultCache* cache, const std::atomic<bool>* cancel) {
+                                     ocr::ResultCache* cache, const std::atomic<bool>* cancel,
+                                     ocr::SharedCache* shared) {
   ReadPart in_process = [cancel](std::string_view bytes, const ocr::PartJob& job, ocr::PartSink& sink,
                                  Clock::time_point, std::string&) {
     ocr::read_part(bytes, job, sink, cancel);
     return cancel && cancel->load(std::memory_order_relaxed) ? End::Cancelled : End::Done;
   };
-  return analyse(message, s, words, cache, cancel, in_process, Clock::now());
+  return analyse(message, s, words, cache, cancel, in_process, Clock::now(), shared);
 }
 
 OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Settings& s, const ocr::WordList& words,
                                      ocr::ResultCache* cache, const std::atomic<bool>* cancel, const ReadPart& read_part,
-                                     Clock::time_point start) {
+                                     Clock::time_point start, ocr::SharedCache* shared) {
   Report r;
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(s.budget);
   uint64_t bytes_left = s.max_decoded_bytes;
@@ -256,7 +283,7 @@ OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Se
     image::Format declared = image::declared_format(part.content_type);
     if (found == image::Format::Unknown) {
       if (s.pdf_max_pages > 0 && pdf::is_pdf(part.data)) {
-        read_pdf(part.data, s, cache, deadline, read_part, bytes_left, r);
+        read_pdf(part.data, s, cache, shared, deadline, read_part, bytes_left, r);
         continue;
       }
       if (declared != image::Format::Unknown) r.mismatch = true;  // says image, is not one
@@ -279,9 +306,10 @@ OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Se
       count_image("over_budget");
       continue;
     }
-    Collector c(cache, r.text);
+    Collector c(cache, shared, s, r.text);
     std::string detail;
-    End e = read_part(part.data, part_job(s, ocr::PartKind::Image, bytes_left, r.read, deadline, cache), c, deadline, detail);
+    End e = read_part(part.data, part_job(s, ocr::PartKind::Image, bytes_left, r.read, deadline, cache || shared), c,
+                      deadline, detail);
     if (e == End::Cancelled) {
       r.cancelled = true;
       break;
@@ -303,15 +331,21 @@ OcrFilter::Report OcrFilter::analyse(const mime::Message& message, const ocr::Se
       continue;
     }
     bool all_cached = c.views.size() == c.header.views, complete = e == End::Done && c.views.size() == c.header.views;
+    bool farm = false;
     for (const auto& v : c.views) {
       all_cached = all_cached && v.from_cache;
       complete = complete && v.complete;
+      farm = farm || v.from_farm;
     }
     ++r.read;
     if (all_cached) ++r.cached;
+    if (all_cached && farm) ++r.cached_farm;
     if (!complete && Clock::now() >= deadline) r.budget_spent = true;
     if (e != End::Done) note_end(r, e, detail, deadline);
-    count_image(e != End::Done ? end_outcome(e) : all_cached ? "cached" : complete ? "read" : "cut_short");
+    count_image(e != End::Done ? end_outcome(e)
+                : all_cached       ? (farm ? "cached_farm" : "cached")
+                : complete         ? "read"
+                                   : "cut_short");
   }
   r.hits = ocr::match(words, r.text, s.match_threshold);
   r.score = ocr::score(r.hits, {s.score_base, s.score_per_hit, s.score_max});
@@ -367,8 +401,8 @@ boost::asio::awaitable<Verdict> OcrFilter::check(Phase, std::shared_ptr<const Co
       co_return verdict(analyse(*m, *settings_, *words_, nullptr, &ctx->cancel->flag, none, Clock::now()), *settings_);
     }
   const auto accepted = Clock::now();
-  auto job = [settings = settings_, words = words_, cache = cache_, procs = procs_, pool = pool_.get(), ctx,
-              accepted]() -> Report {
+  auto job = [settings = settings_, words = words_, cache = cache_, shared = shared_, procs = procs_,
+              pool = pool_.get(), ctx, accepted]() -> Report {
     Report r;
     if (ctx->cancel->cancelled()) {
       r.cancelled = true;
@@ -383,13 +417,13 @@ boost::asio::awaitable<Verdict> OcrFilter::check(Phase, std::shared_ptr<const Co
     // The message's one MIME parse, shared with the other filters (made here if nobody made it yet).
     std::shared_ptr<const mime::Message> m = parsed_message(*ctx, needs());
     const std::atomic<bool>* cancel = &ctx->cancel->flag;
-    if (!procs) return analyse(*m, *settings, *words, cache.get(), cancel);
+    if (!procs) return analyse(*m, *settings, *words, cache.get(), cancel, shared.get());
     size_t slot = pool->thread_index().value_or(0);
     ReadPart in_worker = [&procs, slot, cancel](std::string_view bytes, const ocr::PartJob& j, ocr::PartSink& sink,
                                                 Clock::time_point deadline, std::string& detail) {
       return procs->run_part(slot, bytes, j, sink, deadline, cancel, detail);
     };
-    return analyse(*m, *settings, *words, cache.get(), cancel, in_worker, accepted);
+    return analyse(*m, *settings, *words, cache.get(), cancel, in_worker, accepted, shared.get());
   };
   std::optional<Report> r = co_await pool_->run(std::move(job));
   if (!r) {
@@ -400,9 +434,9 @@ boost::asio::awaitable<Verdict> OcrFilter::check(Phase, std::shared_ptr<const Co
     std::string words;
     for (const auto& h : r->hits) words += fmt::format("{}{}~\"{}\"", words.empty() ? "" : " ", h.phrase, h.seen);
     core::log().info("ocr id={} images={} read={} cached={} skipped={} pdfs={} mismatch={} budget_spent={} killed={} "
-                     "worker_failures={} dropped={} score={:g} words=[{}] ms={:.0f}",
+                     "worker_failures={} dropped={} cached_farm={} score={:g} words=[{}] ms={:.0f}",
                      ctx->session_id, r->images, r->read, r->cached, r->skipped, r->pdfs, r->mismatch, r->budget_spent,
-                     r->killed, r->worker_failures, r->dropped, r->score, words, r->ms);
+                     r->killed, r->worker_failures, r->dropped, r->cached_farm, r->score, words, r->ms);
   }
   co_return verdict(*r, *settings_);
 }

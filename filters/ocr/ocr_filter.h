@@ -1,7 +1,8 @@
 // The OCR filter, at Data: on the worker pool it walks the message's binary parts (from the
 // message's shared MIME parse, filters/parsed_message.h), finds images by content, decodes them
 // under guards (image.h), reads them with Tesseract (engine.h) within a per-image cap and a
-// per-message budget, reusing cached results by image hash (cache.h), and matches the text against
+// per-message budget, reusing cached results by image hash (cache.h: this instance's; then
+// shared_cache.h: the farm's, in Redis, when configured), and matches the text against
 // the word list (words.h). PDF attachments (pdf.h) give their text layer, and their text-less
 // pages are read like images.
 // Verdict: hits -> score (capped) with tag OCR_WORDS=score:word,word fed to the chain, or
@@ -23,6 +24,7 @@
 #include "filters/filter.h"
 #include "filters/ocr/cache.h"
 #include "filters/ocr/part.h"
+#include "filters/ocr/shared_cache.h"
 #include "filters/ocr/worker.h"
 #include "filters/ocr/words.h"
 #include "net/blocking_pool.h"
@@ -49,7 +51,8 @@ class OcrFilter final : public Filter {
     size_t images = 0;         // parts whose content is an image (PDF pages rendered included)
     size_t pdfs = 0;           // PDF attachments read
     size_t read = 0;           // images whose text was obtained (OCR or cache)
-    size_t cached = 0;         // of which every view came from the cache
+    size_t cached = 0;         // of which every view came from a cache (this instance's or the farm's)
+    size_t cached_farm = 0;    // of which a view came from the farm's shared cache
     size_t skipped = 0;        // guards, max_images, budget
     bool mismatch = false;     // a declared image type disagrees with the content
     bool budget_spent = false; // an image was skipped or cut short by the message budget
@@ -67,7 +70,8 @@ class OcrFilter final : public Filter {
   // (null: in this process, on the pool's threads, as tests and benchmarks do).
   static std::shared_ptr<OcrFilter> build(const ocr::Settings& settings, std::shared_ptr<net::BlockingPool> pool,
                                           std::shared_ptr<ocr::ResultCache> cache, std::string& error,
-                                          std::shared_ptr<ocr::WorkerProcs> procs = nullptr);
+                                          std::shared_ptr<ocr::WorkerProcs> procs = nullptr,
+                                          std::shared_ptr<ocr::SharedCache> shared = nullptr);
 
   std::string_view name() const override { return "ocr"; }
   bool wants(Phase p) const override { return p == Phase::Data; }
@@ -81,21 +85,23 @@ class OcrFilter final : public Filter {
   static Report analyse(std::string_view message, const ocr::Settings& s, const ocr::WordList& words,
                         ocr::ResultCache* cache, const std::atomic<bool>* cancel);
   static Report analyse(const mime::Message& message, const ocr::Settings& s, const ocr::WordList& words,
-                        ocr::ResultCache* cache, const std::atomic<bool>* cancel);
+                        ocr::ResultCache* cache, const std::atomic<bool>* cancel, ocr::SharedCache* shared = nullptr);
   // How a part is read: in this process or by a worker process (End as WorkerProcs says).
   using Clock = std::chrono::steady_clock;
   using ReadPart = std::function<ocr::WorkerProcs::End(std::string_view bytes, const ocr::PartJob& job,
                                                        ocr::PartSink& sink, Clock::time_point deadline,
                                                        std::string& detail)>;
-  // The same, each part read by `read_part`; the budget runs from `start`.
+  // The same, each part read by `read_part`; the budget runs from `start`. `shared` (null: none):
+  // the farm's cache, asked after `cache` and told each complete text read.
   static Report analyse(const mime::Message& message, const ocr::Settings& s, const ocr::WordList& words,
                         ocr::ResultCache* cache, const std::atomic<bool>* cancel, const ReadPart& read_part,
-                        Clock::time_point start);
+                        Clock::time_point start, ocr::SharedCache* shared = nullptr);
   static mime::Limits needs();
   static Verdict verdict(const Report& r, const ocr::Settings& s);
 
   OcrFilter(ocr::Settings settings, ocr::WordList words, std::shared_ptr<net::BlockingPool> pool,
-            std::shared_ptr<ocr::ResultCache> cache, std::shared_ptr<ocr::WorkerProcs> procs = nullptr);
+            std::shared_ptr<ocr::ResultCache> cache, std::shared_ptr<ocr::WorkerProcs> procs = nullptr,
+            std::shared_ptr<ocr::SharedCache> shared = nullptr);
 
  private:
   std::shared_ptr<const ocr::Settings> settings_;
@@ -103,6 +109,7 @@ class OcrFilter final : public Filter {
   std::shared_ptr<net::BlockingPool> pool_;
   std::shared_ptr<ocr::ResultCache> cache_;
   std::shared_ptr<ocr::WorkerProcs> procs_;
+  std::shared_ptr<ocr::SharedCache> shared_;  // null: no [redis] or ocr.shared_cache = false
 };
 
 }  // namespace filters

@@ -39,6 +39,9 @@ struct Settings {
   size_t cache_size = 10000;           // OCR results kept, by image hash
   Seconds cache_ttl{86400};
   bool cache_perceptual = false;       // also key the cache by a perceptual hash (size + dHash: re-encoded copies hit)
+  bool shared_cache = true;            // with [redis]: the farm shares OCR results (shared_cache.h)
+  Seconds shared_cache_ttl{0};         // of a text stored in Redis; 0 = cache_ttl
+  size_t shared_cache_max_text = 8192; // longer texts are not shared (nor accepted from Redis)
 };
 
 }  // namespace filters::ocr
