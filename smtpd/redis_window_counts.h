@@ -1,11 +1,12 @@
 // RedisWindowCounts — counts per key with a window shared by the farm (issue 16: the AUTH brake's
 // failures, the recipient brake's refusals per client address): a WindowCounts whose local view
-// answers every count() at once, while each add() and forgive() also runs
-// atomically in Redis (a Lua script: INCR/DECRBY + PEXPIRE + PUBLISH of the new farm-wide count);
+// answers every count() at once, while each add() and forgive() also runs atomically in Redis (a
+// Lua script: INCR/DECRBY + PEXPIRE + PUBLISH of the new farm-wide count on the store's channel);
 // every instance subscribes to that channel and sets its local view to the published counts, so a
 // guesser or harvester spread over the farm meets the same count as against one instance.
 // Fails open: Redis slow or down means local counts only; each fallback is counted in /metrics
-// (redis_fallbacks_total), each state change logged, and /health shows the dependency (passive).
+// (redis_fallbacks_total{counts=<name>}), each state change logged, and /health shows the
+// dependency (passive).
 // Owns one thread running the two Redis connections (commands, subscription).
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
