@@ -35,19 +35,23 @@ std::vector<const filters::Descriptor*> used_filters(const config::Config& c) {
 
 }  // namespace
 
-std::shared_ptr<smtpd::RedisAuthFailures> make_farm_auth_failures(const config::Config& c, std::string& err) {
+std::shared_ptr<smtpd::FarmCounts> make_farm_counts(const config::Config& c, std::string& err) {
   auto rc = redis::client_config(c.redis, err);
   if (!err.empty()) err = c.at("redis", err);
   if (!rc) return nullptr;
-  return std::make_shared<smtpd::RedisAuthFailures>(*rc, c.redis.key_prefix, c.auth.failure_table_size);
+  auto f = std::make_shared<smtpd::FarmCounts>();
+  const std::string& prefix = c.redis.key_prefix;
+  f->auth = std::make_shared<smtpd::RedisWindowCounts>(*rc, prefix, "auth", "auth-failures", c.auth.failure_table_size);
+  f->rcpt = std::make_shared<smtpd::RedisWindowCounts>(*rc, prefix, "rcpt", "rcpt-refusals", c.auth.failure_table_size);
+  return f;
 }
 
 smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
                                         std::shared_ptr<filters::Resources> resources,
-                                        std::shared_ptr<smtpd::RedisAuthFailures> farm_auth_failures) {
+                                        std::shared_ptr<smtpd::FarmCounts> farm_counts) {
   auto s = std::make_shared<smtpd::Snapshot>();
   s->config = c;
-  s->farm_auth_failures = std::move(farm_auth_failures);
+  s->farm_counts = std::move(farm_counts);
   s->resources = resources ? std::move(resources) : std::make_shared<filters::Resources>(*c);
   for (const auto& srv : c->qmqp.servers) s->relay.servers.push_back({srv.host, srv.port});
   s->relay.connect_timeout = c->qmqp.connect_timeout;
@@ -122,7 +126,7 @@ std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s) {
   }
   if (s.directory)
     for (auto& dep : s.directory->dependencies()) deps.push_back(std::move(dep));
-  if (s.farm_auth_failures) deps.push_back(s.farm_auth_failures->dependency());  // passive: the connections' state
+  if (s.farm_counts) deps.push_back(s.farm_counts->dependency());  // passive: the connections' state
   filters::BuildContext ctx{s.config, *s.resources, s.directory};
   auto known = [&deps](const core::Dependency& d) {
     return std::any_of(deps.begin(), deps.end(), [&d](const auto& e) { return e.kind == d.kind && e.name == d.name; });

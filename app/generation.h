@@ -15,11 +15,12 @@ namespace app {
 // the running generation's on. A refused generation changes no shared state.
 smtpd::SnapshotOrError build_generation(std::shared_ptr<const config::Config> c,
                                         std::shared_ptr<filters::Resources> resources = nullptr,
-                                        std::shared_ptr<smtpd::RedisAuthFailures> farm_auth_failures = nullptr);
+                                        std::shared_ptr<smtpd::FarmCounts> farm_counts = nullptr);
 
-// The farm-wide AUTH failure counts on [redis] (null without redis.address / redis.sentinels, or
-// on error: `err` says why). Made once at start; reloads keep it.
-std::shared_ptr<smtpd::RedisAuthFailures> make_farm_auth_failures(const config::Config& c, std::string& err);
+// The farm-wide counts on [redis]: AUTH failures and refused recipients per client address (null
+// without redis.address / redis.sentinels, or on error: `err` says why). Made once at start;
+// reloads keep them.
+std::shared_ptr<smtpd::FarmCounts> make_farm_counts(const config::Config& c, std::string& err);
 
 // The mailbox servers, the directory servers and what each filter in a profile depends on.
 std::vector<core::Dependency> dependencies_of(const smtpd::Snapshot& s);

@@ -110,12 +110,12 @@ int main(int argc, char** argv) {
   app::Operations operations;  // its admin listener answers while the generation (signatures) loads
   if (!operations.open_admin_early(*r.config)) return 1;
   std::string farm_error;
-  auto farm_auth_failures = app::make_farm_auth_failures(*r.config, farm_error);
+  auto farm_counts = app::make_farm_counts(*r.config, farm_error);
   if (!farm_error.empty()) {
     core::log().error("{}", farm_error);
     return 1;
   }
-  smtpd::SnapshotOrError snap = app::build_generation(r.config, nullptr, farm_auth_failures);
+  smtpd::SnapshotOrError snap = app::build_generation(r.config, nullptr, farm_counts);
   if (!snap.snap) {
     core::log().error("{}", snap.error);
     return 1;
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   auto rebuild = [&schema](const smtpd::Snapshot& current) -> smtpd::SnapshotOrError {
     config::LoadResult next = config::load(current.config->source, schema);
     if (!next.config) return {nullptr, next.error};
-    smtpd::SnapshotOrError built = app::build_generation(next.config, current.resources, current.farm_auth_failures);
+    smtpd::SnapshotOrError built = app::build_generation(next.config, current.resources, current.farm_counts);
     if (built.snap) core::init_logging(next.config->log_level, next.config->log_syslog);
     return built;
   };

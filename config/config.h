@@ -79,6 +79,9 @@ struct Limits {
   size_t rejected_recipients = 50;      // refused recipients per session before 421 + close
   size_t rejected_recipients_soft = 10; // past this many, each refusal waits longer
   Seconds rejected_recipient_delay{0.25};  // (n - soft) * this before the n-th refusal
+  size_t address_rejected_recipients = 100;      // refused recipients per client address (window) before 421 + close; 0 = off
+  size_t address_rejected_recipients_soft = 20;  // past this many per address, each refusal waits longer
+  Seconds rejected_recipients_window{600};       // an address's refusals count until this long after its last one
   size_t mime_depth = 20;               // MIME nesting of a message judged by data-phase filters (<= 32)
   size_t mime_parts = 1000;             // MIME parts of such a message
 };

@@ -2,7 +2,6 @@
 #include "smtpd/auth_brake.h"
 
 #include <algorithm>
-#include <mutex>
 
 #include "core/ip.h"
 #include "core/text.h"
@@ -24,37 +23,7 @@ std::string pair_key(std::string_view ip, std::string_view login) {
   return "p\n" + std::string(ip) + "\n" + core::lowercase(login);
 }
 
-// count-then-put is one step for every store of this process (ExpiringLru locks each call only).
-std::mutex& update_mutex() {
-  static std::mutex mu;
-  return mu;
-}
-
 }  // namespace
-
-size_t LocalAuthFailures::count(const std::string& key, AuthClock::time_point now) {
-  auto e = lru_.get(key, now);
-  return e ? e->failures : 0;
-}
-
-void LocalAuthFailures::add(const std::string& key, AuthClock::time_point now, AuthClock::duration window) {
-  std::lock_guard lock(update_mutex());
-  auto e = lru_.get(key, now);
-  Entry next{e ? e->failures + 1 : 1, now + window};
-  lru_.put(key, next, next.expires);
-}
-
-void LocalAuthFailures::forgive(const std::string& key, size_t n, AuthClock::time_point now) {
-  std::lock_guard lock(update_mutex());
-  auto e = lru_.get(key, now);
-  if (!e) return;
-  if (e->failures <= n) {
-    lru_.put(key, Entry{0, now}, now);  // expired at once: dropped when next met
-    return;
-  }
-  e->failures -= n;
-  lru_.put(key, *e, e->expires);
-}
 
 AuthStanding AuthBrake::standing(std::string_view ip, std::string_view login, size_t connection_failures,
                                  const AuthBrakeSettings& s, AuthClock::time_point now) {

@@ -8,9 +8,9 @@
 // A success forgives only the failures of its own login from its own address (a user's typos), so
 // an attacker with one valid account cannot wipe the count of its other guesses.
 //
-// Where the counts live is behind AuthFailureStore: LocalAuthFailures (memory, bounded, this
-// instance) or RedisAuthFailures (smtpd/redis_auth_failures.h: the farm's, on Redis). Pure apart from the store: the clock is
-// passed in.
+// Where the counts live is behind WindowCounts (smtpd/window_counts.h): LocalWindowCounts (memory,
+// bounded, this instance) or RedisWindowCounts (the farm's, on Redis). Pure apart from the store: the
+// clock is passed in.
 #pragma once
 #include <chrono>
 #include <cstddef>
@@ -18,41 +18,11 @@
 #include <string>
 #include <string_view>
 
-#include "core/expiring_lru.h"
+#include "smtpd/window_counts.h"
 
 namespace smtpd {
 
-using AuthClock = std::chrono::steady_clock;
-
-// Failure counts by key. Thread-safe; never blocks (a remote store answers from a local view).
-class AuthFailureStore {
- public:
-  virtual ~AuthFailureStore() = default;
-  // Failures counted under `key` at `now` (0 when none or forgotten).
-  virtual size_t count(const std::string& key, AuthClock::time_point now) = 0;
-  // One more failure under `key`; all of them are forgotten `window` after this one.
-  virtual void add(const std::string& key, AuthClock::time_point now, AuthClock::duration window) = 0;
-  // Takes back up to `n` failures of `key` (what a success explains).
-  virtual void forgive(const std::string& key, size_t n, AuthClock::time_point now) = 0;
-};
-
-// In memory, this instance only: at most `capacity` keys (core::ExpiringLru: expired and least
-// recently used keys go first).
-class LocalAuthFailures final : public AuthFailureStore {
- public:
-  explicit LocalAuthFailures(size_t capacity) : lru_(capacity) {}
-  size_t count(const std::string& key, AuthClock::time_point now) override;
-  void add(const std::string& key, AuthClock::time_point now, AuthClock::duration window) override;
-  void forgive(const std::string& key, size_t n, AuthClock::time_point now) override;
-  size_t size() const { return lru_.size(); }
-
- private:
-  struct Entry {
-    size_t failures = 0;
-    AuthClock::time_point expires;
-  };
-  core::ExpiringLru<Entry> lru_;
-};
+using AuthClock = CountsClock;
 
 struct AuthBrakeSettings {
   AuthClock::duration delay{};      // auth.failure_delay
@@ -72,7 +42,7 @@ struct AuthStanding {
 
 class AuthBrake {
  public:
-  explicit AuthBrake(std::shared_ptr<AuthFailureStore> store) : store_(std::move(store)) {}
+  explicit AuthBrake(std::shared_ptr<WindowCounts> store) : store_(std::move(store)) {}
 
   // `connection_failures`: failures so far on this connection. `login` as the client sent it
   // (compared case-insensitively).
@@ -82,7 +52,7 @@ class AuthBrake {
   void succeeded(std::string_view ip, std::string_view login, const AuthBrakeSettings& s, AuthClock::time_point now);
 
  private:
-  std::shared_ptr<AuthFailureStore> store_;
+  std::shared_ptr<WindowCounts> store_;
 };
 
 }  // namespace smtpd

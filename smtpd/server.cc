@@ -44,7 +44,7 @@ sigset_t control_signals() {
 }  // namespace
 
 struct Server::Impl {
-  Impl(std::shared_ptr<const Snapshot> s, Hooks h) : snapshot(std::move(s)), hooks(std::move(h)), shared(*snapshot->config, snapshot->farm_auth_failures) {}
+  Impl(std::shared_ptr<const Snapshot> s, Hooks h) : snapshot(std::move(s)), hooks(std::move(h)), shared(*snapshot->config, snapshot->farm_counts) {}
 
   std::shared_ptr<const Snapshot> snapshot;  // read and swapped with std::atomic_load/store
   Hooks hooks;

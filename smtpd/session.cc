@@ -72,6 +72,30 @@ AuthBrakeSettings auth_brake_settings(const config::Auth& a) {
   return s;
 }
 
+RecipientBrakeSettings recipient_brake_settings(const config::Limits& l) {
+  RecipientBrakeSettings s;
+  s.soft = l.rejected_recipients_soft;
+  s.hard = l.rejected_recipients;
+  s.step = std::chrono::duration_cast<Clock::duration>(l.rejected_recipient_delay);
+  s.address_soft = l.address_rejected_recipients_soft;
+  s.address_hard = l.address_rejected_recipients;
+  s.window = std::chrono::duration_cast<Clock::duration>(l.rejected_recipients_window);
+  return s;
+}
+
+// Sessions closed by the recipient brake, by the count that closed them.
+void count_brake_close(BrakeScope scope) {
+  static const bool described = [] {
+    core::describe({"rejected_recipient_closes_total",
+                    "Sessions closed with 421 4.7.0 for too many refused recipients, by scope: session "
+                    "(limits.rejected_recipients) or address (limits.address_rejected_recipients, across connections)."});
+    return true;
+  }();
+  (void)described;
+  const char* name = scope == BrakeScope::Address ? "address" : "session";
+  core::count(core::labeled_counter("rejected_recipient_closes_total", core::labels({{"scope", name}})));
+}
+
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // The envelope on a message line, Postfix's way: from=<sender> and one to=<rcpt> per recipient.
@@ -321,14 +345,20 @@ asio::awaitable<void> Session::decide(smtp::Event e) {
   if (e == smtp::Event::RcptTo && a.step != filters::Step::Proceed) {
     // Every refused recipient is logged; the permanent refusals feed the harvesting brake.
     bool counted = v.action == filters::Action::Reject && a.reply && a.reply->permanent();
+    size_t address_refused = 0;  // this address's refusals across connections (0: not counted, or the brake is off)
     if (counted) {
-      RecipientBrakeSettings bs{cfg_.limits.rejected_recipients_soft, cfg_.limits.rejected_recipients,
-                                std::chrono::duration_cast<Clock::duration>(cfg_.limits.rejected_recipient_delay)};
-      brake = recipient_brake(++refused_recipients_, bs);
+      RecipientBrakeSettings bs = recipient_brake_settings(cfg_.limits);
+      address_refused = shared_.recipient_brake.refused(ip_.network_key().str(), bs, Clock::now());
+      brake = recipient_brake(++refused_recipients_, address_refused, bs);
+      if (brake.close) count_brake_close(brake.closed_by);
     }
-    core::log().info("reject id={} client={} rcpt={} reply=\"{} {}\" reason={} refused={}{}", sid_, ip_,
-                     q(proto_.pending_address().str()), a.reply ? a.reply->code : 0, a.reply ? a.reply->enhanced : "",
-                     q(v.reason.empty() ? "no filter accepted the recipient" : v.reason), refused_recipients_, brake.close ? " closing=\"too many rejected recipients\"" : "");
+    core::log().info("reject id={} client={} rcpt={} reply=\"{} {}\" reason={} refused={} address_refused={}{}", sid_,
+                     ip_, q(proto_.pending_address().str()), a.reply ? a.reply->code : 0,
+                     a.reply ? a.reply->enhanced : "", q(v.reason.empty() ? "no filter accepted the recipient" : v.reason),
+                     refused_recipients_, address_refused,
+                     brake.closed_by == BrakeScope::Address ? " closing=\"too many rejected recipients from the address\""
+                     : brake.close                          ? " closing=\"too many rejected recipients\""
+                                                            : "");
     if (brake.delay.count() > 0) co_await wait_until(Clock::now() + brake.delay);
   }
   switch (a.step) {

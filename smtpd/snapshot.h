@@ -25,7 +25,8 @@
 #include "qmqp/types.h"
 #include "smtpd/auth_brake.h"
 #include "smtpd/limits.h"
-#include "smtpd/redis_auth_failures.h"
+#include "smtpd/recipient_brake.h"
+#include "smtpd/redis_window_counts.h"
 
 namespace smtpd {
 
@@ -37,7 +38,7 @@ struct Snapshot {
   std::shared_ptr<filters::Resources> resources;                       // shared by all generations
   qmqp::ClientConfig relay;                                            // the mailbox servers, from config.qmqp
   std::vector<filters::OwnedHeader> owned_headers;                     // removed from clients' messages before the relay
-  std::shared_ptr<RedisAuthFailures> farm_auth_failures;               // null: no [redis]; made at start, kept by reloads
+  std::shared_ptr<FarmCounts> farm_counts;                             // null: no [redis]; made at start, kept by reloads
 };
 struct SnapshotOrError {
   std::shared_ptr<const Snapshot> snap;
@@ -79,13 +80,17 @@ class DrainWakeups {
 
 // Process-wide state shared by sessions on all threads.
 struct Shared {
-  // `farm`: the AUTH failure counts shared by the farm (Redis); null: this instance's own.
-  explicit Shared(const config::Config& c, std::shared_ptr<AuthFailureStore> farm = nullptr)
+  // `farm`: the counts shared by the farm (Redis); null: this instance's own.
+  explicit Shared(const config::Config& c, const std::shared_ptr<FarmCounts>& farm = nullptr)
       : limiter(c.limits.connections, c.limits.connections_per_ip), budget(c.limits.inflight_bytes, client_share(c)),
-        auth_brake(farm ? std::move(farm) : std::make_shared<LocalAuthFailures>(c.auth.failure_table_size)) {}
+        auth_brake(farm ? std::shared_ptr<WindowCounts>(farm->auth)
+                        : std::make_shared<LocalWindowCounts>(c.auth.failure_table_size)),
+        recipient_brake(farm ? std::shared_ptr<WindowCounts>(farm->rcpt)
+                             : std::make_shared<LocalWindowCounts>(c.auth.failure_table_size)) {}
   ConnectionLimiter limiter;
   MemoryBudget budget;
   AuthBrake auth_brake;  // AUTH failures by address and login, across connections (this instance or the farm)
+  AddressRecipientBrake recipient_brake;  // refused recipients by client address, across connections (idem)
   std::atomic<bool> draining{false};
   DrainWakeups drain_wakeups;
   std::atomic<size_t> sessions{0};      // live sessions

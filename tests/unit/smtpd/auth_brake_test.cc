@@ -5,8 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include "smtpd/recipient_brake.h"
-
 namespace smtpd {
 namespace {
 using std::chrono::milliseconds;
@@ -23,7 +21,7 @@ AuthBrakeSettings settings() {
 }
 
 struct Brake : ::testing::Test {
-  AuthBrake brake{std::make_unique<LocalAuthFailures>(1000)};
+  AuthBrake brake{std::make_unique<LocalWindowCounts>(1000)};
   AuthClock::time_point now = AuthClock::now();
   AuthBrakeSettings s = settings();
 };
@@ -123,32 +121,12 @@ TEST_F(Brake, ASuccessForgivesItsOwnTyposInTheNetworkCountToo) {
   EXPECT_EQ(brake.standing("192.0.2.3", "bob", 0, s, now).network_failures, 1u);  // mallory's remains
 }
 
-TEST(LocalAuthFailures, MemoryIsBounded) {
-  LocalAuthFailures store(100);
+TEST(LocalWindowCounts, MemoryIsBounded) {
+  LocalWindowCounts store(100);
   auto now = AuthClock::now();
   for (int i = 0; i < 10000; ++i) store.add("k" + std::to_string(i), now, seconds(60));
   EXPECT_LE(store.size(), 100u);
   EXPECT_EQ(store.count("k9999", now), 1u);
-}
-
-// ---- recipient harvesting (smtpd/recipient_brake.h) ----------------------------------------
-TEST(RecipientBrake, SoftLimitThenGrowingDelayThenClose) {
-  RecipientBrakeSettings s{3, 6, milliseconds(200)};
-  EXPECT_EQ(recipient_brake(1, s).delay, milliseconds(0));
-  EXPECT_EQ(recipient_brake(3, s).delay, milliseconds(0));
-  EXPECT_EQ(recipient_brake(4, s).delay, milliseconds(200));
-  EXPECT_EQ(recipient_brake(5, s).delay, milliseconds(400));
-  EXPECT_FALSE(recipient_brake(5, s).close);
-  EXPECT_TRUE(recipient_brake(6, s).close);
-  EXPECT_EQ(recipient_brake(6, s).delay, milliseconds(600));
-  RecipientBrakeSettings big{0, 100000, seconds(10)};
-  EXPECT_EQ(recipient_brake(50, big).delay, kRecipientBrakeMaxDelay);
-}
-
-TEST(RecipientBrake, DefaultsLeaveALegitimateSenderAlone) {
-  RecipientBrakeSettings d;  // the config defaults: 10 at once, 50 before the close
-  for (size_t n = 1; n <= 10; ++n) EXPECT_EQ(recipient_brake(n, d).delay.count(), 0);
-  EXPECT_FALSE(recipient_brake(49, d).close);
 }
 
 }  // namespace
