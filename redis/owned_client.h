@@ -2,7 +2,8 @@
 // from any executor (the ratelimit and greylist filters): created, started, stopped and destroyed
 // on that thread as client.h requires; eval() may be awaited from anywhere and answers within the
 // client's timeout (an error Reply when Redis is down, slow or refuses). Connection changes are
-// logged once each as "<who>: redis <host>:<port> connected|down (<why>)".
+// logged once each as "<who>: redis <host>:<port> connected|down (<why>)"; down_reason() keeps the
+// last why for /health.
 // FarmState: whether the last answer came from Redis or the local fallback, so that its owner
 // logs each change once; fallback_reason() names a failed command for the fallback counters.
 #pragma once
@@ -10,6 +11,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +35,7 @@ class OwnedClient {
   // EVALSHA, then EVAL when the server does not know the script (one more round trip).
   boost::asio::awaitable<Reply> eval(const Script& s, std::vector<std::string> keys, std::vector<std::string> argv);
   bool up() const;  // never blocks
+  std::string down_reason() const;  // "" when up, else why the connection is down (never blocks long)
   const ClientConfig& config() const { return cfg_; }
 
  private:
@@ -40,6 +43,8 @@ class OwnedClient {
   boost::asio::io_context io_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
   std::shared_ptr<Client> client_;
+  mutable std::mutex why_mu_;
+  std::string why_ = "not connected yet";
   std::thread thread_;
 };
 
