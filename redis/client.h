@@ -1,19 +1,17 @@
 // redis::Client — an asynchronous Redis client on one io_context executor: one Asio connection
-// (TCP, or TLS when ClientConfig::tls is set), hiredis only for the protocol (commands formatted
-// with redisFormatCommandArgv, replies parsed by a redisReader); pipelined, replies answered in
-// order (FIFO); writes coalesced. Every command answers exactly once: the reply, or an error Reply when it times out, when too many are in flight, when the
-// connection is down (never queued while down), or when the client stops. Reconnects with backoff;
-// AUTH (password or ACL user+password) and SELECT before a connection counts as up.
+// (TCP, or TLS when ClientConfig::tls is set); hiredis only formats commands (redisFormatCommandArgv)
+// and parses replies (redisReader). Pipelined, writes coalesced, replies answered in order. Every
+// command answers exactly once: the reply, or an error Reply when it times out, when too many are
+// in flight, when the connection is down (never queued while down), or when the client stops.
+// Reconnects with backoff; AUTH (password or ACL user+password) and SELECT before a connection
+// counts as up. TLS: the server's certificate is verified (CA and tls_server_name); a failed
+// verification is a connection down with its reason, like any other.
 // Strand contract: create, start, stop and destroy the client on its executor's thread (an
 // io_context run by one thread); command()/submit() may be called from any thread (they post).
 // Sentinel (ClientConfig::sentinels): before each connect the master's address is asked of the
 // sentinels in order (SENTINEL get-master-addr-by-name, one small client per sentinel on the same
-// executor), and a connection counts as up only once ROLE says "master" — after a failover the
-// old master (now a replica) is left and the new one found; the sentinels are reached with TLS too
-// when it is on (same CA and client certificate).
-// TLS: the server's certificate is verified against the CA (ClientConfig::tls) and the name
-// tls_server_name (default: host; an IP address is verified as an IP address, a name is also sent
-// as SNI); a failed verification is a connection down with its reason, like any other.
+// executor, with TLS too when it is on), and a connection counts as up only once ROLE says
+// "master" — after a failover the old master (now a replica) is left and the new one found.
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
