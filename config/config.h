@@ -124,6 +124,10 @@ struct Redis {
   std::vector<std::string> sentinels;            // "host:port" of redis-sentinel instances; the master is asked of them
   std::string master_name;                       // the master's name in the sentinels (needed with sentinels)
   std::string sentinel_password_file;            // one line: the sentinels' password ("" = no AUTH)
+  bool tls = false;                              // TLS to Redis (and to the sentinels)
+  std::string tls_ca_file;                       // PEM CA bundle that verifies the server ("" = the system's)
+  std::string tls_cert_file, tls_key_file;       // client certificate and its key (both or neither)
+  std::string tls_server_name;                   // name verified in the server's certificate ("" = the address's host)
   bool enabled() const { return !host.empty() || !sentinels.empty(); }
 };
 

@@ -243,6 +243,8 @@ struct Loader {
       fail(where(root, "directory"), "directory.type = \"ldap\" needs directory.uris and directory.base_dn");
     if (!c.redis.sentinels.empty() && c.redis.master_name.empty())
       fail(where(root, "redis"), "redis.sentinels needs redis.master_name");
+    if (c.redis.tls_cert_file.empty() != c.redis.tls_key_file.empty())
+      fail(where(root, "redis"), "redis.tls_cert_file and redis.tls_key_file go together (both or neither)");
     check_tls(root, c);
     check_listeners(root, c);
     check_filters(root, c);

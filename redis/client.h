@@ -1,14 +1,17 @@
-// redis::Client — an asynchronous Redis client on one io_context executor: hiredis's async API
-// driven by Asio (redis/asio_adapter.h); one connection, pipelined; every command answers exactly
-// once: the reply, or an error Reply when it times out, when too many are in flight, when the
-// connection is down (never queued while down), or when the client stops. Reconnects with backoff;
-// AUTH (password or ACL user+password) and SELECT before a connection counts as up.
+// redis::Client — an asynchronous Redis client on one io_context executor: one Asio connection
+// (TCP, or TLS when ClientConfig::tls is set); hiredis only formats commands (redisFormatCommandArgv)
+// and parses replies (redisReader). Pipelined, writes coalesced, replies answered in order. Every
+// command answers exactly once: the reply, or an error Reply when it times out, when too many are
+// in flight, when the connection is down (never queued while down), or when the client stops.
+// Reconnects with backoff; AUTH (password or ACL user+password) and SELECT before a connection
+// counts as up. TLS: the server's certificate is verified (CA and tls_server_name); a failed
+// verification is a connection down with its reason, like any other.
 // Strand contract: create, start, stop and destroy the client on its executor's thread (an
 // io_context run by one thread); command()/submit() may be called from any thread (they post).
 // Sentinel (ClientConfig::sentinels): before each connect the master's address is asked of the
 // sentinels in order (SENTINEL get-master-addr-by-name, one small client per sentinel on the same
-// executor), and a connection counts as up only once ROLE says "master" — after a failover the
-// old master (now a replica) is left and the new one found. Not done: TLS.
+// executor, with TLS too when it is on), and a connection counts as up only once ROLE says
+// "master" — after a failover the old master (now a replica) is left and the new one found.
 #pragma once
 #include <utility>  // before Boost 1.74 Asio
 
@@ -25,13 +28,13 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-struct redisAsyncContext;
-namespace redis {
-struct AsioWatch;
+namespace boost::asio::ssl {
+class context;
 }
 
 namespace redis {
@@ -51,7 +54,7 @@ struct Reply {
 
 // Limits of one client; the defaults are the [redis] section's.
 struct ClientConfig {
-  std::string host;  // numeric address (a name is resolved blocking at connect, on the client's thread)
+  std::string host;  // numeric address, or a name resolved (asynchronously) at each connect
   uint16_t port = 6379;
   std::string username;  // ACL user ("" = the default user)
   std::string password;  // "" = no AUTH
@@ -65,7 +68,16 @@ struct ClientConfig {
   std::vector<std::pair<std::string, uint16_t>> sentinels;
   std::string master_name;
   std::string sentinel_password;
+  // TLS: null = plain TCP; else the client context (CA to verify with, client certificate), see
+  // tls_context(). tls_server_name: the name to verify ("" = host; for the master and sentinels).
+  std::shared_ptr<asio::ssl::context> tls;
+  std::string tls_server_name;
 };
+// A TLS client context that verifies the server against the PEM CA bundle `ca_file` ("" = the
+// system's default verify paths), TLS 1.2 at least, and presents `cert_file` + `key_file` when
+// given (both or neither). Null on error: `err` names the file and OpenSSL's reason.
+std::shared_ptr<asio::ssl::context> tls_context(const std::string& ca_file, const std::string& cert_file,
+                                                const std::string& key_file, std::string& err);
 inline constexpr int kConnectTimeoutFactor = 5;
 // How a configured Redis is named in /health and logs: "host:port", or "master <name> (sentinel)"
 // when the master is found through sentinels (its address changes with a failover).
@@ -82,7 +94,8 @@ struct ClientStats {
 class Client : public std::enable_shared_from_this<Client> {
  public:
   using Done = std::function<void(Reply)>;
-  // `on_state(up, why)` runs on the client's thread at each change of the connection's state.
+  // `on_state(up, why)` runs on the client's thread at each change of the connection's state (and
+  // for the first: a server down from the start is reported with its reason).
   static std::shared_ptr<Client> create(asio::any_io_executor ex, ClientConfig cfg,
                                         std::function<void(bool, const std::string&)> on_state = {});
   ~Client();
@@ -122,32 +135,36 @@ class Client : public std::enable_shared_from_this<Client> {
 
  private:
   struct Pending;
+  struct Conn;
   Client(asio::any_io_executor ex, ClientConfig cfg, std::function<void(bool, const std::string&)> on_state);
   void connect();
   void discover(size_t i);  // asks sentinel i for the master, then connects (or tries i + 1)
   void connect_to_server();
+  void open(const std::shared_ptr<Conn>& c, const std::vector<asio::ip::tcp::endpoint>& eps);
+  void opened(const std::shared_ptr<Conn>& c);
   void handshake();
   void send_subscribe();
   void send(std::vector<std::string> args, Done done, bool internal);
+  bool write(const std::vector<std::string>& args);  // formats into the connection's output
+  void flush(const std::shared_ptr<Conn>& c);
+  void read(const std::shared_ptr<Conn>& c);
+  bool on_reply(Reply r);  // false: a reply nobody asked for
+  void watch_deadlines(const std::shared_ptr<Conn>& c);
   void drop(const std::string& why);
   void set_up(bool up, const std::string& why);
   void schedule_reconnect();
-  static void on_connect(const redisAsyncContext* c, int status);
-  static void on_disconnect(const redisAsyncContext* c, int status);
-  static void on_reply(redisAsyncContext* c, void* reply, void* privdata);
 
   asio::any_io_executor ex_;
   ClientConfig cfg_;
   std::function<void(bool, const std::string&)> on_state_;
-  redisAsyncContext* ctx_ = nullptr;
-  std::shared_ptr<AsioWatch> watch_;
+  std::shared_ptr<Conn> conn_;  // null while down
   asio::steady_timer reconnect_timer_, connect_timer_;
   std::chrono::milliseconds backoff_;
   std::string channel_;
   std::function<void(const std::string&)> on_message_;
   std::vector<std::shared_ptr<Client>> sentinels_;  // Sentinel discovery: one client per sentinel
   mutable std::mutex server_mu_;                     // cfg_.host/port change with each discovery
-  bool stopped_ = false, handshaking_ = false, reconnect_pending_ = false;
+  bool stopped_ = false, handshaking_ = false, reconnect_pending_ = false, state_known_ = false;
   size_t inflight_ = 0;
   std::atomic<bool> up_{false};
   ClientStats stats_;

@@ -1,4 +1,4 @@
-// [redis] -> redis::ClientConfig (from_config.h).
+// [redis] -> redis::ClientConfig (from_config.h): secrets and TLS files read here, at start.
 #include "redis/from_config.h"
 
 #include <fmt/format.h>
@@ -43,12 +43,22 @@ std::optional<ClientConfig> client_config(const config::Redis& r, std::string& e
     err = "redis.sentinel_password_file: cannot read " + r.sentinel_password_file;
     return std::nullopt;
   }
+  if (r.tls) {
+    std::string why;
+    rc.tls = tls_context(r.tls_ca_file, r.tls_cert_file, r.tls_key_file, why);
+    if (!rc.tls) {
+      err = "redis." + why;
+      return std::nullopt;
+    }
+    rc.tls_server_name = r.tls_server_name;
+  }
   return rc;
 }
+
 std::string store_key(std::string_view what, const std::optional<ClientConfig>& rc, const config::Redis& r, size_t local_size) {
   if (!rc) return fmt::format("{} local size={}", what, local_size);
-  return fmt::format("{} {} db={} user={} timeout={} prefix={} size={}", what, display_name(*rc), rc->db, rc->username,
-                     rc->timeout.count(), r.key_prefix, local_size);
+  return fmt::format("{} {} db={} user={} timeout={} prefix={} tls={} size={}", what, display_name(*rc), rc->db,
+                     rc->username, rc->timeout.count(), r.key_prefix, rc->tls ? 1 : 0, local_size);
 }
 
 core::Dependency store_dependency(std::string_view filter, const config::Redis& r, std::function<std::string()> down_reason) {

@@ -1,5 +1,5 @@
-// The redis::ClientConfig of a [redis] section: address or sentinels, limits, and the secrets read
-// from their files. One reader for every user of [redis] (the farm AUTH counts, the ratelimit filter).
+// The redis::ClientConfig of a [redis] section: address or sentinels, limits, the secrets read
+// from their files and the TLS context (CA, client certificate) loaded from its. One reader for every user of [redis] (the farm AUTH counts, the ratelimit filter).
 #pragma once
 #include <functional>
 #include <optional>
@@ -12,7 +12,7 @@
 
 namespace redis {
 // nullopt without Redis (no address and no sentinels) or on error: `err` says why ("redis.password_file:
-// cannot read ..."); `err` stays empty when Redis is simply not configured.
+// cannot read ...", "redis.tls_ca_file: cannot load ..."); `err` stays empty when Redis is simply not configured.
 std::optional<ClientConfig> client_config(const config::Redis& r, std::string& err);
 
 // The Resources key of a filter's Redis-backed store (`what`: "ratelimit.counters", "greylist.store"):

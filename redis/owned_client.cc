@@ -11,6 +11,10 @@ namespace redis {
 
 OwnedClient::OwnedClient(ClientConfig cfg, std::string who) : cfg_(std::move(cfg)), guard_(io_.get_executor()) {
   client_ = Client::create(io_.get_executor(), cfg_, [this, who](bool up, const std::string& why) {
+    {
+      std::lock_guard lk(why_mu_);
+      why_ = up ? "" : why;
+    }
     if (up) core::log().info("{}: redis {}:{} connected", who, cfg_.host, cfg_.port);
     else core::log().warn("{}: redis {}:{} down ({})", who, cfg_.host, cfg_.port, why);
   });
@@ -60,6 +64,12 @@ void OwnedClient::send(std::vector<std::string> args, std::function<void(Reply)>
 }
 
 bool OwnedClient::up() const { return client_->up(); }
+
+std::string OwnedClient::down_reason() const {
+  if (client_->up()) return "";
+  std::lock_guard lk(why_mu_);
+  return why_.empty() ? "not connected" : why_;
+}
 
 const char* fallback_reason(const std::string& error) {
   if (error.find("timeout") != std::string::npos) return "timeout";

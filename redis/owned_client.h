@@ -2,7 +2,8 @@
 // from any executor (and the shared connection of redis::ThreadClients): created, started, stopped and destroyed
 // on that thread as client.h requires; eval() may be awaited from anywhere and answers within the
 // client's timeout (an error Reply when Redis is down, slow or refuses). Connection changes are
-// logged once each as "<who>: redis <host>:<port> connected|down (<why>)".
+// logged once each as "<who>: redis <host>:<port> connected|down (<why>)"; down_reason() keeps the
+// last why for /health.
 // FarmState: whether the last answer came from Redis or the local fallback, so that its owner
 // logs each change once; fallback_reason() names a failed command for the fallback counters.
 #pragma once
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +42,7 @@ class OwnedClient {
   // Fire and forget, from any thread: `done` (optional) runs on the client's thread.
   void send(std::vector<std::string> args, std::function<void(Reply)> done = {});
   bool up() const;  // never blocks
+  std::string down_reason() const;  // "" when up, else why the connection is down (never blocks long)
   const ClientConfig& config() const { return cfg_; }
 
  private:
@@ -47,6 +50,8 @@ class OwnedClient {
   boost::asio::io_context io_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
   std::shared_ptr<Client> client_;
+  mutable std::mutex why_mu_;
+  std::string why_ = "not connected yet";
   std::thread thread_;
 };
 

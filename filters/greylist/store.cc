@@ -75,7 +75,8 @@ void Store::set_farm(bool farm, const std::string& why) {
 
 std::string Store::down_reason() const {
   if (!redis_) return "";
-  return redis_->up() ? "" : "not connected: greylisting on this instance only";
+  std::string why = redis_->down_reason();
+  return why.empty() ? "" : "not connected (" + why + "): greylisting on this instance only";
 }
 
 }  // namespace filters::greylist

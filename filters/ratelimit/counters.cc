@@ -106,7 +106,8 @@ void Counters::set_farm(bool farm, const std::string& why) {
 
 std::string Counters::down_reason() const {
   if (!redis_) return "";
-  return redis_->up() ? "" : "not connected: counting on this instance only";
+  std::string why = redis_->down_reason();
+  return why.empty() ? "" : "not connected (" + why + "): counting on this instance only";
 }
 
 }  // namespace filters::ratelimit

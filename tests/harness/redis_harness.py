@@ -1,20 +1,28 @@
 """RedisServer: a REAL redis-server (Debian's redis-server) on a free 127.0.0.1 port, no
 persistence, for tests; stop()/start() on the same port, pause()/resume() with SIGSTOP/SIGCONT.
+With tls=RedisTls(cert, key, ca): that port is its tls-port (the plain port is off) and clients
+must present a certificate signed by `ca` (tls-auth-clients yes); cli() runs redis-cli against it.
 A missing redis-server raises HarnessError (tests fail, never skip)."""
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+from collections import namedtuple
 
 from mxharness import HarnessError, _stop_process, free_port, wait_port
 
 
+# PEM paths: the server's certificate and key, and the CA that must have signed the clients'.
+RedisTls = namedtuple("RedisTls", "cert key ca")
+
+
 class RedisServer:
-    def __init__(self, password=None, extra_args=()):
+    def __init__(self, password=None, extra_args=(), tls=None):
         self.port = free_port()
         self.password = password
         self.extra_args = list(extra_args)
+        self.tls = tls
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="mxtest-redis.", dir="/tmp")
 
@@ -32,8 +40,11 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if not binary:
             raise HarnessError("redis-server not found (apt-get install redis-server)")
-        args = [binary, "--port", str(self.port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
-                "--daemonize", "no", "--dir", self.dir, "--loglevel", "warning"]
+        args = [binary, "--port", "0" if self.tls else str(self.port), "--save", "", "--appendonly", "no",
+                "--bind", "127.0.0.1", "--daemonize", "no", "--dir", self.dir, "--loglevel", "warning"]
+        if self.tls:
+            args += ["--tls-port", str(self.port), "--tls-cert-file", self.tls.cert, "--tls-key-file", self.tls.key,
+                     "--tls-ca-cert-file", self.tls.ca, "--tls-auth-clients", "yes"]
         if self.password:
             args += ["--requirepass", self.password]
         args += self.extra_args
@@ -45,6 +56,18 @@ class RedisServer:
             self.stop()
             raise HarnessError(f"redis-server did not listen on {self.port}")
         return self
+
+    def cli(self, *args, cert=None, key=None):
+        """redis-cli against this server (with --tls, the server's CA and the client certificate
+        `cert`/`key` when tls is on); returns the CompletedProcess (text)."""
+        cmd = [shutil.which("redis-cli") or "redis-cli", "-h", "127.0.0.1", "-p", str(self.port)]
+        if self.tls:
+            cmd += ["--tls", "--cacert", self.tls.ca]
+            if cert:
+                cmd += ["--cert", cert, "--key", key]
+        if self.password:
+            cmd += ["--no-auth-warning", "-a", self.password]
+        return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=30)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

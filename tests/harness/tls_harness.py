@@ -95,10 +95,11 @@ class TestPki:
         _openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path], self.dir)
         os.chmod(path, 0o600)
 
-    def issue(self, name, cn=None, serial=None, days=3):
+    def issue(self, name, cn=None, serial=None, days=3, usage="serverAuth"):
         """A new key and a leaf certificate `name`.pem / `name`.key signed by the CA, with CN and
         SAN (DNS cn, IP self.ip). `serial` (int) defaults to a random 63-bit number. Returns a Leaf
-        whose serial is upper-case hex without leading zeros (the form ssl.getpeercert() uses)."""
+        whose serial is upper-case hex without leading zeros (the form ssl.getpeercert() uses).
+        `usage`: the extendedKeyUsage ("clientAuth" for a client certificate)."""
         cn = cn or self.cn
         serial = serial if serial is not None else secrets.randbits(63) | (1 << 62)
         key, cert, csr, ext = (self._path(f"{name}.{x}") for x in ("key", "pem", "csr", "ext"))
@@ -108,7 +109,7 @@ class TestPki:
             f.write("basicConstraints=CA:FALSE\n"
                     f"subjectAltName=DNS:{cn},IP:{self.ip}\n"
                     "keyUsage=critical,digitalSignature\n"
-                    "extendedKeyUsage=serverAuth\n")
+                    f"extendedKeyUsage={usage}\n")
         _openssl(["x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key,
                   "-set_serial", str(serial), "-days", str(days), "-extfile", ext, "-out", cert], self.dir)
         got = _openssl(["x509", "-in", cert, "-noout", "-serial"], self.dir).strip()

@@ -1,7 +1,9 @@
 // redis::Client against a real redis-server started by the test on a free loopback port (a missing
 // redis-server fails the test, never skips it): replies, pipelining, the per-command timeout
 // (server stopped with SIGSTOP), reconnect after a kill and restart, the in-flight bound, AUTH
-// (password and ACL user) and SELECT.
+// (password and ACL user) and SELECT, subscriber mode; TLS (redis-server --tls-port, client
+// certificates required): commands pipelined over TLS, and each failed verification (unknown CA,
+// wrong name, no client certificate) is a connection down with its reason; no fd left behind.
 #include "redis/client.h"
 #include "tests/unit/redis/redis_server.h"
 
@@ -16,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +27,7 @@
 
 namespace {
 namespace asio = boost::asio;
+using test_redis::Pki;
 using test_redis::RedisServer;
 using namespace std::chrono_literals;
 using redis::Reply;
@@ -277,6 +281,116 @@ TEST(RedisClient, SubscriberGetsMessagesAndSubscribesAgainAfterRestart) {
     pub->stop();
     sub->stop();
   });
+}
+
+redis::ClientConfig tls_config_for(const RedisServer& s, const Pki& pki, const std::string& ca = "ca.pem",
+                                   bool client_cert = true) {
+  auto c = config_for(s);
+  c.timeout = 500ms;  // TLS handshakes under sanitizers
+  std::string err;
+  c.tls = redis::tls_context(pki.path(ca), client_cert ? pki.path("client.pem") : "",
+                             client_cert ? pki.path("client.key") : "", err);
+  EXPECT_TRUE(c.tls) << err;
+  return c;
+}
+
+size_t open_fds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+TEST(RedisClientTls, PipelinedCommandsOverTlsWithClientCertificate) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok()) << "openssl could not make the test certificates";
+  RedisServer server({}, &pki);
+  ASSERT_TRUE(server.ready()) << "redis-server --tls-port could not be started";
+  size_t fds = open_fds();
+  {
+    asio::io_context io;
+    auto cfg = tls_config_for(server, pki);
+    cfg.tls_server_name = "redis.test";  // a DNS name (SNI); the default, 127.0.0.1, is checked as an IP
+    auto by_name = redis::Client::create(io.get_executor(), cfg);
+    auto by_ip = redis::Client::create(io.get_executor(), tls_config_for(server, pki));
+    by_name->start();
+    by_ip->start();
+    int answered = 0, errors = 0;
+    run(io, [&]() -> asio::awaitable<void> {
+      EXPECT_TRUE(co_await wait_up(*by_name));
+      EXPECT_TRUE(co_await wait_up(*by_ip));
+      constexpr int kCommands = 300;
+      for (int i = 0; i < kCommands; ++i)
+        (i % 2 ? by_ip : by_name)->submit(cmd("INCR", "counter"), [&](Reply r) {
+          ++answered;
+          if (r.type != Reply::Type::Integer) ++errors;
+        });
+      for (int i = 0; i < 500 && answered < kCommands; ++i) co_await sleep(10ms);
+      EXPECT_EQ(answered, kCommands);
+      EXPECT_EQ(errors, 0);
+      Reply r = co_await by_ip->command(cmd("GET", "counter"));
+      EXPECT_EQ(r.str, std::to_string(kCommands));
+      r = co_await by_name->command(cmd("SET", "big", std::string(100000, 'x')));
+      EXPECT_EQ(r.str, "OK");
+      r = co_await by_ip->command(cmd("GET", "big"));
+      EXPECT_EQ(r.str.size(), 100000u);
+      by_name->stop();
+      by_ip->stop();
+    });
+  }
+  EXPECT_EQ(open_fds(), fds) << "a socket was left open";
+}
+
+// Each refused TLS connection: down, with the reason in on_state, and never up.
+void expect_refused(redis::ClientConfig cfg, const std::string& reason) {
+  asio::io_context io;
+  std::vector<std::string> whys;
+  auto client = redis::Client::create(io.get_executor(), cfg, [&](bool up, const std::string& why) {
+    whys.push_back((up ? "up: " : "down: ") + why);
+  });
+  client->start();
+  run(io, [&]() -> asio::awaitable<void> {
+    EXPECT_FALSE(co_await wait_up(*client, 1500ms));
+    Reply r = co_await client->command(cmd("PING"));
+    EXPECT_TRUE(r.error());
+    client->stop();
+  });
+  ASSERT_FALSE(whys.empty());
+  EXPECT_NE(whys.front().find(reason), std::string::npos) << whys.front();
+}
+
+TEST(RedisClientTls, UnknownCaWrongNameOrNoClientCertificateIsDown) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok()) << "openssl could not make the test certificates";
+  RedisServer server({}, &pki);
+  ASSERT_TRUE(server.ready()) << "redis-server --tls-port could not be started";
+  size_t fds = open_fds();
+  expect_refused(tls_config_for(server, pki, "other_ca.pem"), "certificate verification failed");
+  auto wrong_name = tls_config_for(server, pki);
+  wrong_name.tls_server_name = "other.test";
+  expect_refused(wrong_name, "certificate verification failed: hostname mismatch");
+  auto wrong_ip = tls_config_for(server, pki);
+  wrong_ip.tls_server_name = "127.0.0.2";
+  expect_refused(wrong_ip, "certificate verification failed: IP address mismatch");
+  expect_refused(tls_config_for(server, pki, "ca.pem", false), "connection lost");
+  auto plain = config_for(server);  // a plain client on the TLS port
+  expect_refused(plain, "down: ");
+  EXPECT_EQ(open_fds(), fds) << "a socket was left open";
+}
+
+TEST(RedisClientTls, ContextErrorsNameTheFile) {
+  Pki pki;
+  ASSERT_TRUE(pki.ok());
+  std::string err;
+  EXPECT_FALSE(redis::tls_context(pki.path("missing.pem"), "", "", err));
+  EXPECT_NE(err.find("tls_ca_file: cannot load '" + pki.path("missing.pem") + "'"), std::string::npos) << err;
+  err.clear();
+  EXPECT_FALSE(redis::tls_context(pki.path("ca.pem"), pki.path("client.pem"), pki.path("server.key"), err));
+  EXPECT_NE(err.find("tls_key_file: cannot load"), std::string::npos) << err;
+  err.clear();
+  EXPECT_FALSE(redis::tls_context(pki.path("ca.pem"), pki.path("client.pem"), "", err));
+  EXPECT_NE(err.find("both or neither"), std::string::npos) << err;
+  err.clear();
+  EXPECT_TRUE(redis::tls_context("", "", "", err)) << err;  // the system's CA paths
 }
 
 }  // namespace
