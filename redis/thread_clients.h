@@ -40,6 +40,7 @@ class ThreadClients {
   // Redis is down, slow or refuses).
   boost::asio::awaitable<Reply> eval(const Script& s, std::vector<std::string> keys, std::vector<std::string> argv);
   bool up() const { return shared_.up(); }  // never blocks
+  std::string down_reason() const { return shared_.down_reason(); }  // "" when up; never blocks
   const ClientConfig& config() const { return shared_.config(); }
 
  private:
