@@ -693,6 +693,28 @@ def to_toml(cfg: dict) -> str:
     return "\n".join(out)
 
 
+def ocr_worker_cpu(server_pid):
+    """{pid: CPU seconds (utime+stime)} of the OCR worker processes (mxfront --ocr-worker children)
+    of the server `server_pid`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) != server_pid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if b"--ocr-worker" not in f.read():
+                    continue
+            out[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 def mxfront_bin():
     return os.environ.get("MXFRONT_BIN") or str(REPO / "build" / "mxfront")
 
@@ -835,21 +857,7 @@ class Mxfront:
 
     def ocr_workers(self):
         """Live OCR worker processes (mxfront --ocr-worker children of this server)."""
-        n = 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                if ppid != self.pid:
-                    continue
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if b"--ocr-worker" in f.read():
-                        n += 1
-            except (OSError, ValueError, IndexError):
-                continue
-        return n
+        return len(ocr_worker_cpu(self.pid))
 
     def fd_count(self):
         """Open descriptors, not counting the one socket the server keeps to each live OCR worker

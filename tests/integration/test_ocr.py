@@ -26,7 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from mxharness import (Mxfront, PostfixMxfrontCase, PostfixQmqp, SmtpConn, free_port, http_get,  # noqa: E402
-                       remove_dir, slow_factor, smtp_send, unique_marker)
+                       ocr_worker_cpu, remove_dir, slow_factor, smtp_send, unique_marker)
 from ocr_harness import OcrImages, image_mail, write_words_file  # noqa: E402
 from tls_harness import TestPki, users_file  # noqa: E402
 
@@ -187,22 +187,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def ocr_workers(pid):
     """{worker pid: CPU seconds} of the OCR worker processes (mxfront --ocr-worker) of server `pid`."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) != pid:
-                continue
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                if b"--ocr-worker" not in f.read():
-                    continue
-            out[int(d)] = (int(fields[11]) + int(fields[12])) / TICK
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
+    return ocr_worker_cpu(pid)
 
 
 def server_cpu(pid):

@@ -27,7 +27,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, free_port, http_get, remove_dir, smtp_send, unique_marker  # noqa: E402
+from mxharness import (Mxfront, PostfixQmqp, free_port, http_get, ocr_worker_cpu, remove_dir, smtp_send,  # noqa: E402
+                       unique_marker)
 from ocr_harness import OcrImages, image_mail, write_words_file  # noqa: E402
 from redis_harness import RedisServer  # noqa: E402
 
@@ -36,27 +37,11 @@ RCPT = "bob@example.org"
 WORDS = [("cheap viagra", 2), "buy now", "online pharmacy", "casino", "rolex replica"]
 SPAM_TEXT = "CHEAP VIAGRA BUY NOW"  # score 3 + 1 + 1 = 5 = reject_score
 PREFIX = "ocrfarm:"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def ocr_workers_cpu(pid):
     """CPU seconds used by the OCR worker processes (mxfront --ocr-worker) of server `pid`."""
-    total = 0.0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) != pid:
-                continue
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                if b"--ocr-worker" not in f.read():
-                    continue
-            total += (int(fields[11]) + int(fields[12])) / TICK
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+    return sum(ocr_worker_cpu(pid).values())
 
 
 def counters(admin, family, label):
