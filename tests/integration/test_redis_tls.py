@@ -16,6 +16,7 @@ Run from the repo root:  python3 -m unittest -v tests/integration/test_redis_tls
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix, redis-server, openssl)."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -139,10 +140,10 @@ class RedisTlsTest(unittest.TestCase):
             d = self.wait_dependency(mx, False)
             self.assertIsNotNone(d, f"/health shows redis up{self.diag(mx)}")
             deadline = time.monotonic() + 10
-            while reason not in d["passive_error"] and time.monotonic() < deadline:
+            while not re.search(reason, d["passive_error"]) and time.monotonic() < deadline:
                 time.sleep(0.2)
                 d = self.dependency(mx)
-            self.assertIn(reason, d["passive_error"], f"{d}{self.diag(mx)}")
+            self.assertRegex(d["passive_error"], reason, f"{d}{self.diag(mx)}")
             self.assertTrue(mx.wait_log(r"ratelimit: redis \S+ down \(.*" + reason), f"reason not logged{self.diag(mx)}")
             mail, final = send(mx, "127.0.0.40", "open@example.net")
             self.assertEqual(final and final[0], 250, f"mail does not flow with Redis down: {mail} {final}{self.diag(mx)}")
@@ -154,7 +155,9 @@ class RedisTlsTest(unittest.TestCase):
         self.check_down("certificate verification failed", tls_ca_file=self.other_pki.ca_cert)
 
     def test_3_no_client_certificate_is_down(self):
-        self.check_down("certificate required", tls_cert_file=None, tls_key_file=None)
+        # TLS 1.3: the server refuses the missing certificate after the handshake, with an alert that
+        # the client reads, or that a reset overtakes when the client's first command is on its way.
+        self.check_down("certificate required|Connection reset by peer", tls_cert_file=None, tls_key_file=None)
 
     def test_4_wrong_server_name_is_down(self):
         self.check_down("certificate verification failed: hostname mismatch", tls_server_name="other.test")
