@@ -3,6 +3,9 @@ as mailbox server and THREE mxfront instances running the ocr filter (Tesseract 
 processes), all sharing OCR results in the same Redis (ocr.shared_cache, on by default with [redis]).
 
 Covers:
+  * through a REAL HAProxy (PROXY v2, round robin, checks on /readyz) in front of the three: the same
+    new spam picture sent three times lands once on each instance, is read once and is a farm hit
+    on the other two (what a campaign does to the farm);
   * a spam picture sent to instance A is read there (ocr_images_total{outcome="read"} +1) and refused;
     sent to B and C it is a farm cache hit on each (outcome "cached_farm" +1, the read counter
     unchanged, the OCR worker process not busy) and refused the same way;
@@ -15,7 +18,7 @@ Covers:
   * Redis paused (slow): the lookup gives up at redis.timeout and the picture is read and judged.
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_ocr_farm.py
-(env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix, redis-server, tesseract)."""
+(env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix, redis-server, haproxy, tesseract)."""
 import json
 import os
 import re
@@ -30,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from mxharness import (Mxfront, PostfixQmqp, free_port, http_get, ocr_worker_cpu, remove_dir, smtp_send,  # noqa: E402
                        unique_marker)
 from ocr_harness import OcrImages, image_mail, write_words_file  # noqa: E402
+from haproxy_harness import Haproxy  # noqa: E402
 from redis_harness import RedisServer  # noqa: E402
 
 SENDER = "s@example.net"
@@ -96,6 +100,10 @@ class OcrFarmTest(unittest.TestCase):
             admin = free_port()
             mx = Mxfront([cls.pf.address], config={
                 "server": {"hostname": f"mx{name}.test"},
+                # direct (the tests that must know which instance reads), and behind HAProxy (PROXY v2)
+                "listener": [{"address": "127.0.0.1:0", "profile": "mx"},
+                             {"address": "127.0.0.1:0", "profile": "mx", "proxy_protocol": True,
+                              "proxy_trusted": ["127.0.0.1/32"]}],
                 "profile.mx": {"filters": ["relay_control", "ocr"], "reject_score": 20, "tag_score": 2},
                 # one OCR thread: one worker process, warmed below, whose CPU tells whether it read
                 "ocr": {"words_file": str(words), "reject_score": 5, "budget": 20, "image_timeout": 5, "workers": 1},
@@ -107,6 +115,15 @@ class OcrFarmTest(unittest.TestCase):
             mx.start()
             cls.farm.append(Instance(name, mx, admin, cls.redis.address))
         cls.a, cls.b, cls.c = cls.farm
+        cls.lb = Haproxy([(i.name, i.mx.listeners[1][1], f"port {i.admin}") for i in cls.farm],
+                         http_check="/readyz", inter="300ms", fall=2, rise=1)
+        cls.addClassCleanup(cls.lb.stop)
+        cls.lb.start()
+        deadline = time.monotonic() + 15
+        while not all(cls.lb.servers().get(i.name, ("",))[0] == "UP" for i in cls.farm):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"haproxy never saw the three instances UP: {cls.lb.servers()}")
+            time.sleep(0.05)
         # Each instance's OCR worker process started and its model loaded, on a picture of its own.
         for i in cls.farm:
             code, text = cls.send_to(i, [("w.png", cls.images.text_png(f"WARM UP {i.name}"))], "warm")
@@ -174,7 +191,30 @@ class OcrFarmTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(len(re.findall(hit_line, inst.mx.log())), lines + 1, f"no cached_farm=1 log line{self.diag()}")
 
-    # -- the tests run in name order: 1 .. 4 -------------------------------------------------------
+    # -- the tests run in name order: 0 .. 4 -------------------------------------------------------
+    def test_0_through_haproxy_a_campaign_picture_is_read_once_per_farm(self):
+        """The same new spam picture sent three times through a real HAProxy (round robin): the
+        three messages land on the three instances, one reads it, the other two take it from Redis."""
+        picture = self.images.text_png(SPAM_TEXT, width=660)  # pixels of its own (other tests use 640..820)
+        before = {i.name: i.images() for i in self.farm}
+        for n in range(3):
+            marker = unique_marker("ocrlb")
+            code, text = smtp_send(self.lb.port, SENDER, [RCPT], image_mail([("p.png", picture)], SENDER, RCPT,
+                                                                             f"offer {marker}"), timeout=60)
+            self.assertEqual(code, 554, f"message {n} through HAProxy not refused: {code} {text}{self.diag()}")
+            self.assertRegex(text.lower(), r"cheap viagra")
+            if n == 0:  # the SET is not awaited: let it land before the next instance asks
+                deadline = time.monotonic() + 5
+                while not any(i.images().get("read", 0) > before[i.name].get("read", 0) for i in self.farm):
+                    self.assertLess(time.monotonic(), deadline, f"nobody read the picture{self.diag()}")
+                    time.sleep(0.05)
+                self.assertTrue(self.wait_shared(set()), f"nothing stored in Redis{self.diag()}")
+        delta = {i.name: {k: v - before[i.name].get(k, 0) for k, v in i.images().items()} for i in self.farm}
+        self.assertEqual(sorted(sum(d.values()) for d in delta.values()), [1, 1, 1],
+                         f"round robin should give each instance one picture: {delta}")
+        self.assertEqual(sum(d.get("read", 0) for d in delta.values()), 1, f"read more than once per farm: {delta}")
+        self.assertEqual(sum(d.get("cached_farm", 0) for d in delta.values()), 2, f"no farm hits: {delta}")
+
     def test_1_a_spam_picture_read_by_a_is_a_farm_hit_on_b_and_c(self):
         picture = self.images.text_png(SPAM_TEXT)
         cpu = ocr_workers_cpu(self.a.mx.pid)
