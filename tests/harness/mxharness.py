@@ -14,6 +14,7 @@ every process started here is stopped by the object that started it (context man
 Set KEEP=1 in the environment to keep the temporary directories for inspection.
 """
 import collections
+import json
 import os
 import re
 import shutil
@@ -1109,6 +1110,28 @@ def smtp_send(port, sender, recipients, msg: bytes, timeout=30.0, helo="client.t
             return 250, ""
         except smtplib.SMTPResponseException as e:
             return e.smtp_code, e.smtp_error.decode(errors="replace")
+
+
+def health_dependency(admin_port, match):
+    """The dependency of /health whose name contains `match` (e.g. "(ratelimit)"): its dict
+    (kind, name, up, passive_error, ...). HarnessError when /health lists none."""
+    _, body = http_get(admin_port, "/health")
+    for d in json.loads(body)["dependencies"]:
+        if match in d["name"]:
+            return d
+    raise HarnessError(f"no dependency named like {match!r} in /health: {body}")
+
+
+def wait_health_dependency(admin_port, match, up, timeout=15.0):
+    """Polls /health until that dependency's "up" is `up`: the dependency's dict, or None at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        d = health_dependency(admin_port, match)
+        if d["up"] == up:
+            return d
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
 
 
 def http_get(port, path, timeout=5.0, host="127.0.0.1"):

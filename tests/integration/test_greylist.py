@@ -14,14 +14,13 @@ Covers:
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_greylist.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix and redis-server)."""
-import json
 import os
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, unique_marker  # noqa: E402
+from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, unique_marker, wait_health_dependency  # noqa: E402
 from redis_harness import RedisServer  # noqa: E402
 
 DELAY = 2             # greylist.delay (s)
@@ -97,20 +96,8 @@ class GreylistFarmTest(unittest.TestCase):
         return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
                    if l.startswith(f"mxfront_{name}{{") or l.startswith(f"mxfront_{name} "))
 
-    def dependency_up(self, admin):
-        _, body = http_get(admin, "/health")
-        for d in json.loads(body)["dependencies"]:
-            if "greylist" in d["name"]:
-                return d["up"]
-        self.fail(f"no greylist redis dependency in /health: {body}")
-
     def wait_dependency(self, admin, up, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.dependency_up(admin) == up:
-                return True
-            time.sleep(0.1)
-        return False
+        return wait_health_dependency(admin, "(greylist)", up, timeout) is not None
 
     def assert_delivered(self, markers):
         bodies = [d.data for d in self.pf.deliveries(30, len(self.accepted))]

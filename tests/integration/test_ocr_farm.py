@@ -19,7 +19,6 @@ Covers:
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_ocr_farm.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix, redis-server, haproxy, tesseract)."""
-import json
 import os
 import re
 import signal
@@ -31,7 +30,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from mxharness import (Mxfront, PostfixQmqp, free_port, http_get, ocr_worker_cpu, remove_dir, smtp_send,  # noqa: E402
-                       unique_marker)
+                       unique_marker, wait_health_dependency)
 from ocr_harness import OcrImages, image_mail, write_words_file  # noqa: E402
 from haproxy_harness import Haproxy  # noqa: E402
 from redis_harness import RedisServer  # noqa: E402
@@ -65,20 +64,8 @@ class Instance:
     def shared(self):
         return counters(self.admin, "ocr_shared_cache_total", "result")
 
-    def dependency(self):
-        _, body = http_get(self.admin, "/health")
-        for d in json.loads(body)["dependencies"]:
-            if d["kind"] == "redis" and d["name"] == f"{self.redis_address} (ocr)":
-                return d
-        raise AssertionError(f"{self.name}: no 'redis ... (ocr)' dependency in /health: {body}")
-
     def wait_dependency(self, up, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.dependency()["up"] == up:
-                return True
-            time.sleep(0.1)
-        return False
+        return wait_health_dependency(self.admin, f"{self.redis_address} (ocr)", up, timeout) is not None
 
 
 class OcrFarmTest(unittest.TestCase):

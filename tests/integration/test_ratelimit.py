@@ -14,7 +14,6 @@ Covers:
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_ratelimit.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix, redis-server, haproxy)."""
-import json
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from haproxy_harness import Haproxy  # noqa: E402
-from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, unique_marker  # noqa: E402
+from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, unique_marker, wait_health_dependency  # noqa: E402
 from redis_harness import RedisServer  # noqa: E402
 
 PER_CLIENT = 5   # messages per client address and hour
@@ -114,20 +113,8 @@ class RateLimitFarmTest(unittest.TestCase):
         return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
                    if l.startswith(f"mxfront_{name}{{") or l.startswith(f"mxfront_{name} "))
 
-    def ratelimit_dependency(self, admin):
-        _, body = http_get(admin, "/health")
-        for d in json.loads(body)["dependencies"]:
-            if "ratelimit" in d["name"]:
-                return d
-        self.fail(f"no ratelimit redis dependency in /health: {body}")
-
     def wait_dependency(self, admin, up, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ratelimit_dependency(admin)["up"] == up:
-                return True
-            time.sleep(0.1)
-        return False
+        return wait_health_dependency(admin, "(ratelimit)", up, timeout) is not None
 
     def test_1_per_client_limit_holds_across_the_three_instances(self):
         src = "127.0.0.31"

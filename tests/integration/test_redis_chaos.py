@@ -13,7 +13,6 @@ connections refused) → started again on the same port. Asserted:
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_redis_chaos.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix, and redis-server)."""
-import json
 import os
 import smtplib
 import socket
@@ -23,7 +22,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, free_port, http_get, unique_marker  # noqa: E402
+from mxharness import Mxfront, PostfixQmqp, free_port, http_get, unique_marker, wait_health_dependency  # noqa: E402
 from redis_harness import RedisServer  # noqa: E402
 
 BIG = 1000000  # no limit is ever reached: a refusal in this test can only come from the outage
@@ -105,20 +104,8 @@ class RedisChaosTest(unittest.TestCase):
     def diag(self):
         return f"\n--- mxfront log ---\n{self.mx.log()[-4000:]}"
 
-    def ratelimit_dependency(self):
-        _, body = http_get(self.admin, "/health")
-        for d in json.loads(body)["dependencies"]:
-            if "ratelimit" in d["name"]:
-                return d
-        self.fail(f"no ratelimit redis dependency in /health: {body}")
-
     def wait_dependency(self, up, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ratelimit_dependency()["up"] == up:
-                return True
-            time.sleep(0.1)
-        return False
+        return wait_health_dependency(self.admin, "(ratelimit)", up, timeout) is not None
 
     def metric(self, name):
         _, text = http_get(self.admin, "/metrics")

@@ -14,7 +14,6 @@ Covers:
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_redis_tls.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix, redis-server, openssl)."""
-import json
 import os
 import re
 import subprocess
@@ -23,7 +22,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, to_toml, unique_marker  # noqa: E402
+from mxharness import (Mxfront, PostfixQmqp, SmtpConn, free_port, health_dependency, to_toml,  # noqa: E402
+                       unique_marker, wait_health_dependency)
 from redis_harness import RedisServer, RedisTls  # noqa: E402
 from tls_harness import TestPki  # noqa: E402
 
@@ -99,20 +99,10 @@ class RedisTlsTest(unittest.TestCase):
         return "".join(f"\n--- {mx.config_path} log ---\n{mx.log()[-2500:]}" for mx in (*self.instances, *extra))
 
     def dependency(self, mx):
-        _, body = http_get(mx.admin, "/health")
-        for d in json.loads(body)["dependencies"]:
-            if d["kind"] == "redis" and "ratelimit" in d["name"]:
-                return d
-        self.fail(f"no ratelimit redis dependency in /health: {body}")
+        return health_dependency(mx.admin, "(ratelimit)")
 
     def wait_dependency(self, mx, up, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            d = self.dependency(mx)
-            if d["up"] == up:
-                return d
-            time.sleep(0.1)
-        return None
+        return wait_health_dependency(mx.admin, "(ratelimit)", up, timeout)
 
     def test_1_limit_holds_across_two_instances_over_tls(self):
         for mx in self.instances:
