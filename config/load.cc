@@ -98,8 +98,15 @@ struct Loader {
     for (const auto& fs : schema.filters)
       if (fs.accepts_recipients) acceptors += (acceptors.empty() ? "" : ", ") + std::string(fs.name);
     if (acceptors.empty()) return true;
-    for (const auto& f : p.filters)
-      if (schema.filter(f)->accepts_recipients) return true;
+    for (auto f = p.filters.begin(); f != p.filters.end(); ++f) {
+      if (!schema.filter(*f)->accepts_recipients) continue;
+      for (auto later = f + 1; later != p.filters.end(); ++later)
+        if (schema.filter(*later)->judges_recipients)
+          ok = fail(where.source(), fmt::format("profile.{}.filters: {} must come before {} (an accepted recipient "
+                                                "ends the rcpt phase, so {} would never judge one)",
+                                                p.name, *later, *f, *later));
+      return ok;
+    }
     return fail(where.source(), fmt::format("profile.{}.filters: no filter accepts recipients ({}), so every "
                                             "recipient would be refused with 554 5.7.1",
                                             p.name, acceptors));

@@ -66,6 +66,9 @@ struct FilterSchema {
   // The filter accepts recipients at RcptTo (relay_control): a recipient is accepted only on such
   // a filter's explicit Accept, so a profile listing none would refuse every recipient (a config error).
   bool accepts_recipients = false;
+  // The filter judges recipients at RcptTo (spf, greylist, ratelimit): it must come before every
+  // filter that accepts recipients, whose Accept ends that phase (a config error otherwise).
+  bool judges_recipients = false;
 };
 
 // Every key the loader accepts: the core rows, then each filter's rows and its generated

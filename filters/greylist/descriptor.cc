@@ -80,6 +80,7 @@ Descriptor descriptor() {
   d.schema.name = kName;
   // Redis answers within redis.timeout or the local table does: the filter never waits longer.
   d.schema.defaults = {config::Seconds(5), config::OnError::Continue};
+  d.schema.judges_recipients = true;  // before relay_control (config/parameters.h)
   d.schema.rows = rows();
   d.schema.required = [](const Config& c) -> std::string {
     const auto& s = c.sections.get<Settings>(kName);

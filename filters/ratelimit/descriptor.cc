@@ -86,6 +86,7 @@ Descriptor descriptor() {
   d.schema.name = kName;
   // Redis answers within redis.timeout or the local counters do: the filter never waits longer.
   d.schema.defaults = {config::Seconds(5), config::OnError::Continue};
+  d.schema.judges_recipients = true;  // before relay_control (config/parameters.h)
   d.schema.rows = rows();
   d.schema.arrays = {{"ratelimit.limit", [](Config& c) { c.sections.edit<Settings>(kName).limits.emplace_back(); },
                       {"name", "key", "what", "limit"}, check_limit}};

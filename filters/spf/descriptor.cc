@@ -38,7 +38,7 @@ std::vector<config::Parameter> rows() {
        seconds_param(field(kName, &Settings::max_ttl), 0, 86400)},
       {"spf", "authserv_id", "string", "", "The authserv-id of the Authentication-Results field written; empty = server.hostname. Client-sent fields carrying it are removed.",
        string_param(field(kName, &Settings::authserv_id))},
-      {"spf", "on_fail", "string", "score", "SPF fail: \"score\" (add score_fail), \"reject\" (MAIL refused 550 5.7.23), \"tempfail\" (451 4.7.23) or \"none\" (header only).",
+      {"spf", "on_fail", "string", "score", "SPF fail: \"score\" (add score_fail), \"reject\" (every RCPT refused 550 5.7.23), \"tempfail\" (451 4.7.23) or \"none\" (header only).",
        policy(field(kName, &Settings::on_fail), false)},
       {"spf", "on_softfail", "string", "score", "SPF softfail: \"score\" (add score_softfail), \"reject\" (550 5.7.23), \"tempfail\" (451 4.7.23) or \"none\".",
        policy(field(kName, &Settings::on_softfail), false)},
@@ -51,7 +51,7 @@ std::vector<config::Parameter> rows() {
        number_param(field(kName, &Settings::score_softfail), -1000, 1000)},
       {"spf", "score_permerror", "number", "0", "Score added for permerror when on_permerror = \"score\".",
        number_param(field(kName, &Settings::score_permerror), -1000, 1000)},
-      {"spf", "report_only", "boolean", "false", "First rollout: no result refuses or tempfails MAIL; what the policy would have done is logged (\"report only: would reject\"). Scores and headers stay.",
+      {"spf", "report_only", "boolean", "false", "First rollout: no result refuses or tempfails a recipient; what the policy would have done is logged (\"report only: would reject\"). Scores and headers stay.",
        bool_param(field(kName, &Settings::report_only))},
   };
 }
@@ -67,11 +67,15 @@ Descriptor descriptor() {
   Descriptor d;
   d.schema.name = kName;
   d.schema.defaults = {config::Seconds(10), config::OnError::Continue};  // DNS trouble must not stop mail
+  d.schema.judges_recipients = true;  // refuses at RcptTo: before relay_control (config/parameters.h)
   d.schema.rows = rows();
   d.build = [](const BuildContext& b) -> Built {
     // one answer cache for every generation (a reload keeps what was learnt)
     auto cache = b.resources.keep<net::DnsCache>("spf.dns_cache", [] { return std::make_shared<net::DnsCache>(); });
-    return {std::make_shared<SpfFilter>(b.config->sections.get<Settings>(kName), authserv_id(*b.config), std::move(cache)), {}};
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(b.config->filters.of(kName).timeout);
+    return {std::make_shared<SpfFilter>(b.config->sections.get<Settings>(kName), authserv_id(*b.config), timeout,
+                                        std::move(cache)),
+            {}};
   };
   d.owned_headers = [](const BuildContext& b) -> std::vector<OwnedHeader> {
     return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};

@@ -2,7 +2,12 @@
 #include "filters/spf/spf_filter.h"
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cctype>
 #include <fmt/format.h>
 
@@ -96,6 +101,38 @@ Verdict verdict_for(const Settings& s, std::string_view authserv_id, const Outco
   return v;
 }
 
+// One transaction's evaluation: started at MAIL, awaited by the RCPT checks. Touched only on the
+// session's executor.
+struct Pending {
+  explicit Pending(const asio::any_io_executor& ex)
+      : done(ex, asio::steady_timer::time_point::max()), deadline(ex) {}
+  // The verdict, once: wakes every waiting RCPT check and stops what is still running.
+  void finish(Verdict v) {
+    if (verdict) return;
+    verdict = std::move(v);
+    cancel->flag = true;  // no further DNS query (a finished evaluation makes none anyway)
+    done.cancel();
+    deadline.cancel();
+  }
+  // The transaction or the connection ended: nobody waits for it any more.
+  void abandon() { finish(Verdict::failure("spf: transaction ended")); }
+
+  std::shared_ptr<Cancel> cancel = std::make_shared<Cancel>();
+  std::shared_ptr<const SenderAuth> transaction;  // whose evaluation this is (ChainRun's per-transaction record)
+  std::optional<Verdict> verdict;
+  bool reported = false;      // its score, tag and header went with an earlier recipient
+  asio::steady_timer done;    // never expires; cancelled when the verdict is set
+  asio::steady_timer deadline;
+};
+
+// Per connection (Filter::connect): the current transaction's evaluation.
+struct Connection {
+  std::shared_ptr<Pending> current;
+  ~Connection() {
+    if (current) current->abandon();
+  }
+};
+
 }  // namespace spf
 
 namespace {
@@ -109,8 +146,10 @@ void count_result(spf::Result r) {
 
 }  // namespace
 
-SpfFilter::SpfFilter(spf::Settings cfg, std::string authserv_id, std::shared_ptr<net::DnsCache> cache) {
+SpfFilter::SpfFilter(spf::Settings cfg, std::string authserv_id, std::chrono::milliseconds timeout,
+                     std::shared_ptr<net::DnsCache> cache) {
   auto s = std::make_shared<Shared>();
+  s->timeout = timeout;
   s->cache = std::move(cache);
   s->dns.servers = cfg.dns_servers;
   s->dns.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.query_timeout);
@@ -120,9 +159,63 @@ SpfFilter::SpfFilter(spf::Settings cfg, std::string authserv_id, std::shared_ptr
   s_ = std::move(s);
 }
 
-asio::awaitable<Verdict> SpfFilter::check(Phase, std::shared_ptr<const Context> ctx) {
-  auto s = s_;  // the settings stay with this check even if the filter goes (reload)
-  if (ctx->authenticated) co_return Verdict::cont();  // our own users: the profile decides
+std::shared_ptr<void> SpfFilter::connect(const Context&, asio::any_io_executor) {
+  return std::make_shared<spf::Connection>();
+}
+
+asio::awaitable<Verdict> SpfFilter::check(Phase p, std::shared_ptr<const Context> ctx) {
+  auto conn = std::static_pointer_cast<spf::Connection>(ctx->state);
+  if (p == Phase::RcptTo) {
+    // Not checked (authenticated), or a MAIL that did not reach this filter: nothing to judge.
+    bool ours = conn && conn->current && conn->current->transaction == ctx->auth;
+    // Named, never a temporary inside the co_await (GCC 12 releases those twice: net/blocking_pool.h).
+    std::shared_ptr<spf::Pending> pending = ours ? conn->current : nullptr;
+    Verdict v = co_await judge(pending);
+    co_return v;
+  }
+  // MailFrom: a new transaction; the previous one's evaluation (if still running) is dropped.
+  if (conn && conn->current) conn->current->abandon();
+  if (ctx->authenticated) {  // our own users: the profile decides
+    if (conn) conn->current.reset();
+    co_return Verdict::cont();
+  }
+  auto ex = co_await asio::this_coro::executor;
+  auto pending = std::make_shared<spf::Pending>(ex);
+  pending->transaction = ctx->auth;
+  pending->deadline.expires_after(s_->timeout);
+  pending->deadline.async_wait([pending](boost::system::error_code ec) {
+    if (!ec) pending->finish(Verdict::failure("spf: timeout (the evaluation outlived spf.timeout since MAIL)"));
+  });
+  auto facts = std::make_shared<Context>(*ctx);
+  facts->state.reset();  // the evaluation must not keep the connection's state (and so itself) alive
+  asio::co_spawn(ex, evaluate(s_, std::move(facts), pending), asio::detached);
+  if (!conn) {  // no connection state (outside a chain): judged here
+    Verdict v = co_await judge(pending);
+    co_return v;
+  }
+  conn->current = std::move(pending);
+  co_return Verdict::cont();
+}
+
+// RcptTo: waits for the transaction's evaluation. A refusal answers every recipient; a score, tag
+// and header go with the first recipient judged only (they count once per transaction).
+asio::awaitable<Verdict> SpfFilter::judge(std::shared_ptr<spf::Pending> pending) {
+  if (!pending) co_return Verdict::cont();
+  if (!pending->verdict) {
+    boost::system::error_code ec;
+    co_await pending->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (!pending->verdict) co_return Verdict::failure("spf: no result");
+  const Verdict& v = *pending->verdict;
+  if (v.failed || v.action != Action::Continue) co_return v;
+  if (pending->reported) co_return Verdict::cont();
+  pending->reported = true;
+  co_return v;
+}
+
+// The evaluation of one transaction, on the session's executor; its verdict goes to `p`.
+asio::awaitable<void> SpfFilter::evaluate(std::shared_ptr<const Shared> s, std::shared_ptr<const Context> ctx,
+                                          std::shared_ptr<spf::Pending> p) {
   // RFC 7208 §2.4: the null sender is checked as postmaster@<HELO name>.
   bool helo_identity = ctx->sender.domain.empty();
   std::string domain = core::lowercase(helo_identity ? ctx->helo : ctx->sender.domain);
@@ -132,17 +225,24 @@ asio::awaitable<Verdict> SpfFilter::check(Phase, std::shared_ptr<const Context> 
   dns->cache = s->cache;
   dns->cache_size = s->cfg.cache_size;
   dns->max_ttl = std::chrono::duration_cast<std::chrono::seconds>(s->cfg.max_ttl);
-  dns->cancel = ctx->cancel;
+  dns->cancel = p->cancel;
   spf::Lookup lookup = [dns = std::shared_ptr<const DnsContext>(dns)](std::string name, net::DnsType t) {
     return resolve(dns, std::move(name), t);
   };
-  spf::Outcome o = co_await spf::check_host(ctx->client_ip, domain, identity, ctx->helo, std::move(lookup));
+  spf::Outcome o;
+  try {
+    o = co_await spf::check_host(ctx->client_ip, domain, identity, ctx->helo, std::move(lookup));
+  } catch (const std::exception& e) {
+    p->finish(Verdict::failure(std::string("spf: ") + e.what()));
+    co_return;
+  }
+  if (p->verdict) co_return;  // timed out or abandoned meanwhile: nothing recorded
   count_result(o.result);
   if (ctx->auth) ctx->auth->set_spf({spf::auth_result(o.result), domain, helo_identity});
   Verdict v = spf::verdict_for(s->cfg, s->authserv_id, o, identity, domain, helo_identity, ctx->client_ip);
   core::log().info("spf id={} client={} identity={} result={} verdict={} reason={}", ctx->session_id, ctx->client_ip,
                    core::angled_for_log(identity), spf::result_name(o.result), action_name(v.action), core::quoted_for_log(v.reason));
-  co_return v;
+  p->finish(std::move(v));
 }
 
 }  // namespace filters

@@ -6,15 +6,18 @@ loopback, relaying to a REAL Postfix qmqpd, and compared with a REFERENCE SPF im
 dnspython default resolver is replaced by one that asks only that same loopback server.
 If nsd cannot start, the tests fail (HarnessError), they never skip.
 Run from the repo root:  python3 -m unittest -v tests/integration/test_spf.py  (root: Postfix)."""
+import base64
 import os
 import re
 import sys
+import time
 import unittest
 import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from mxharness import Mxfront, PostfixQmqp, SmtpConn, free_port, http_get, unique_marker  # noqa: E402
 from nsd_harness import DnsFilterProxy, Nsd  # noqa: E402
+from tls_harness import SmtpTls, TestPki, profile_overrides, users_file  # noqa: E402
 
 PF = None  # one Postfix for the module
 
@@ -42,6 +45,7 @@ SPF_ZONE = {
         ("why.expl", "TXT", "%{c} may not send for %{d} (sender %{l}): see https://spf.test/why"),
         ("hostile", "TXT", "v=spf1 -all exp=why.hostile.spf.test"),
         ("why.hostile", "TXT", "nope\r\n250 2.0.0 Ok"),
+        ("slow", "TXT", "v=spf1 ip4:192.0.2.1 -all"),  # answered late by SlowDnsProxy
     ],
 }
 
@@ -74,7 +78,7 @@ def spf_mxfront(dns, admin_port=None, **spf):
 
 def transaction(mx, source, sender, helo="client.test", marker=None, extra_headers=""):
     """One SMTP transaction from `source`. Returns (MAIL reply, final reply) as (code, text); the final
-    reply is None when MAIL was refused."""
+    reply is None when MAIL was refused, the RCPT reply when the recipient was refused."""
     with SmtpConn(mx.port, source=source, timeout=15) as c:
         c.cmd(f"EHLO {helo}")
         mail = c.cmd(f"MAIL FROM:<{sender}>")[:2]
@@ -107,12 +111,13 @@ class SpfBase(unittest.TestCase):
         return ds[0].data
 
     def refused(self, source, sender, code):
+        """SPF refuses at RCPT (MAIL is answered at once, the evaluation runs meanwhile): returns the RCPT reply."""
         marker = unique_marker("spf")
         mail, final = transaction(self.mx, source, sender, marker=marker)
-        self.assertIsNone(final, f"MAIL should have been refused, got {mail} then {final}")
-        self.assertEqual(mail[0], code, f"{mail}{self.diag()}")
+        self.assertEqual(mail[0], 250, f"MAIL is accepted, SPF judges at RCPT: {mail}{self.diag()}")
+        self.assertEqual(final[0], code, f"{final}{self.diag()}")
         self.assertEqual(PF.deliveries(0.5, None, match=marker.encode()), [], "a refused mail was delivered")
-        return mail[1]
+        return final[1]
 
     @staticmethod
     def auth_results(data):
@@ -141,10 +146,22 @@ class SpfRejectTest(SpfBase):
         self.assertRegex(ar[0], rb"^Authentication-Results: mx\.test; spf=pass \(.*\) smtp\.mailfrom=s@pass\.spf\.test$")
         self.assertNotIn(b"X-Spam-Report", data)
 
-    def test_fail_is_refused_at_mail_with_5_7_23(self):
+    def test_fail_is_refused_at_rcpt_with_5_7_23(self):
         text = self.refused("127.0.0.1", "s@fail.spf.test", 550)
         self.assertTrue(text.startswith("550 5.7.23 "), text)
         self.assertIn("fail.spf.test", text)
+        # every recipient of the transaction gets the refusal; DATA has no recipient
+        with SmtpConn(self.mx.port, source="127.0.0.1", timeout=15) as c:
+            c.cmd("EHLO client.test")
+            self.assertEqual(c.cmd("MAIL FROM:<s@fail.spf.test>")[0], 250)
+            for rcpt in ("bob@example.org", "alice@example.org"):
+                code, text = c.cmd(f"RCPT TO:<{rcpt}>")[:2]
+                self.assertEqual((code, text[:11]), (550, "550 5.7.23 "), text)
+            self.assertEqual(c.cmd("DATA")[0], 554)
+            # a new transaction with a passing sender on the same connection is judged afresh
+            c.cmd("RSET")
+            self.assertEqual(c.cmd("MAIL FROM:<s@pass.spf.test>")[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<bob@example.org>")[0], 250)
         self.assertTrue(self.mx.wait_log(r"spf id=\S+ client=127\.0\.0\.1 identity=<s@fail\.spf\.test> result=fail", 5),
                         self.diag())
 
@@ -260,6 +277,110 @@ class SpfNoCacheTest(SpfBase):
         self.deliver("127.0.0.1", "s@pass.spf.test")
         self.dns.stop()
         self.assertTrue(self.refused("127.0.0.1", "s@pass.spf.test", 451).startswith("451 4.7.24 "))
+
+class SlowDnsProxy(DnsFilterProxy):
+    """A DNS forwarder (to the real nsd) that answers names under `slow` only after `delay` seconds."""
+
+    def __init__(self, upstream, slow, delay):
+        super().__init__(upstream)
+        self.slow, self.delay = slow, delay
+
+    def answer(self, data, tcp):
+        from nsd_harness import _read_name, _under
+        try:
+            if _under(_read_name(data, 12)[0], [self.slow]):
+                time.sleep(self.delay)
+        except (ValueError, IndexError):
+            pass
+        return super().answer(data, tcp)
+
+
+class SpfDuringDialogueTest(SpfBase):
+    """The evaluation starts at MAIL and goes on while the dialogue does: MAIL is answered before the
+    DNS answer arrives, and the first RCPT waits for the result."""
+
+    DELAY = 2.0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = Nsd(SPF_ZONE)
+        cls.addClassCleanup(cls.dns.stop)
+        cls.proxy = SlowDnsProxy(cls.dns.address, "slow.spf.test", cls.DELAY)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.mx = spf_mxfront(cls.proxy.address, on_fail="reject", query_timeout=4 * cls.DELAY)
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+
+    def test_mail_is_answered_before_the_spf_result_and_rcpt_gets_it(self):
+        with SmtpConn(self.mx.port, source="127.0.0.1", timeout=15) as c:
+            c.cmd("EHLO client.test")
+            t0 = time.monotonic()
+            code = c.cmd("MAIL FROM:<s@slow.spf.test>")[0]
+            mail_s = time.monotonic() - t0
+            self.assertEqual(code, 250)
+            # the answer is held DELAY seconds by the proxy: MAIL did not wait for it
+            self.assertLess(mail_s, self.DELAY / 2, f"MAIL waited for the SPF result ({mail_s:.2f} s)")
+            self.assertFalse(self.mx.wait_log(r"spf id=\S+ .*identity=<s@slow\.spf\.test>", 0.1),
+                             "the result exists before the DNS answer was given")
+            code, text = c.cmd("RCPT TO:<bob@example.org>")[:2]
+            self.assertEqual((code, text[:11]), (550, "550 5.7.23 "), f"{text}{self.diag()}")
+        self.assertTrue(self.mx.wait_log(r"spf id=\S+ client=127\.0\.0\.1 identity=<s@slow\.spf\.test> result=fail", 5))
+        self.mx.check_alive()
+
+    def test_a_client_that_leaves_before_the_result_costs_nothing(self):
+        for _ in range(5):
+            with SmtpConn(self.mx.port, source="127.0.0.1", timeout=15) as c:
+                c.cmd("EHLO client.test")
+                self.assertEqual(c.cmd("MAIL FROM:<s@slow.spf.test>")[0], 250)
+        # the server keeps serving while those evaluations wind down
+        self.assertRegex(self.auth_results(self.deliver("127.0.0.1", "s@pass.spf.test"))[0], rb"spf=pass ")
+        self.mx.check_alive()
+
+
+class SpfAuthenticatedTest(SpfBase):
+    """Mail submitted after AUTH is not checked (our own users), even with on_fail = reject; the same
+    sender unauthenticated on the mx listener is refused at RCPT."""
+
+    @classmethod
+    def setUpClass(cls):
+        # alice's domain designates only 192.0.2.1: her mail from 127.0.0.1 fails SPF
+        cls.dns = Nsd(dict(SPF_ZONE, **{"example.org": [("@", "TXT", "v=spf1 ip4:192.0.2.1 -all")]}))
+        cls.addClassCleanup(cls.dns.stop)
+        cls.pki = TestPki()
+        cls.addClassCleanup(cls.pki.close)
+        users = users_file(os.path.join(cls.pki.dir, "users"))
+        cfg = profile_overrides(cls.pki.server.cert, cls.pki.server.key, {"type": "file", "users_file": users})
+        cfg["spf"] = {"dns_servers": [cls.dns.address], "query_timeout": 0.5, "tries": 1, "on_fail": "reject"}
+        cfg["profile.mx"] = {"filters": ["spf", "relay_control"]}
+        cfg["profile.submission"] = {"filters": ["spf", "relay_control"]}
+        cls.mx = Mxfront([PF.address], cfg)
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+        (_, cls.mx_port), (_, cls.sub_port), _ = cls.mx.listeners
+
+    def test_authenticated_submission_is_not_refused_by_spf(self):
+        marker = unique_marker("spf-auth")
+        with SmtpTls(self.sub_port, self.pki.client_context()) as c:
+            self.assertEqual(c.cmd("EHLO client.test")[0], 250)
+            c.starttls()
+            self.assertEqual(c.cmd("EHLO client.test")[0], 250)
+            code, lines = c.cmd("AUTH PLAIN " + base64.b64encode(b"\0alice@example.org\0alicepw").decode())
+            self.assertEqual(code, 235, lines)
+            self.assertEqual(c.cmd("MAIL FROM:<alice@example.org>")[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<bob@example.org>")[0], 250)
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            c.send(f"From: <alice@example.org>\r\nSubject: {marker}\r\n\r\nbody\r\n.\r\n".encode())
+            self.assertEqual(c.reply()[0], 250)
+        data = PF.deliveries(10, 1, match=marker.encode())[0].data
+        self.assertNotRegex(data, rb"(?mi)^Authentication-Results: mx\.test; spf=")
+        self.assertFalse(self.mx.wait_log(r"spf id=\S+ .*identity=<alice@example\.org>", 0.2))
+        # the same sender unauthenticated on mx: refused at RCPT
+        with SmtpConn(self.mx_port, source="127.0.0.1", timeout=15) as c:
+            c.cmd("EHLO client.test")
+            self.assertEqual(c.cmd("MAIL FROM:<alice@example.org>")[0], 250)
+            code, text = c.cmd("RCPT TO:<bob@example.org>")[:2]
+            self.assertEqual((code, text[:11]), (550, "550 5.7.23 "), text)
+
 
 class SpfReportOnlyTest(SpfBase):
     """spf.report_only: on_fail = reject is logged, the mail is relayed with spf=fail."""

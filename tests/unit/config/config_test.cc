@@ -152,10 +152,16 @@ INSTANTIATE_TEST_SUITE_P(
         // dmarc reads the spf filter's result: spf must come first in the chain.
         Bad{"DmarcWithoutSpf", kMinimal + "[profile.mx]\nfilters = [\"relay_control\", \"dkim\", \"dmarc\"]\n",
             "profile.mx.filters lists dmarc without spf before it"},
-        Bad{"DmarcBeforeSpf", kMinimal + "[profile.mx]\nfilters = [\"relay_control\", \"dmarc\", \"spf\"]\n",
+        Bad{"DmarcBeforeSpf", kMinimal + "[profile.mx]\nfilters = [\"dmarc\", \"spf\", \"relay_control\"]\n",
             "profile.mx.filters lists dmarc without spf before it"},
-        Bad{"DmarcWithoutDkim", kMinimal + "[profile.mx]\nfilters = [\"relay_control\", \"spf\", \"dmarc\"]\n",
+        Bad{"DmarcWithoutDkim", kMinimal + "[profile.mx]\nfilters = [\"spf\", \"dmarc\", \"relay_control\"]\n",
             "profile.mx.filters lists dmarc without dkim before it"},
+        // spf, greylist and ratelimit judge recipients: after relay_control (whose Accept ends the rcpt
+        // phase) they would never see one.
+        Bad{"SpfAfterRelayControl", kMinimal + "[profile.mx]\nfilters = [\"relay_control\", \"spf\"]\n",
+            "t.toml:8: profile.mx.filters: spf must come before relay_control"},
+        Bad{"GreylistAfterRelayControl", kMinimal + "[profile.mx]\nfilters = [\"rbl\", \"relay_control\", \"greylist\"]\n",
+            "t.toml:8: profile.mx.filters: greylist must come before relay_control"},
         Bad{"DmarcBadTemperrorPolicy", kMinimal + "[dmarc]\non_temperror = \"reject\"\n", "dmarc.on_temperror: expected one of"},
         Bad{"DmarcBadForwarder", kMinimal + "[dmarc]\ntrusted_forwarders = [\"10.0.0.1/8\"]\n", "has host bits set"},
         Bad{"MxWithEmptyChain", kMinimal + "[profile.mx]\nfilters = []\n", "t.toml:8: profile.mx.filters: no filter accepts"},
