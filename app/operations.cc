@@ -71,7 +71,10 @@ struct Operations::Impl {
       p.worker_threads = pool->threads();
       p.worker_queue = pool->pending();
       p.worker_queue_limit = pool->queue_limit();
-      uint64_t done = pool->stats().completed;
+      auto stats = pool->stats();
+      p.worker_jobs_completed = stats.completed;
+      p.worker_jobs_shed = stats.shed;
+      uint64_t done = stats.completed;
       if (done != seen_completed || p.worker_queue == 0) {
         seen_completed = done;
         progress_at = now;

@@ -213,6 +213,9 @@ std::string metrics_text(const Probe& p, const Thresholds& t) {
   gauge("worker_queue_depth", "Filter jobs waiting for a worker.", static_cast<double>(p.worker_queue));
   gauge("worker_queue_limit", "Filter jobs that may wait for a worker; past it new jobs get 451 4.3.0 at once.",
         static_cast<double>(p.worker_queue_limit));
+  family("worker_jobs_total", "Filter jobs run on the worker pool (completed) or refused with 451 4.3.0 at once (shed).", "counter");
+  sample("worker_jobs_total", core::labels({{"outcome", "completed"}}).text(), p.worker_jobs_completed);
+  sample("worker_jobs_total", core::labels({{"outcome", "shed"}}).text(), p.worker_jobs_shed);
   gauge("draining", "1 while draining after SIGTERM.", p.draining ? 1 : 0);
   gauge("live", "1 while GET /livez answers ok (every I/O event loop runs).", livez(p, t).ok ? 1 : 0);
   gauge("ready", "1 while GET /readyz answers ok (local health: not draining, listening, fds, worker pool).",

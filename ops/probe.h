@@ -21,6 +21,7 @@ struct Probe {
   size_t sessions = 0, transactions = 0, inflight_bytes = 0;
   size_t worker_threads = 0, worker_queue = 0, worker_queue_limit = 0;
   double worker_idle_for = 0;       // seconds since the worker pool last finished a job while jobs wait
+  uint64_t worker_jobs_completed = 0, worker_jobs_shed = 0;  // since start (net::BlockingPool::stats)
   std::string config_hash, config_source, last_reload_error;
   std::vector<std::pair<std::string, size_t>> sessions_by_profile;
   std::vector<DependencyStatus> dependencies;  // shared dependencies: reported, never judged

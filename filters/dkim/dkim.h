@@ -4,7 +4,7 @@
 // the CPU part (finish()) is a plain function the filter runs on the worker pool. Cryptography is
 // OpenSSL EVP only.
 //  * Results are the RFC 8601 words (filters::AuthResult): pass, fail (bad signature or body hash,
-//    revoked key), policy (rsa-sha1, RSA key under min_rsa_bits, x= expired), permerror (syntax,
+//    revoked key), policy (rsa-sha1, RSA key under min_rsa_bits or over 4096 bits, x= expired), permerror (syntax,
 //    no key, malformed key, undecodable b=, h= without From, i= outside d=, key t=s with an i= in
 //    a subdomain, key/algorithm mismatch), temperror (key lookup timeout or SERVFAIL), neutral
 //    (signatures past max_signatures: not checked). Nothing but a verified signature is pass.

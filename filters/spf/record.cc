@@ -105,7 +105,7 @@ std::optional<std::string> letter_value(char letter, const MacroInput& in, bool 
     case 'o': return in.sender_domain;
     case 'd': return in.domain;
     case 'i': return ip_macro(in.ip);
-    case 'p': return std::string("unknown");  // no PTR validation is done (see spf.h)
+    case 'p': return in.validated.empty() ? std::string("unknown") : in.validated;  // found by check_host()
     case 'v': return std::string(in.ip.is_v6() ? "ip6" : "in-addr");
     case 'h': return in.helo;
     case 'c': if (exp) return in.ip.str(); break;
@@ -154,6 +154,15 @@ bool expand_one(std::string_view s, size_t& i, const MacroInput& in, bool exp, s
 }
 
 }  // namespace
+
+bool uses_macro(std::string_view s, char letter) {
+  for (size_t i = 0; i + 2 < s.size(); ++i) {
+    if (s[i] != '%') continue;
+    if (s[i + 1] == '{' && lower(s[i + 2]) == letter) return true;
+    ++i;  // "%%", "%_", "%-", "%{x": the next character starts no macro
+  }
+  return false;
+}
 
 std::optional<std::string> expand(std::string_view s, const MacroInput& in, std::string& error, bool exp) {
   std::string out;

@@ -22,10 +22,14 @@ struct MacroInput {
   std::string domain;         // %{d}: the current domain
   core::IpAddress ip;         // %{i} %{v}
   std::string helo;           // %{h}
+  std::string validated;      // %{p}: the validated domain name of ip (§7.3); "" expands to "unknown"
 };
 // Expands a macro-string (§7). nullopt on a syntax error (`error` says what). `exp`: an explain
 // string (§6.2): c/r/t are allowed, and spaces between macro-strings.
 std::optional<std::string> expand(std::string_view macro_string, const MacroInput& in, std::string& error, bool exp = false);
+// Whether `macro_string` has a macro of `letter` (lower-case; "%{p}", "%{P2r}"), not counting
+// "%%{p}" (an escaped percent sign): check_host() looks the %{p} name up only when it is used.
+bool uses_macro(std::string_view macro_string, char letter);
 // The name form of an address for %{i}: "192.0.2.3", or 32 dot-separated nibbles for IPv6.
 std::string ip_macro(const core::IpAddress& ip);
 // Whether `domain` can be a check_host <domain>: multi-label, labels 1..63 octets, total <= 253.

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <ctime>
 #include <fmt/format.h>
+#include <optional>
 
 namespace filters::spf {
 namespace asio = boost::asio;
@@ -34,6 +35,7 @@ struct Eval {
   core::IpAddress ip;
   std::string sender, local, sender_domain, helo;
   unsigned dns_terms = 0, voids = 0;
+  std::optional<std::vector<std::string>> validated;  // the client's validated names, once looked up (%{p})
 };
 
 std::string_view type_name(net::DnsType t) {
@@ -61,23 +63,29 @@ asio::awaitable<net::DnsAnswer> query(Eval& e, const std::string& name, net::Dns
   co_return a;
 }
 
-MacroInput macro_input(const Eval& e, const std::string& domain) {
-  return {e.sender, e.local, e.sender_domain, domain, e.ip, e.helo};
+asio::awaitable<std::string> p_macro(Eval& e, const std::string& domain);
+
+// The macro values for `text` in `domain`; %{p}'s name is looked up only when `text` uses it.
+asio::awaitable<MacroInput> macro_input(Eval& e, std::string_view text, const std::string& domain) {
+  MacroInput in{e.sender, e.local, e.sender_domain, domain, e.ip, e.helo, ""};
+  if (uses_macro(text, 'p')) in.validated = co_await p_macro(e, domain);
+  co_return in;
 }
 
 // The target name of a term: its expanded domain-spec (or the current domain), shortened to 253
 // octets by dropping labels on the left (§7.3), without a trailing dot.
-std::string target_name(const Eval& e, const std::string& spec, const std::string& domain) {
-  if (spec.empty()) return domain;
+asio::awaitable<std::string> target_name(Eval& e, const std::string& spec, const std::string& domain) {
+  if (spec.empty()) co_return domain;
   std::string error;
-  auto name = expand(spec, macro_input(e, domain), error);
+  MacroInput in = co_await macro_input(e, spec, domain);  // named: see net/blocking_pool.h on GCC 12
+  auto name = expand(spec, in, error);
   if (!name) perm(error);
   while (!name->empty() && name->back() == '.') name->pop_back();
   while (name->size() > 253) {
     size_t dot = name->find('.');
     name->erase(0, dot == std::string::npos ? name->size() : dot + 1);
   }
-  return *name;
+  co_return *name;
 }
 
 bool in_network(const core::IpAddress& ip, const core::IpAddress& net, const Term& t) {
@@ -126,25 +134,54 @@ bool is_subdomain(std::string_view name, std::string_view domain) {
                                    iequals(name.substr(name.size() - domain.size()), domain));
 }
 
-// §5.5: the client's validated names (PTR names, at most 10, whose A/AAAA records include the
-// client) ending in `target`. DNS errors never make a temperror here: a failed PTR lookup is no
-// match, a name whose address lookup fails is skipped.
-asio::awaitable<bool> ptr_matches(Eval& e, const std::string& target) {
+// §5.5, §4.6.4: the client's PTR names, at most the first 10; a failed lookup gives none (DNS
+// errors never make a temperror here, and these lookups are not void lookups: pyspf counts them).
+asio::awaitable<std::vector<std::string>> ptr_names(Eval& e) {
   net::DnsAnswer ptr = co_await e.lookup(reverse_name(e.ip), net::DnsType::PTR);
-  size_t checked = 0;
-  for (const auto& name : ptr.ptr) {
-    if (++checked > kMaxMxNames) break;
+  if (ptr.ptr.size() > kMaxMxNames) ptr.ptr.resize(kMaxMxNames);
+  co_return ptr.ptr;
+}
+
+// §5.5: whether `name` is validated: one of its A/AAAA records (the client's family) is the
+// client's address. A failed lookup is no (that name is skipped).
+asio::awaitable<bool> points_back(Eval& e, const std::string& name) {
+  net::DnsAnswer a = co_await e.lookup(name, e.ip.is_v6() ? net::DnsType::AAAA : net::DnsType::A);
+  Term exact;
+  for (uint32_t v4 : a.a)
+    if (in_network(e.ip, core::IpAddress::v4({static_cast<uint8_t>(v4 >> 24), static_cast<uint8_t>(v4 >> 16),
+                                              static_cast<uint8_t>(v4 >> 8), static_cast<uint8_t>(v4)}), exact))
+      co_return true;
+  for (const auto& b : a.aaaa)
+    if (in_network(e.ip, core::IpAddress::v6(b), exact)) co_return true;
+  co_return false;
+}
+
+// The ptr mechanism (§5.5): a validated name ending in `target`; only those names are checked.
+asio::awaitable<bool> ptr_matches(Eval& e, const std::string& target) {
+  std::vector<std::string> names = co_await ptr_names(e);
+  for (const auto& name : names) {
     if (!is_subdomain(name, target)) continue;
-    net::DnsAnswer a = co_await e.lookup(name, e.ip.is_v6() ? net::DnsType::AAAA : net::DnsType::A);
-    Term exact;
-    for (uint32_t v4 : a.a)
-      if (in_network(e.ip, core::IpAddress::v4({static_cast<uint8_t>(v4 >> 24), static_cast<uint8_t>(v4 >> 16),
-                                                static_cast<uint8_t>(v4 >> 8), static_cast<uint8_t>(v4)}), exact))
-        co_return true;
-    for (const auto& b : a.aaaa)
-      if (in_network(e.ip, core::IpAddress::v6(b), exact)) co_return true;
+    if (co_await points_back(e, name)) co_return true;
   }
   co_return false;
+}
+
+// %{p} (§7.3): the validated name equal to `domain`, else one in a subdomain of it, else the first
+// validated name, else "unknown" (no PTR name, none validated, or a DNS error). The validated
+// names are looked up once per check_host() (every name checked: any may be the answer).
+asio::awaitable<std::string> p_macro(Eval& e, const std::string& domain) {
+  if (!e.validated) {
+    std::vector<std::string> names = co_await ptr_names(e), valid;
+    for (const auto& name : names)
+      if (co_await points_back(e, name)) valid.push_back(name);
+    e.validated = std::move(valid);
+  }
+  const auto& v = *e.validated;
+  for (const auto& n : v)
+    if (iequals(n, domain)) co_return n;
+  for (const auto& n : v)
+    if (is_subdomain(n, domain)) co_return n;
+  co_return v.empty() ? std::string("unknown") : v.front();
 }
 
 asio::awaitable<bool> matches(Eval& e, const Term& t, const std::string& domain) {
@@ -155,7 +192,7 @@ asio::awaitable<bool> matches(Eval& e, const Term& t, const std::string& domain)
     default: break;
   }
   count_dns_term(e);
-  std::string name = target_name(e, t.domain_spec, domain);
+  std::string name = co_await target_name(e, t.domain_spec, domain);
   if (t.mech == Mech::Ptr) co_return co_await ptr_matches(e, name);
   if (t.mech == Mech::Include) {
     Outcome sub = co_await evaluate(e, name);
@@ -178,12 +215,13 @@ asio::awaitable<bool> matches(Eval& e, const Term& t, const std::string& domain)
 asio::awaitable<std::string> explanation(Eval& e, const std::string& spec, const std::string& domain) {
   std::string text;
   try {
-    std::string name = target_name(e, spec, domain);
+    std::string name = co_await target_name(e, spec, domain);
     if (!valid_domain(name)) co_return text;
     net::DnsAnswer a = co_await query(e, name, net::DnsType::TXT, false);
     if (a.status != net::DnsStatus::Ok || a.txt.size() != 1) co_return text;
     std::string error;
-    if (auto expanded = expand(a.txt.front(), macro_input(e, domain), error, true)) text = std::move(*expanded);
+    MacroInput in = co_await macro_input(e, a.txt.front(), domain);
+    if (auto expanded = expand(a.txt.front(), in, error, true)) text = std::move(*expanded);
   } catch (const Stop&) {
   }
   co_return text;
@@ -218,7 +256,7 @@ asio::awaitable<Outcome> evaluate(Eval& e, std::string domain, bool explain) {
     }
   if (r.redirect) {
     count_dns_term(e);
-    std::string target = target_name(e, *r.redirect, domain);
+    std::string target = co_await target_name(e, *r.redirect, domain);
     Outcome sub = co_await evaluate(e, target, explain);  // §6.2: the target's exp, not ours
     if (sub.result == Result::None) perm(fmt::format("redirect={} has no SPF record", target));
     co_return sub;

@@ -6,7 +6,10 @@
 //    fetched and expanded with c/r/t; any DNS or syntax problem with it means no explanation; the
 //    exp of an included record is never used, the one of a redirect target is); unknown ones ignored.
 //  * Macros %{s l o d i p v h} with digits/`r` transformers and delimiters, %%, %_, %-; an upper-
-//    case letter URL-escapes; %{p} expands to "unknown" (the macro does no PTR lookup); c/r/t are exp-only.
+//    case letter URL-escapes; c/r/t are exp-only. %{p} (§7.3) is the client's validated name (the
+//    ptr mechanism's validation, looked up once per evaluation and only when a macro uses it): the
+//    current domain, else a subdomain of it, else the first; "unknown" when none or on DNS errors.
+//    Its lookups, like the ptr mechanism's, are no DNS-querying term and no void lookup.
 //  * Limits: more than 10 DNS-querying terms (include a mx ptr exists redirect) or more than 2
 //    void lookups (NXDOMAIN / no records) -> permerror; an mx with more than 10 names -> permerror.
 //  * No record -> none; two or more records -> permerror; a syntax error anywhere -> permerror;

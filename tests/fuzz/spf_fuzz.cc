@@ -6,7 +6,7 @@
 //    deterministic;
 //  - select_record() finds a record only when exactly one TXT string is a "v=spf1" one;
 //  - an expansion is deterministic (outside %{t}, the clock) and fails only with a reason; a string
-//    without '%' expands to itself.
+//    without '%' expands to itself; the validated name (%{p}) changes only strings that use it (uses_macro).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -63,6 +63,14 @@ void macro(std::string_view s) {
     }
     if (!exp) check(*a == *b);
     if (s.find('%') == std::string_view::npos) check(*a == s);
+    // %{p}: only a string that uses the macro depends on the validated name (check_host looks it
+    // up only then)
+    MacroInput named = in;
+    named.validated = "mail.example.org";
+    std::string e3;
+    auto c = expand(s, named, e3, exp);
+    check(c.has_value());
+    if (!uses_macro(s, 'p') && !exp) check(*c == *a);
   }
 }
 

@@ -7,14 +7,21 @@
                              ("@", "A", "127.0.0.1"), ("@", "MX", "10 mx.example.test.")]}: owners are
                              relative to the zone ("@" = the apex; a name ending in "." is absolute), TXT
                              rdata is a plain str (quoted and split into 255-byte strings here), other
-                             rdata is zone-file text. `.address` = "127.0.0.1:<port>", `.port`.
+                             rdata is zone-file text; a 4th element is the record's TTL (else `ttl`).
+                             `.address` = "127.0.0.1:<port>", `.port`.
                              Nsd(zones, port=P) serves on port P (to come back where a stopped one was).
   * DnsFilterProxy(upstream, drop=(), servfail=())
                            - a UDP+TCP forwarder in front of `upstream` ("127.0.0.1:<port>") that never
                              answers queries for names under the `drop` suffixes (a server that does not
                              answer: the client times out) and answers SERVFAIL for names under the
-                             `servfail` suffixes; everything else is nsd's answer, byte for byte.
-  * dns_txt(address, name) - the TXT strings of `name` (each record's strings joined), via one UDP query.
+                             `servfail` suffixes; everything else is nsd's answer, byte for byte (a
+                             truncated UDP answer stays truncated: the client must retry over TCP).
+                             `.drop_all = True` makes it answer nothing at all (a DNS outage) until reset.
+                             It counts what it receives: `.queries(name, transport=None)` = the queries for
+                             `name` (case-insensitive) over "udp", "tcp" or both; `.truncated(name)` = the
+                             UDP answers for `name` it passed on with the TC bit set.
+  * dns_txt(address, name) - the TXT strings of `name` (each record's strings joined), via one UDP query
+                             with EDNS0 (4096 octets), again over TCP when that answer is truncated.
 
 nsd runs as root with `username: ""` (no privilege drop), every file in its temp dir.
 Python standard library only; every socket has a timeout.
@@ -27,6 +34,7 @@ import struct
 import subprocess
 import tempfile
 import threading
+from collections import Counter
 import time
 
 from mxharness import HarnessError, _stop_process, remove_dir
@@ -63,10 +71,10 @@ def zone_text(zone, records, ttl=300):
     lines = ["$ORIGIN %s." % zone, "$TTL %d" % ttl,
              "@ IN SOA ns.%s. hostmaster.%s. 1 600 300 86400 60" % (zone, zone),
              "@ IN NS ns.%s." % zone, "ns IN A 127.0.0.1"]
-    for owner, rtype, rdata in records:
+    for owner, rtype, rdata, *rttl in records:
         rtype = rtype.upper()
         value = _txt_rdata(rdata) if rtype == "TXT" else rdata
-        lines.append("%s IN %s %s" % (owner, rtype, value))
+        lines.append("%s %s IN %s %s" % (owner, rttl[0] if rttl else "", rtype, value))
     return "\n".join(lines) + "\n"
 
 
@@ -101,8 +109,16 @@ def _skip_name(buf, i):
         i += n
 
 
+def _tcp_exchange(host, port, msg, timeout):
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(struct.pack(">H", len(msg)) + msg)
+        head = s.recv(2, socket.MSG_WAITALL)
+        return s.recv(struct.unpack(">H", head)[0], socket.MSG_WAITALL)
+
+
 def dns_query(address, name, qtype, timeout=1.0):
-    """One UDP query: (rcode, [(type, rdata bytes)]) or None on timeout."""
+    """One UDP query (again over TCP if the answer is truncated): (rcode, [(type, rdata bytes)]) or
+    None on timeout."""
     host, port = address.rsplit(":", 1)
     qid = random.randrange(65536)
     # EDNS0 with a 4096-byte payload: long TXT records (DKIM keys) fit without a TCP retry
@@ -118,6 +134,12 @@ def dns_query(address, name, qtype, timeout=1.0):
     rid, flags, qd, an, _ns, _ar = struct.unpack(">HHHHHH", buf[:12])
     if rid != qid:
         return None
+    if flags & 0x0200:  # TC: the whole answer over TCP
+        try:
+            buf = _tcp_exchange(host, port, msg, timeout)
+        except (OSError, struct.error):
+            return None
+        rid, flags, qd, an, _ns, _ar = struct.unpack(">HHHHHH", buf[:12])
     i = 12
     for _ in range(qd):
         i = _skip_name(buf, i) + 4
@@ -240,6 +262,10 @@ class DnsFilterProxy:
         self.port = _free_port()
         self.address = "127.0.0.1:%d" % self.port
         self.dropped = 0
+        self.drop_all = False
+        self._lock = threading.Lock()
+        self._seen = Counter()       # (name, "udp" | "tcp") -> queries received
+        self._truncated = Counter()  # name -> UDP answers passed on with TC set
         proxy = self
 
         class Udp(socketserver.BaseRequestHandler):
@@ -282,12 +308,25 @@ class DnsFilterProxy:
         for t in self.threads:
             t.start()
 
+    def queries(self, name, transport=None):
+        """Queries received for `name` over `transport` ("udp", "tcp"; None: both)."""
+        n = name.lower().rstrip(".")
+        with self._lock:
+            return sum(v for (q, t), v in self._seen.items() if q == n and transport in (None, t))
+
+    def truncated(self, name):
+        with self._lock:
+            return self._truncated[name.lower().rstrip(".")]
+
     def answer(self, data, tcp):
         try:
             name, _ = _read_name(data, 12)
         except (ValueError, IndexError):
             return None
-        if _under(name, self.drop):
+        key = name.lower().rstrip(".")
+        with self._lock:
+            self._seen[(key, "tcp" if tcp else "udp")] += 1
+        if self.drop_all or _under(name, self.drop):
             self.dropped += 1
             return None
         if _under(name, self.servfail):
@@ -295,15 +334,16 @@ class DnsFilterProxy:
             reply_flags = 0x8000 | (flags & 0x7900) | 0x0080 | 2  # QR, opcode+RD copied, RA, SERVFAIL
             qd_end = _skip_name(data, 12) + 4
             return data[:2] + struct.pack(">HHHHH", reply_flags, 1, 0, 0, 0) + data[12:qd_end]
-        return self._forward(data, tcp)
+        out = self._forward(data, tcp)
+        if out is not None and not tcp and len(out) > 3 and out[2] & 0x02:
+            with self._lock:
+                self._truncated[key] += 1
+        return out
 
     def _forward(self, data, tcp):
         try:
             if tcp:
-                with socket.create_connection(self.upstream, timeout=3) as s:
-                    s.sendall(struct.pack(">H", len(data)) + data)
-                    head = s.recv(2, socket.MSG_WAITALL)
-                    return s.recv(struct.unpack(">H", head)[0], socket.MSG_WAITALL)
+                return _tcp_exchange(self.upstream[0], self.upstream[1], data, 3)
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.settimeout(3)
                 s.sendto(data, self.upstream)

@@ -479,6 +479,79 @@ TEST(DkimVerify, Sha1AndShortKeysAreRefusedByPolicy) {
   EXPECT_EQ(only(dns, sign(kMessage, s), lax), AuthResult::Pass);
 }
 
+// A key record whose p= is a well-formed RSA SubjectPublicKeyInfo with a `bits`-bit modulus that is
+// no real key (odd, top bit set, no private half): the size check comes before any verification.
+std::string fake_rsa_record(size_t bits) {
+  auto der = [](uint8_t tag, const std::string& body) {
+    std::string len;
+    if (body.size() < 128) len = std::string(1, static_cast<char>(body.size()));
+    else len = std::string{static_cast<char>(0x82), static_cast<char>(body.size() >> 8), static_cast<char>(body.size() & 0xFF)};
+    return std::string(1, static_cast<char>(tag)) + len + body;
+  };
+  std::string n(bits / 8, static_cast<char>(0x5A));
+  n.front() = static_cast<char>(0xC5);
+  n.back() = static_cast<char>(0x5B);
+  std::string rsa = der(0x30, der(0x02, std::string(1, '\0') + n) + der(0x02, std::string("\x01\x00\x01", 3)));
+  const std::string algo("\x30\x0d\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01\x05\x00", 15);
+  return "v=DKIM1; k=rsa; p=" + b64(der(0x30, algo + der(0x03, std::string(1, '\0') + rsa)));
+}
+
+TEST(DkimVerify, RsaKeysOver4096BitsAreRefusedByPolicy) {
+  FakeDns dns;
+  SignOpts o;  // signed with the 2048-bit key: whatever the published key, no signature verifies
+  dns.txt("sel._domainkey.example.test", {fake_rsa_record(8192)});
+  auto facts = run(dns, sign(kMessage, o));
+  ASSERT_EQ(facts.size(), 1u);
+  EXPECT_EQ(facts[0].result, AuthResult::Policy);
+  EXPECT_EQ(facts[0].detail, "RSA key of 8192 bits not accepted");
+  dns.txt("sel._domainkey.example.test", {fake_rsa_record(4104)});
+  EXPECT_EQ(only(dns, sign(kMessage, o)), AuthResult::Policy);
+  // 4096 bits is accepted: this key simply does not verify the signature
+  dns.txt("sel._domainkey.example.test", {fake_rsa_record(4096)});
+  facts = run(dns, sign(kMessage, o));
+  ASSERT_EQ(facts.size(), 1u);
+  EXPECT_EQ(facts[0].result, AuthResult::Fail);
+  EXPECT_EQ(facts[0].detail, "signature did not verify");
+}
+
+TEST(DkimVerify, MalformedKeyRecordsNeverPass) {
+  FakeDns dns;
+  SignOpts ed;
+  ed.key = ed_key();
+  ed.a = "ed25519-sha256";
+  const std::string ed_record = key_record(ed_key());
+  std::string raw = *core::base64_decode(ed_record.substr(ed_record.find("p=") + 2));
+  const std::string rsa_p = key_record(rsa2048()).substr(key_record(rsa2048()).find("p="));
+  struct Case {
+    std::string record;
+    bool ed;
+    AuthResult want;
+    std::string detail_has;
+  };
+  const std::vector<Case> cases = {
+      {"v=DKIM1; k=rsa; p=MIIBIjANBgkq*not*base64!", false, AuthResult::PermError, "p= is not base64"},
+      {"v=DKIM1; k=dsa; " + rsa_p, false, AuthResult::PermError, "key type dsa"},
+      {"v=DKIM1; k=rsa; this is not a tag; " + rsa_p, false, AuthResult::PermError, "malformed key"},
+      {"v=DKIM1; k=rsa; h=sha1; " + rsa_p, false, AuthResult::PermError, "h= excludes sha256"},
+      {"v=DKIM1; k=rsa; h=sha1:sha256; " + rsa_p, false, AuthResult::Pass, "good signature"},
+      {"v=DKIM2; k=rsa; " + rsa_p, false, AuthResult::PermError, "v= is not DKIM1"},
+      {"v=DKIM1; k=rsa; s=ftp; " + rsa_p, false, AuthResult::PermError, "not for email"},
+      {"v=DKIM1; k=ed25519; p=" + b64(raw.substr(0, 31)), true, AuthResult::PermError, "malformed Ed25519 key"},
+      {"v=DKIM1; k=ed25519; p=" + b64(raw + '\0'), true, AuthResult::PermError, "malformed Ed25519 key"},
+      {"v=DKIM1; k=rsa; p=" + b64(std::string(6000, '\x42')), false, AuthResult::PermError, "malformed RSA key"},
+      {"v=DKIM1; k=rsa; n=" + std::string(6000, 'x') + "; " + rsa_p, false, AuthResult::Pass, "good signature"},
+  };
+  for (const auto& c : cases) {
+    dns.txt("sel._domainkey.example.test", {c.record});
+    SignOpts o = c.ed ? ed : SignOpts{};
+    o.s = "sel";
+    auto facts = run(dns, sign(kMessage, o));
+    ASSERT_EQ(facts.size(), 1u) << c.record.substr(0, 60);
+    EXPECT_EQ(facts[0].result, c.want) << c.record.substr(0, 60) << ": " << facts[0].detail;
+    EXPECT_NE(facts[0].detail.find(c.detail_has), std::string::npos) << facts[0].detail;
+  }
+}
+
 TEST(DkimVerify, DnsTimeoutOrServfailIsTemperror) {
   FakeDns dns;
   dns.status("sel._domainkey.example.test", DnsStatus::Timeout);

@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <algorithm>
 #include <map>
 
 #include "filters/spf/spf.h"
@@ -229,6 +230,94 @@ TEST(Spf, PtrMatchesValidatedNamesOnly) {
   EXPECT_EQ(result(dns, "2001:db8::cb01", "example.com"), Result::Pass);
 }
 
+// %{p} (RFC 7208 §7.3): the validated name, preferring the current domain, then a subdomain of it.
+TEST(Spf, PMacroIsTheValidatedNamePreferringTheDomain) {
+  FakeDns dns;
+  // fake.example.com does not point back; host.other.test and mail.example.com do
+  dns.ptr("1.2.0.192.in-addr.arpa", {"fake.example.com", "host.other.test", "mail.example.com"});
+  dns.a("fake.example.com", {"198.51.100.1"});
+  dns.a("host.other.test", {"192.0.2.1"});
+  dns.a("mail.example.com", {"192.0.2.1"});
+  dns.txt("example.com", {"v=spf1 exists:%{p}.p.check.test -all"});
+  dns.txt("other.test", {"v=spf1 exists:%{p}.p.check.test -all"});
+  dns.txt("third.test", {"v=spf1 exists:%{p2}.p.check.test -all"});
+  dns.a("mail.example.com.p.check.test", {"127.0.0.2"});
+  dns.a("host.other.test.p.check.test", {"127.0.0.2"});
+  EXPECT_EQ(result(dns, "192.0.2.1", "example.com"), Result::Pass);  // the subdomain of example.com
+  EXPECT_EQ(result(dns, "192.0.2.1", "other.test"), Result::Pass);   // the one in other.test
+  dns.a("other.test.p.check.test", {"127.0.0.2"});
+  EXPECT_EQ(result(dns, "192.0.2.1", "third.test"), Result::Pass);  // neither: the first validated, %{p2}
+  // the domain itself, when validated, comes first
+  dns.ptr("2.2.0.192.in-addr.arpa", {"mail.example.com", "example.com"});
+  dns.a("mail.example.com", {"192.0.2.1", "192.0.2.2"});
+  dns.a("example.com", {"192.0.2.2"});
+  dns.a("example.com.p.check.test", {"127.0.0.2"});
+  dns.table.erase({"mail.example.com.p.check.test", DnsType::A});  // only the preferred name passes
+  dns.txt("example.com", {"v=spf1 exists:%{p}.p.check.test -all", "other text"});
+  Outcome o = run(dns, "192.0.2.2", "example.com");
+  EXPECT_EQ(o.result, Result::Pass) << o.detail;
+  EXPECT_EQ(o.mechanism, "exists:%{p}.p.check.test");
+}
+
+TEST(Spf, PMacroIsUnknownWithoutAValidatedNameNeverAnError) {
+  FakeDns dns;
+  dns.txt("example.com", {"v=spf1 exists:%{p}.p.check.test -all"});
+  dns.a("unknown.p.check.test", {"127.0.0.2"});
+  // no PTR record at all (NXDOMAIN): unknown, and neither a void lookup nor a term of its own
+  Outcome o = run(dns, "192.0.2.1", "example.com");
+  EXPECT_EQ(o.result, Result::Pass) << o.detail;
+  EXPECT_EQ(o.dns_terms, 1u);
+  EXPECT_EQ(o.void_lookups, 0u);
+  // a PTR name that does not point back
+  dns.ptr("3.2.0.192.in-addr.arpa", {"liar.example.com"});
+  dns.a("liar.example.com", {"198.51.100.1"});
+  EXPECT_EQ(result(dns, "192.0.2.3", "example.com"), Result::Pass);
+  // PTR SERVFAIL / timeout, or the address lookup failing: unknown, never temperror (§7.3)
+  dns.status("4.2.0.192.in-addr.arpa", DnsType::PTR, DnsStatus::Failure);
+  EXPECT_EQ(result(dns, "192.0.2.4", "example.com"), Result::Pass);
+  dns.status("5.2.0.192.in-addr.arpa", DnsType::PTR, DnsStatus::Timeout);
+  EXPECT_EQ(result(dns, "192.0.2.5", "example.com"), Result::Pass);
+  dns.ptr("6.2.0.192.in-addr.arpa", {"broken.example.com"});
+  dns.status("broken.example.com", DnsType::A, DnsStatus::Failure);
+  EXPECT_EQ(result(dns, "192.0.2.6", "example.com"), Result::Pass);
+}
+
+TEST(Spf, PMacroLooksUpOnlyWhenUsedAndOnce) {
+  FakeDns dns;
+  dns.ptr("1.2.0.192.in-addr.arpa", {"mail.example.com"});
+  dns.a("mail.example.com", {"192.0.2.1"});
+  dns.txt("plain.test", {"v=spf1 exists:%{i}.x.check.test a:%%{p}.check.test -all"});
+  run(dns, "192.0.2.1", "plain.test");
+  EXPECT_EQ(std::count(dns.asked.begin(), dns.asked.end(), "1.2.0.192.in-addr.arpa"), 0);  // %%{p} is no macro
+  dns.asked.clear();
+  dns.txt("twice.test", {"v=spf1 exists:%{p}.a.check.test exists:%{p}.b.check.test -all"});
+  dns.a("mail.example.com.b.check.test", {"127.0.0.2"});
+  EXPECT_EQ(result(dns, "192.0.2.1", "twice.test"), Result::Pass);
+  EXPECT_EQ(std::count(dns.asked.begin(), dns.asked.end(), "1.2.0.192.in-addr.arpa"), 1);
+  EXPECT_EQ(std::count(dns.asked.begin(), dns.asked.end(), "mail.example.com"), 1);
+  // at most 10 PTR names are validated (§4.6.4): the 11th is never looked up
+  std::vector<std::string> names;
+  for (int i = 1; i <= 11; ++i) names.push_back("h" + std::to_string(i) + ".many.test");
+  dns.ptr("7.2.0.192.in-addr.arpa", names);
+  dns.a("h11.many.test", {"192.0.2.7"});
+  dns.txt("many.test", {"v=spf1 exists:%{p}.p.check.test -all"});
+  dns.a("unknown.p.check.test", {"127.0.0.2"});
+  dns.asked.clear();
+  EXPECT_EQ(result(dns, "192.0.2.7", "many.test"), Result::Pass);  // unknown
+  EXPECT_EQ(std::count(dns.asked.begin(), dns.asked.end(), "h11.many.test"), 0);
+  EXPECT_EQ(std::count(dns.asked.begin(), dns.asked.end(), "h10.many.test"), 1);
+}
+
+TEST(Spf, PMacroInAnExplanationAndUpperCase) {
+  FakeDns dns;
+  dns.ptr("9.2.0.192.in-addr.arpa", {"bad.host.test"});
+  dns.a("bad.host.test", {"192.0.2.9"});
+  dns.txt("e.test", {"v=spf1 -all exp=why.e.test"});
+  dns.txt("why.e.test", {"%{p} (%{P1}) may not send for %{d}"});
+  EXPECT_EQ(run(dns, "192.0.2.9", "e.test").explanation, "bad.host.test (test) may not send for e.test");
+  EXPECT_EQ(run(dns, "192.0.2.8", "e.test").explanation, "unknown (unknown) may not send for e.test");
+}
+
 TEST(Spf, IncludeResults) {
   FakeDns dns;
   dns.txt("inc.test", {"v=spf1 include:pass.test include:fail.test include:temp.test -all"});
@@ -403,7 +492,7 @@ TEST(SpfMacros, Rfc7208Examples) {
 TEST(SpfMacros, EscapesAndOtherLetters) {
   EXPECT_EQ(expand("a%%b%_c%-d"), "a%b c%20d");
   EXPECT_EQ(expand("%{h}"), "mx.example.org");
-  EXPECT_EQ(expand("%{p}"), "unknown");
+  EXPECT_EQ(expand("%{p}"), "unknown");  // no validated name (check_host() looks it up: tests above)
   EXPECT_EQ(expand("%{v}", "2001:db8::1"), "ip6");
   EXPECT_EQ(expand("%{S}"), "strong-bad%40email.example.com");  // upper case: URL-escaped
   EXPECT_EQ(expand("%{l+}"), "strong-bad");
@@ -412,6 +501,24 @@ TEST(SpfMacros, EscapesAndOtherLetters) {
   EXPECT_EQ(expand("%x").rfind("ERROR", 0), 0u);
   EXPECT_EQ(expand("%{d").rfind("ERROR", 0), 0u);
   EXPECT_EQ(expand("%").rfind("ERROR", 0), 0u);
+}
+
+TEST(SpfMacros, PWithAValidatedName) {
+  filters::spf::MacroInput in;
+  in.domain = "email.example.com";
+  in.ip = *core::IpAddress::parse("192.0.2.3");
+  in.validated = "mx.example.org";
+  std::string error;
+  EXPECT_EQ(filters::spf::expand("%{p}", in, error).value_or("ERROR"), "mx.example.org");
+  EXPECT_EQ(filters::spf::expand("%{p2}.trusted-domains.example.net", in, error).value_or("ERROR"),
+            "example.org.trusted-domains.example.net");  // RFC 7208 §7.4
+  EXPECT_EQ(filters::spf::expand("%{pr}", in, error).value_or("ERROR"), "org.example.mx");
+  EXPECT_TRUE(filters::spf::uses_macro("x.%{p}", 'p'));
+  EXPECT_TRUE(filters::spf::uses_macro("%{P2r}.x", 'p'));
+  EXPECT_FALSE(filters::spf::uses_macro("%%{p}.x", 'p'));
+  EXPECT_FALSE(filters::spf::uses_macro("%{i}.%{d}.p", 'p'));
+  EXPECT_FALSE(filters::spf::uses_macro("%{", 'p'));
+  EXPECT_TRUE(filters::spf::uses_macro("%%%{p}", 'p'));
 }
 
 TEST(SpfMacros, NullSenderUsesPostmasterAtHelo) {
