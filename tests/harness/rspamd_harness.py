@@ -8,9 +8,15 @@
     loopback black hole (a UDP socket that never answers: rspamd can resolve no name, so it can
     reach nothing outside), the modules that would go to the network or need Redis disabled, and
     milter_headers asked to add X-Spamd-Result (and X-Rspamd-Server) to every message.
+    With fuzzy_redis="127.0.0.1:PORT" it also runs a fuzzy_storage worker (UDP, `fuzzy_port`)
+    whose hashes live in that Redis, and fuzzy_check has one rule "local" (instead of rspamd.com's)
+    asking it: writable (read_only = no; the storage accepts writes from 127.0.0.1 only, no keypair),
+    flags FUZZY_FLAGS. Two instances on one Redis share their fuzzy hashes (the farm's layout).
     start() waits for GET /ping -> "pong"; a rspamd that does not come up raises HarnessError with
     its log. stop() kills it by PID (its process group) and removes the temp dir.
   * GTUBE - rspamd's test string (action reject).
+  * FUZZY_FLAGS - the local rule's symbols and their flags (`rspamc fuzzy_add -f FLAG -w WEIGHT`),
+    FUZZY_SCORES their scores (DENIED alone reaches reject, 15; PROB add header, 6).
 Python standard library only; every socket has a timeout.
 """
 import os
@@ -33,10 +39,45 @@ DISABLED = ["fuzzy_check", "rbl", "asn", "phishing", "url_reputation", "emails",
             "greylist", "replies", "history_redis", "reputation", "bayes_expiry", "mx_check", "spamtrap",
             "url_redirector", "external_services", "metadata_exporter", "clickhouse", "elastic", "dynamic_conf"]
 
+# The fuzzy rule of a harness rspamd with fuzzy_redis: symbol -> flag, and the symbols' scores (the
+# score of a match is the symbol's score times tanh(e * weight / max_score), max_score = 10).
+FUZZY_FLAGS = {"LOCAL_FUZZY_DENIED": 11, "LOCAL_FUZZY_PROB": 12, "LOCAL_FUZZY_WHITE": 13}
+FUZZY_SCORES = {"LOCAL_FUZZY_UNKNOWN": 0.0, "LOCAL_FUZZY_DENIED": 20.0, "LOCAL_FUZZY_PROB": 8.0,
+                "LOCAL_FUZZY_WHITE": -4.0}
+
+
+def free_udp_port(host="127.0.0.1"):
+    """A UDP port that is free on `host` right now (the fuzzy storage listens on UDP)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def fuzzy_config(port, redis):
+    """(relative path, text) of a fuzzy_storage worker on 127.0.0.1:`port` keeping its hashes in
+    `redis`, and of fuzzy_check's one rule "local" asking it (replaces the stock rspamd.com rule)."""
+    fmap = "".join(f"    {sym} {{ max_score = 10.0; flag = {flag}; }}\n" for sym, flag in FUZZY_FLAGS.items())
+    scores = "".join(f'  "{sym}" {{ weight = {w}; description = "local fuzzy hash (test)"; }}\n'
+                     for sym, w in FUZZY_SCORES.items())
+    return [
+        ("override.d/worker-fuzzy.inc",
+         f'bind_socket = "127.0.0.1:{port}";\ncount = 1;\nbackend = "redis";\nservers = "{redis}";\n'
+         'expire = 1d;\nsync = 1s;\nallow_update = ["127.0.0.1"];\n'),
+        ("override.d/fuzzy_check.conf",
+         'min_bytes = 100;\ntimeout = 1s;\nretransmits = 1;\n'
+         f'rule "local" {{\n  algorithm = "mumhash";\n  servers = "127.0.0.1:{port}";\n'
+         '  symbol = "LOCAL_FUZZY_UNKNOWN";\n  mime_types = ["*"];\n  max_score = 10.0;\n  read_only = no;\n'
+         '  skip_unknown = yes;\n  short_text_direct_hash = true;\n  min_length = 64;\n'
+         f'  fuzzy_map = {{\n{fmap}  }}\n}}\n'),
+        ("local.d/fuzzy_group.conf", f"symbols = {{\n{scores}}}\n"),
+    ]
+
 
 class Rspamd:
-    def __init__(self, extra_local=None):
+    def __init__(self, extra_local=None, fuzzy_redis=None):
         self.extra_local = extra_local or {}
+        self.fuzzy_redis = fuzzy_redis
+        self.fuzzy_port = None
         self.dir = None
         self.proc = None
         self.port = self.controller_port = self.proxy_port = None
@@ -74,7 +115,12 @@ class Rspamd:
         self._write("local.d/milter_headers.conf",
                     'use = ["x-spamd-result", "x-rspamd-server"];\nskip_local = false;\nskip_authenticated = false;\n')
         for m in DISABLED:
-            self._write(f"override.d/{m}.conf", "enabled = false;\n")
+            if not (m == "fuzzy_check" and self.fuzzy_redis):
+                self._write(f"override.d/{m}.conf", "enabled = false;\n")
+        if self.fuzzy_redis:
+            self.fuzzy_port = free_udp_port()
+            for rel, text in fuzzy_config(self.fuzzy_port, self.fuzzy_redis):
+                self._write(rel, text)
         for rel, text in self.extra_local.items():
             self._write(rel, text)
         for sub in ("run", "db", "log"):
