@@ -1,13 +1,18 @@
 """rspamd's fuzzy hashes in a REAL redis-server shared by two REAL rspamd instances (the farm's layout:
 each instance has its own fuzzy_storage worker, both on one Redis): a hash added with `rspamc fuzzy_add`
 through instance A scores on instance B, which mxfront (profile mx: relay_control, rspamd) asks at end
-of DATA; Postfix qmqpd is the relay target.
+of DATA; Postfix qmqpd is the relay target. RspamdFarmConfigTest does the same with the farm's own
+rspamd configuration (docker/rspamd/, addresses swapped for loopback ones), and checks its DKIM
+signing of submitted mail (python3-dkim) and that it fetches nothing from the internet.
 
 Run from the repo root:  python3 -m unittest -v tests/integration/test_rspamd_fuzzy.py
 (env MXFRONT_BIN = the binary, default build/mxfront; needs root for Postfix and to start rspamd as
 _rspamd). rspamd's DNS is the harness's loopback black hole; nothing is skipped."""
+import base64
 import os
+import pwd
 import re
+import smtplib
 import subprocess
 import sys
 import time
@@ -15,8 +20,9 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from mxharness import Mxfront, PostfixQmqp, smtp_send, unique_marker  # noqa: E402
-from rspamd_harness import FUZZY_FLAGS, Rspamd  # noqa: E402
+from rspamd_harness import FUZZY_FLAGS, FarmRspamd, Rspamd  # noqa: E402
 from redis_harness import RedisServer  # noqa: E402
+from tls_harness import TestPki, profile_overrides, users_file  # noqa: E402
 
 SENDER = "deals@shop.example"
 RCPT = "bob@example.org"
@@ -63,7 +69,7 @@ class RspamdFuzzyTest(unittest.TestCase):
         cls.a, cls.b = Rspamd(fuzzy_redis=cls.redis.address), Rspamd(fuzzy_redis=cls.redis.address)
         for r in (cls.a, cls.b):
             cls.addClassCleanup(r.stop)
-            r.start(timeout=180)  # rspamd compiles its regexps at start: slow on a loaded 2-core machine
+            r.start()
         cls.pf = PostfixQmqp()
         cls.addClassCleanup(cls.pf.stop)
         cls.pf.start()
@@ -194,6 +200,110 @@ class RspamdFuzzyTest(unittest.TestCase):
         self.assertEqual(self.fuzzy(self.b, "fuzzy_del", LOTTERY, DENIED), digest)
         self.assertFalse(self.wait_redis(digest, False), "the hash is gone from Redis" + self.diag())
         self.assert_relayed_without_fuzzy(LOTTERY, "lottery-deleted")
+
+
+# python3-dkim is a Debian package (the system interpreter's); the verifier runs there.
+VERIFY = ("import dkim, sys\nrecord = sys.argv[1].encode()\n"
+          "def dns(name, timeout=5):\n    return record if name in (b'mx._domainkey.example.org.', 'mx._domainkey.example.org.') else None\n"
+          "print(dkim.verify(sys.stdin.buffer.read(), dnsfunc=dns))\n")
+
+
+class RspamdFarmConfigTest(unittest.TestCase):
+    """docker/rspamd/ as the farm's spamengine runs it (FarmRspamd: loopback addresses), two instances
+    on one Redis: fuzzy hashes shared, submitted mail signed, no map fetched from the internet."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = RedisServer()
+        cls.addClassCleanup(cls.redis.close)
+        cls.redis.start()
+        cls.pki = TestPki()
+        cls.addClassCleanup(cls.pki.close)
+        cls.users = users_file(os.path.join(cls.pki.dir, "users"))
+        # what the spamengine's start.sh makes of the mounted keys: DOMAIN.mx.key, _rspamd's only
+        cls.keydir = os.path.join(cls.pki.dir, "dkim")
+        os.makedirs(cls.keydir)
+        key = os.path.join(cls.keydir, "example.org.mx.key")
+        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+        pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        cls.dns_record = "v=DKIM1; k=rsa; p=" + base64.b64encode(pub).decode()
+        u = pwd.getpwnam("_rspamd")
+        os.chmod(cls.pki.dir, 0o755)
+        os.chown(cls.keydir, u.pw_uid, u.pw_gid)
+        os.chmod(cls.keydir, 0o700)
+        os.chown(key, u.pw_uid, u.pw_gid)
+        os.chmod(key, 0o600)
+        cls.a, cls.b = FarmRspamd(cls.redis.address, cls.keydir), FarmRspamd(cls.redis.address, cls.keydir)
+        for r in (cls.a, cls.b):
+            cls.addClassCleanup(r.stop)
+            r.start()
+        cls.pf = PostfixQmqp()
+        cls.addClassCleanup(cls.pf.stop)
+        cls.pf.start()
+        # as docker/mxfront.compose.toml and docker/submission.compose.toml have it
+        cfg = profile_overrides(cls.pki.server.cert, cls.pki.server.key, {"type": "file", "users_file": cls.users})
+        cfg["relay"] = {"local_domains": ["example.org"], "postmaster": "alice@example.org"}
+        cfg["rspamd"] = {"servers": [cls.b.address], "profile_settings_ids": ["submission=outbound", "submissions=outbound"]}
+        for profile in ("mx", "submission", "submissions"):
+            cfg[f"profile.{profile}"] = {"filters": ["relay_control", "rspamd"]}
+        cls.mx = Mxfront([cls.pf.address], cfg)
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+
+    def tearDown(self):
+        self.mx.check_alive()
+
+    def diag(self):
+        return (f"\n--- mxfront log ---\n{self.mx.log()[-3000:]}\n--- postfix maillog ---\n{self.pf.log()[-1500:]}"
+                f"\n--- rspamd A ---\n{self.a.log()[-2500:]}\n--- rspamd B ---\n{self.b.log()[-2500:]}")
+
+    def test_farm_fuzzy_hash_added_on_one_instance_refuses_through_the_other(self):
+        path = os.path.join(self.a.dir, "campaign.eml")
+        with open(path, "wb") as f:
+            f.write(mail(unique_marker("learn"), GOLD))
+        p = subprocess.run(["rspamc", "-h", f"127.0.0.1:{self.a.controller_port}", "fuzzy_add", "-f", str(DENIED),
+                            "-w", "10", path], capture_output=True, text=True, timeout=30)
+        self.assertIn("success = true", p.stdout, p.stdout + p.stderr + self.diag())
+        deadline = time.monotonic() + 20  # the farm's storage writes to Redis every 5 s
+        while True:
+            marker = unique_marker("farm-gold")
+            code, text = smtp_send(self.mx.port, SENDER, [RCPT], mail(marker, GOLD), timeout=60)
+            if code == 554 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        self.assertEqual(code, 554, text + self.diag())
+        self.assertTrue(self.mx.wait_log(r"tags=\"LOCAL_FUZZY_DENIED=[\d.]+ .*result=rejected", 5), self.diag())
+        code, text = smtp_send(self.mx.port, SENDER, [RCPT], mail(unique_marker("farm-notes"), NOTES), timeout=60)
+        self.assertEqual(code, 250, text + self.diag())
+
+    def test_farm_signs_submitted_mail_and_python3_dkim_verifies_it(self):
+        marker = unique_marker("farm-signed")
+        msg = (f"From: Alice <alice@example.org>\r\nTo: Carol <carol@example.com>\r\nSubject: {marker}\r\n"
+               f"Date: Mon, 07 Dec 2026 03:00:00 +0000\r\nMessage-ID: <{marker}@example.org>\r\n\r\n"
+               "Hello Carol,\r\nthe report is attached.\r\n").encode()
+        with smtplib.SMTP("127.0.0.1", self.mx.listeners[1][1], local_hostname="laptop", timeout=60) as c:
+            c.starttls(context=self.pki.client_context())
+            c.login("alice@example.org", "alicepw")
+            self.assertEqual(c.sendmail("alice@example.org", ["carol@example.com"], msg), {})
+        got = self.pf.deliveries(20, 1, match=marker.encode())
+        self.assertEqual(len(got), 1, self.diag())
+        data = got[0].data
+        head = data.split(b"\n\n", 1)[0].decode(errors="replace")
+        self.assertRegex(head, r"(?m)^DKIM-Signature: v=1; a=rsa-sha256; .*d=example\.org; s=mx;", head + self.diag())
+        wire = re.sub(rb"\r?\n", b"\r\n", data)
+        v = subprocess.run(["/usr/bin/python3", "-c", VERIFY, self.dns_record], input=wire, capture_output=True, timeout=30)
+        self.assertEqual(v.stdout.strip(), b"True", (v.stdout + v.stderr).decode(errors="replace") + head)
+        # Settings-ID "outbound": the HELO checks (group hfilter) are off for our users' mail
+        self.assertNotIn("HFILTER_", head, head)
+
+    def test_farm_config_fetches_no_map_from_the_internet(self):
+        for name, rs in (("A", self.a), ("B", self.b)):
+            with open(os.path.join(rs.dir, "log", "rspamd.log"), errors="replace") as f:
+                text = f.read()
+            self.assertIn("lua module multimap is disabled", text, f"rspamd {name}: the farm's override.d applies")
+            remote = [line for line in text.splitlines() if re.search(r"https?://|rspamd\.com", line)]
+            self.assertEqual(remote, [], f"rspamd {name} names a remote map or server")
 
 
 if __name__ == "__main__":
