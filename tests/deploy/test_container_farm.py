@@ -376,7 +376,7 @@ class ContainerFarm(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr)
         self.assertFalse(self.wait_delivered([token], 60), "the submitted message is not in the Maildir")
         mail = self.mailbox_file(token)
-        head = re.split(r"\r?\n\r?\n", mail, 1)[0]
+        head = re.split(r"\r?\n\r?\n", mail, maxsplit=1)[0]
         self.assertRegex(head, r"(?m)^DKIM-Signature: v=1; a=rsa-sha256; .*d=example\.org; s=mx;", head)
         wire = re.sub(r"\r?\n", "\r\n", mail).encode()  # as a verifier on the Internet gets it
         v = subprocess.run(["/usr/bin/python3", "-c", DKIM_VERIFY, self.dkim_record], input=wire,
