@@ -63,10 +63,13 @@ RUN --mount=type=cache,target=/var/cache/apt \
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rspamd
 COPY docker/rspamd/local.d/ /etc/rspamd/local.d/
 COPY docker/rspamd/override.d/ /etc/rspamd/override.d/
-RUN rspamadm configtest
+COPY docker/rspamd/start.sh /usr/local/bin/spamengine-start
+RUN rspamadm configtest && mkdir -p /etc/rspamd/dkim-keys
 EXPOSE 11333 11334
-# rspamd starts as root, binds, and runs its workers as _rspamd; /run/rspamd holds its pid file.
-CMD ["sh", "-c", "mkdir -p /run/rspamd && chown _rspamd:_rspamd /run/rspamd && exec rspamd -f -u _rspamd -g _rspamd"]
+# start.sh copies the DKIM keys mounted at /etc/rspamd/dkim-keys (none: nothing is signed) for
+# _rspamd; rspamd starts as root, binds, and runs its workers (the fuzzy storage on 127.0.0.1:11335
+# among them) as _rspamd; /run/rspamd holds its pid file.
+CMD ["/usr/local/bin/spamengine-start"]
 
 FROM farm-base AS state
 RUN --mount=type=cache,target=/var/cache/apt \

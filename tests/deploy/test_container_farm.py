@@ -10,8 +10,11 @@ Redis start on a bridge network made here (nothing leaves this machine). From th
      refused (LDAP), a listed client is refused (rbldnsd), a message carrying the test signature
      is refused (ClamAV, signatures from the updater);
   1a. rspamd (one shared service): GTUBE refused in the session, a clean mail delivered with
-     X-Spamd-Result, rspamd up in each instance's /health, Bayes learnt with rspamc in Redis;
-  2. the submission instance: STARTTLS + AUTH against slapd, then relays;
+     X-Spamd-Result, rspamd up in each instance's /health, Bayes learnt with rspamc in Redis, a
+     campaign added with `rspamc fuzzy_add` refused by every instance, its hashes in Redis;
+  2. the submission instance: STARTTLS + AUTH against slapd, then relays; the mail arrives
+     DKIM-signed by rspamd (a throw-away key for example.org made here) and python3-dkim verifies
+     the delivered copy against that key;
   3. a config change: `mxfront --reload` (systemd's ExecReload) in each instance applies a new
      rule; a broken file is refused (exit 1, mail keeps flowing, /health names it); SIGHUP restores;
   4. swapping signatures (the updater mirrors a new set): every instance swaps engines;
@@ -25,6 +28,7 @@ Fails (never skips) when podman or the images cannot be set up. Bounded: MXFRONT
 seconds (default 2400, the image builds included). Cleans up its containers, network, volumes
 and images on exit (MXFRONT_FARM_KEEP_IMAGES=1 keeps the images for a faster rerun). Prints how
 long the image builds and the farm took and the image size."""
+import base64
 import json
 import os
 import re
@@ -53,6 +57,19 @@ KEEP_IMAGES = os.environ.get("MXFRONT_FARM_KEEP_IMAGES") == "1"
 RCPT = "alice@example.org"  # in docker/slapd/seed.ldif
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"  # rspamd's test string
 USER_PASSWORD = "farm-password"
+# A campaign for the fuzzy storage: over 64 words, so a copy with another token still matches (shingles).
+CAMPAIGN = ("Dear friend, we are pleased to announce an exclusive investment opportunity in our international "
+            "gold mining fund. Returns of forty percent per month are guaranteed by our experienced team of brokers "
+            "in Zurich and Singapore. Reply today with your bank details to secure your allocation before the "
+            "offer closes. Only a limited number of places remain for private investors this quarter, and our "
+            "advisors will call you within the hour to confirm the transfer. Do not miss this unique chance to "
+            "multiply your savings with absolutely no risk at all.")
+# python3-dkim is a Debian package (the system interpreter's): the verifier runs there. argv[1] is
+# the TXT record of mx._domainkey.example.org, the message comes on stdin.
+DKIM_VERIFY = ("import dkim, sys\nrecord = sys.argv[1].encode()\n"
+               "def dns(name, timeout=5):\n"
+               "    return record if name in (b'mx._domainkey.example.org.', 'mx._domainkey.example.org.') else None\n"
+               "print(dkim.verify(sys.stdin.buffer.read(), dnsfunc=dns))\n")
 
 
 def log(msg):
@@ -137,12 +154,23 @@ class ContainerFarm(unittest.TestCase):
         os.makedirs(cls.seed)
         with open(os.path.join(cls.seed, "farm-a.ndb"), "w") as f:
             f.write(ndb("Farm.Test.A", "mxfront-farm-virus-A"))
+        # rspamd's DKIM key for example.org (selector mx), made here and mounted where an admin puts
+        # the farm's keys (docker/rspamd/dkim/README.md); the verifier gets the public half
+        dkim_dir = os.path.join(T, "dkim")
+        os.makedirs(dkim_dir)
+        key = os.path.join(dkim_dir, "example.org.mx.key")
+        run("openssl", "genrsa", "-out", key, "2048")
+        os.chmod(key, 0o600)  # root's: the spamengine's start.sh (root) copies it for _rspamd
+        pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        cls.dkim_record = "v=DKIM1; k=rsa; p=" + base64.b64encode(pub).decode()
         zones = os.path.join(T, "rbldnsd")
         shutil.copytree(os.path.join(REPO, "docker", "rbldnsd"), zones)
         with open(os.path.join(zones, "local.bl"), "a") as f:
             f.write(f"{LISTED}\n")  # a client container of the rbl test
         cls.farm = Farm(COMPOSE, PROJECT, log=log,
-                        overrides={"./mxfront.compose.toml": cls.config, "./tls": tls, "./rbldnsd": zones},
+                        overrides={"./mxfront.compose.toml": cls.config, "./tls": tls, "./rbldnsd": zones,
+                                   "./rspamd/dkim": dkim_dir},
                         environment={"sigupdate": {"SIGUPDATE_SOURCE": "/seed", "SIGUPDATE_INTERVAL": "2"},
                                      "ldap": {"SEED_USER_PASSWORD": USER_PASSWORD}},
                         extra_volumes={"sigupdate": [f"{cls.seed}:/seed:ro"]})
@@ -301,6 +329,18 @@ class ContainerFarm(unittest.TestCase):
         self.assertIn("success = true", r.stdout, r.stdout + r.stderr)
         keys = self.farm.exec(self.farm.container("state"), "redis-cli", "--scan", "--pattern", "*", timeout=30).stdout
         self.assertRegex(keys, r"\S", "rspamd's Bayes statistics are in the farm's Redis")
+        # Fuzzy hashes: a campaign added on the spamengine (flag 11: LOCAL_FUZZY_DENIED, 20 points, over
+        # rspamd's reject) goes through its fuzzy storage into the farm's Redis (written every 5 s),
+        # and every instance then refuses copies of it (each carries another token: shingles match).
+        r = self.farm.exec(engine, "rspamc", "fuzzy_add", "-f", "11", "-w", "10",
+                           input=message(new_token(), "offer", CAMPAIGN), check=False, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("success = true", r.stdout, r.stdout + r.stderr)
+        self.each_instance_answers(lambda r: r[0] == 554 and "5.7.1" in r[1], "the fuzzy-listed campaign refused",
+                                   subject="offer", body=CAMPAIGN)
+        keys = self.farm.exec(self.farm.container("state"), "redis-cli", "--scan", "--pattern", "fuzzy_*",
+                              timeout=30).stdout
+        self.assertRegex(keys, r"(?m)^fuzzy_\d+_\d+$", "the campaign's shingles are in the farm's Redis")
 
     def test_2_dns_list(self):
         # A client at an address listed in rbldnsd's local.bl (a container on the farm network,
@@ -322,6 +362,30 @@ class ContainerFarm(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr)
         self.assertRegex(r.stdout, r"<~  250 2\.0\.0")
         self.assertFalse(self.wait_delivered([token], 60), "the submitted message is not in the Maildir")
+
+    def test_3a_submission_is_dkim_signed(self):
+        # The submission instance has rspamd after relay_control (Settings-ID "outbound"): rspamd's
+        # dkim_signing signs the authenticated user's mail with the key of its From domain, mxfront
+        # prepends the signature, and the delivered copy verifies against the key made in _prepare.
+        addr = self.farm.address(self.farm.container("submission"))
+        token = new_token()
+        r = subprocess.run(["swaks", "--server", addr, "--port", "2587", "--tls", "--auth", "PLAIN",
+                            "--auth-user", RCPT, "--auth-password", USER_PASSWORD, "--from", RCPT,
+                            "--to", RCPT, "--header", f"Subject: {token}", "--body", token,
+                            "--timeout", "30"], capture_output=True, text=True, timeout=90)
+        self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr)
+        self.assertFalse(self.wait_delivered([token], 60), "the submitted message is not in the Maildir")
+        mail = self.mailbox_file(token)
+        head = re.split(r"\r?\n\r?\n", mail, maxsplit=1)[0]
+        self.assertRegex(head, r"(?m)^DKIM-Signature: v=1; a=rsa-sha256; .*d=example\.org; s=mx;", head)
+        wire = re.sub(r"\r?\n", "\r\n", mail).encode()  # as a verifier on the Internet gets it
+        v = subprocess.run(["/usr/bin/python3", "-c", DKIM_VERIFY, self.dkim_record], input=wire,
+                           capture_output=True, timeout=60)
+        self.assertEqual(v.stdout.strip(), b"True", (v.stdout + v.stderr).decode(errors="replace") + head)
+        # the check can fail: the body changed after signing does not verify
+        v = subprocess.run(["/usr/bin/python3", "-c", DKIM_VERIFY, self.dkim_record],
+                           input=wire + b"a line added after signing\r\n", capture_output=True, timeout=60)
+        self.assertEqual(v.stdout.strip(), b"False", (v.stdout + v.stderr).decode(errors="replace"))
 
     def test_4_config_reload(self):
         mx = self.farm.containers("mx")
