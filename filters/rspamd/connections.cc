@@ -101,13 +101,27 @@ asio::awaitable<InFlight::Slot> InFlight::wait(std::shared_ptr<InFlight> self, s
     }
     self->waiters_.push_back(w);
   }
+  // Leaves the queue however the wait ends: resumed, or destroyed unresumed with its context (a
+  // slot granted meanwhile passes on), so that release() never posts to a context that is gone.
+  struct Leave {
+    std::shared_ptr<InFlight> self;
+    std::shared_ptr<Waiter> w;
+    bool granted() {
+      std::unique_lock lock(self->mu_);
+      if (w->granted) return true;
+      self->waiters_.erase(std::find(self->waiters_.begin(), self->waiters_.end(), w));
+      return false;
+    }
+    ~Leave() {
+      if (w && granted()) self->release();
+    }
+  } leave{self, w};
   w->timer.expires_at(deadline);
   error_code ec;
   co_await w->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  std::lock_guard lock(self->mu_);
-  if (w->granted) co_return Slot(self);
-  self->waiters_.erase(std::find(self->waiters_.begin(), self->waiters_.end(), w));
-  co_return Slot();
+  bool got = leave.granted();
+  leave.w.reset();
+  co_return got ? Slot(self) : Slot();
 }
 
 void InFlight::release() {

@@ -149,6 +149,21 @@ TEST(RspamdInFlight, AWaiterGetsNothingAtItsDeadline) {
   EXPECT_EQ(limit->in_flight(), 0u);  // no waiter left: the count goes down
 }
 
+TEST(RspamdInFlight, AWaiterGoneWithItsContextLeavesTheQueue) {
+  auto limit = std::make_shared<InFlight>();
+  auto held = InFlight::try_take(limit, 1);
+  {
+    asio::io_context io;
+    asio::co_spawn(io, [limit]() -> asio::awaitable<void> {
+      co_await InFlight::wait(limit, 1, std::chrono::steady_clock::now() + 60s);
+    }, asio::detached);
+    run_for(io, 20ms);
+  }  // the context and the waiting coroutine go
+  held = InFlight::Slot();  // no waiter to hand it to (nothing posted to the dead context)
+  EXPECT_EQ(limit->in_flight(), 0u);
+  EXPECT_TRUE(InFlight::try_take(limit, 1));
+}
+
 TEST(RspamdServers, AFailedServerIsTriedAfterTheOthersForAWhile) {
   auto now = std::chrono::steady_clock::now();
   std::vector<std::string> servers{"a:1", "b:1", "c:1"};
