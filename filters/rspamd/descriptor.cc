@@ -29,8 +29,12 @@ std::vector<config::Parameter> rows() {
        string_param(field(kName, &Settings::settings_id))},
       {"rspamd", "profile_settings_ids", "list", "[]", "Per-profile Settings-ID, \"profile=id\" (e.g. [\"submission=outbound\", \"submissions=outbound\"]): rspamd applies the settings with that id (local.d/settings.conf) to that profile's mail; \"profile=\" sends none.",
        list_param(field(kName, &Settings::profile_settings_ids))},
-      {"rspamd", "max_connections", "integer", "64", "Exchanges in flight with one server (per mxfront process); past it the next server is tried, and with none left the filter's on_error applies.",
+      {"rspamd", "max_connections", "integer", "64", "Exchanges in flight with one server (per mxfront process); past it the next server is tried, and when every server is busy the message waits for the first busy one's next free slot (within rspamd.timeout; then the filter's on_error). Also the most idle keep-alive connections kept per server per I/O thread.",
        size_param(field(kName, &Settings::max_connections), 1, 100000)},
+      {"rspamd", "connect_timeout", "seconds", "1", "A server not connected within it is passed over for the next one (within rspamd.timeout, which must be longer); its connect failure puts it after the others for 10 s.",
+       millis_param(field(kName, &Settings::connect_timeout), 0.01, 60)},
+      {"rspamd", "idle_timeout", "seconds", "5", "A keep-alive connection (the answer allowed it: HTTP/1.1 without \"Connection: close\", e.g. through HAProxy) idle this long is closed; keep it below the peer's own idle timeout. 0: one connection per message.",
+       millis_param(field(kName, &Settings::idle_timeout), 0, 3600)},
       {"rspamd", "score", "string", "add", "\"add\": rspamd's score is added to the chain's score; \"alone\": only rspamd's action decides (its score is logged).",
        enum_param(field(kName, &Settings::score), std::vector<std::pair<std::string, ScoreMode>>{{"add", ScoreMode::Add}, {"alone", ScoreMode::Alone}})},
   };
@@ -76,6 +80,9 @@ Descriptor descriptor() {
   d.schema.required = [](const Config& c) -> std::string {
     const auto& s = c.sections.get<Settings>(kName);
     if (s.servers.empty()) return "rspamd.servers is required";
+    if (s.connect_timeout >= exchange_timeout(c))
+      return fmt::format("rspamd.connect_timeout ({:g} s) must be shorter than rspamd.timeout ({:g} s)",
+                         s.connect_timeout.count() / 1000.0, exchange_timeout(c).count() / 1000.0);
     std::string error;
     settings_id_for(s, c, "", error);
     return error;
@@ -89,7 +96,8 @@ Descriptor descriptor() {
   };
   d.dependencies = dependencies;
   d.metrics = {{"rspamd_messages_total", "Messages the rspamd filter judged, by result: rspamd's action, skipped_size or error."},
-               {"rspamd_server_failures_total", "Failed exchanges with an rspamd server (connect, timeout, HTTP status), by server."}};
+               {"rspamd_server_failures_total", "Failed exchanges with an rspamd server (connect, timeout, HTTP status, busy), by server."},
+               {"rspamd_connections_total", "Connections to rspamd servers by event: opened, reused (kept alive from an earlier message), stale (a reused one the peer had closed: the request went again on a fresh one)."}};
   return d;
 }
 

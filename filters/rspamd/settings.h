@@ -1,5 +1,6 @@
 // The [rspamd] section: plain values, filled by the rows in descriptor.cc.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -17,7 +18,9 @@ struct Settings {
   std::string settings_id;             // rspamd's Settings-ID header; empty: none
   // "profile=id" entries: that profile's Settings-ID instead of settings_id ("" after '=': none)
   std::vector<std::string> profile_settings_ids;
-  size_t max_connections = 64;         // exchanges in flight per server per process; past it: the next server
+  size_t max_connections = 64;         // exchanges in flight per server per process; past it: the next server, then a wait
+  std::chrono::milliseconds connect_timeout{1000};  // a server not connected within it: the next one
+  std::chrono::milliseconds idle_timeout{5000};     // keep-alive connections idle longer are closed; 0: no reuse
   ScoreMode score = ScoreMode::Add;
 };
 
