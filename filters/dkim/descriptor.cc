@@ -12,7 +12,6 @@
 namespace filters::dkim {
 namespace {
 using namespace config::setters;
-using config::Config;
 constexpr const char* kName = "dkim";
 
 std::vector<config::Parameter> rows() {

@@ -11,7 +11,6 @@
 namespace filters::spf {
 namespace {
 using namespace config::setters;
-using config::Config;
 using config::Listener;
 constexpr const char* kName = "spf";
 
