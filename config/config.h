@@ -135,6 +135,7 @@ struct Config {
   std::string source;                   // file path it was loaded from
   std::string hash;                     // SHA-256 of the file contents (hex), for rollouts
   std::string hostname;                 // greeting, Received header
+  std::string authserv_id;              // Authentication-Results id of spf/dkim/dmarc; "" = hostname
   unsigned io_threads = 0;              // 0 = one per core
   Seconds shutdown_timeout{30};         // drain deadline on SIGTERM/SIGINT
   std::string user;                     // started as root: run as this user ("" = stay, with a warning)

@@ -227,6 +227,8 @@ namespace {
 std::vector<Parameter> core_rows() {
     std::vector<Parameter> rows = {
       {"server", "hostname", "string", "gethostname()", "Name in the 220 greeting, EHLO reply and Received header.", set_hostname},
+      {"server", "authserv_id", "string", "", "The authserv-id (RFC 8601) of the one Authentication-Results field spf, dkim and dmarc write; \"\" = server.hostname. Client-sent fields carrying it are removed, fields with any other id are kept. spf/dkim/dmarc.authserv_id are aliases: a different value there is a config error.",
+       authserv_id_param()},
       {"server", "io_threads", "integer", "0", "I/O threads, each with its own event loop; 0 = one per CPU core.",
        size_param([](Config& c) -> unsigned& { return c.io_threads; }, 0, 256)},
       {"server", "shutdown_timeout", "seconds", "30", "On SIGTERM/SIGINT: how long in-flight sessions may take to finish before exit.",

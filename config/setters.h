@@ -1,6 +1,7 @@
 // Typed setters shared by the parameter tables (parameters.cc and each filter's descriptor.cc): each turns
 // a TOML node into a field of Config and returns an error text (without file:line) or "".
 #pragma once
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <optional>
@@ -221,6 +222,28 @@ Setter cidr_list(Get get) {
     get(c) = std::move(out);
     return {};
   }, show};
+}
+
+// The authserv-id of the Authentication-Results fields (Config::authserv_id): server.authserv_id and
+// its aliases spf/dkim/dmarc.authserv_id all set the one value, since spf, dkim and dmarc write one
+// merged field and remove forged ones by it; two keys giving different values are a config error.
+// A value is an RFC 2045 token (RFC 8601 §2.2), written into the header as it is: 1..255 printable
+// ASCII characters, no white space and none of ()<>@,;:\"/[]?=.
+inline Setter authserv_id_param() {
+  return {[](Config& c, Listener&, const toml::node& n) -> std::string {
+    auto v = n.value_exact<std::string>();
+    auto token_char = [](char ch) {
+      return ch > 0x20 && ch < 0x7f && std::string_view("()<>@,;:\\\"/[]?=").find(ch) == std::string_view::npos;
+    };
+    if (!v || v->empty() || v->size() > 255 || !std::all_of(v->begin(), v->end(), token_char))
+      return "expected an authserv-id: a host name or other token (no white space, none of ()<>@,;:\\\"/[]?=)";
+    if (!c.authserv_id.empty() && c.authserv_id != *v)
+      return fmt::format("\"{}\" differs from \"{}\" given by another authserv_id key: spf, dkim and dmarc write one "
+                         "Authentication-Results field, so there is one authserv-id (set server.authserv_id only)",
+                         *v, c.authserv_id);
+    c.authserv_id = *v;
+    return {};
+  }, [](Config& c) { return toml_text(c.authserv_id); }};
 }
 
 }  // namespace config::setters

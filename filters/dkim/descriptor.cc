@@ -1,5 +1,5 @@
 // The dkim filter as the program sees it: the [dkim] rows, the filter built per generation with
-// its authserv-id (dkim.authserv_id, else server.hostname), the shared worker pool and the key
+// its authserv-id (server.authserv_id, else server.hostname), the shared worker pool and the key
 // cache kept in Resources across generations, the owned Authentication-Results fields carrying
 // that id, and the dkim_results_total counter family.
 #include "filters/dkim/descriptor.h"
@@ -12,7 +12,6 @@
 namespace filters::dkim {
 namespace {
 using namespace config::setters;
-using config::Config;
 constexpr const char* kName = "dkim";
 
 std::vector<config::Parameter> rows() {
@@ -26,8 +25,8 @@ std::vector<config::Parameter> rows() {
        size_param(field(kName, &Settings::cache_size), 0, 10000000)},
       {"dkim", "max_ttl", "seconds", "3600", "Longest time a DKIM key answer is cached, whatever its TTL.",
        seconds_param(field(kName, &Settings::max_ttl), 0, 86400)},
-      {"dkim", "authserv_id", "string", "", "The authserv-id of the Authentication-Results field written; empty = server.hostname. Client-sent fields carrying it are removed.",
-       string_param(field(kName, &Settings::authserv_id))},
+      {"dkim", "authserv_id", "string", "", "Alias of server.authserv_id (spf, dkim and dmarc write one Authentication-Results field): a value other than the one given there is a config error.",
+       authserv_id_param()},
       {"dkim", "max_signatures", "integer", "5", "Signatures verified per message (top first); the others are reported neutral (not checked).",
        size_param(field(kName, &Settings::max_signatures), 1, 50)},
       {"dkim", "min_rsa_bits", "integer", "1024", "Shortest RSA key accepted; shorter keys give the result policy (never pass). Keys over 4096 bits are refused too.",
@@ -43,11 +42,6 @@ std::vector<config::Parameter> rows() {
   };
 }
 
-std::string authserv_id(const Config& c) {
-  const auto& s = c.sections.get<Settings>(kName);
-  return s.authserv_id.empty() ? c.hostname : s.authserv_id;
-}
-
 }  // namespace
 
 Descriptor descriptor() {
@@ -58,12 +52,12 @@ Descriptor descriptor() {
   d.build = [](const BuildContext& b) -> Built {
     // one key cache for every generation (a reload keeps what was learnt)
     auto cache = b.resources.keep<net::DnsCache>("dkim.dns_cache", [] { return std::make_shared<net::DnsCache>(); });
-    return {std::make_shared<DkimFilter>(b.config->sections.get<Settings>(kName), authserv_id(*b.config), b.resources.workers,
+    return {std::make_shared<DkimFilter>(b.config->sections.get<Settings>(kName), filters::authserv_id(*b.config), b.resources.workers,
                                          std::move(cache)),
             {}};
   };
   d.owned_headers = [](const BuildContext& b) -> std::vector<OwnedHeader> {
-    return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
+    return {{"Authentication-Results", [id = filters::authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
   };
   d.dependencies = [](const BuildContext& b) {  // its DNS servers (shared with spf/dkim/dmarc: one row each in /health)
     const auto& s = b.config->sections.get<Settings>(kName);

@@ -13,7 +13,6 @@ struct Settings {
   unsigned tries = 2;
   size_t cache_size = 10000;                        // key answers cached by name, TTL-bound; 0 = none
   std::chrono::duration<double> max_ttl{3600};      // cache entries live min(answer TTL, max_ttl)
-  std::string authserv_id;                          // Authentication-Results id; "" = the server hostname
   size_t max_signatures = 5;                        // signatures checked per message; the rest: neutral
   unsigned min_rsa_bits = 1024;                     // shorter RSA keys: policy
   double score_pass = 0;                            // added per signature with that result

@@ -1,7 +1,7 @@
 // The dmarc filter as the program sees it: the [dmarc] rows, the requirement that spf comes
 // before dmarc in every profile listing it, the filter built per generation with the public
 // suffix list read from dmarc.public_suffix_list (at start and on every reload; a missing or
-// empty file makes the generation invalid), its authserv-id (dmarc.authserv_id, else
+// empty file makes the generation invalid), its authserv-id (server.authserv_id, else
 // server.hostname) and the answer cache kept in Resources across generations, the owned
 // Authentication-Results fields carrying that id, and the dmarc_* counter families.
 #include "filters/dmarc/descriptor.h"
@@ -29,8 +29,8 @@ std::vector<config::Parameter> rows() {
        size_param(field(kName, &Settings::cache_size), 0, 10000000)},
       {"dmarc", "max_ttl", "seconds", "3600", "Longest time a DMARC DNS answer is cached, whatever its TTL.",
        seconds_param(field(kName, &Settings::max_ttl), 0, 86400)},
-      {"dmarc", "authserv_id", "string", "", "The authserv-id of the Authentication-Results field written; empty = server.hostname. Client-sent fields carrying it are removed.",
-       string_param(field(kName, &Settings::authserv_id))},
+      {"dmarc", "authserv_id", "string", "", "Alias of server.authserv_id (spf, dkim and dmarc write one Authentication-Results field): a value other than the one given there is a config error.",
+       authserv_id_param()},
       {"dmarc", "public_suffix_list", "string", "\"/usr/share/publicsuffix/public_suffix_list.dat\"",
        "The public suffix list (organisational domains), read at start and on reload; a missing or empty file is a config error.",
        string_param(field(kName, &Settings::public_suffix_list))},
@@ -48,11 +48,6 @@ std::vector<config::Parameter> rows() {
       {"dmarc", "reject_multiple_from", "boolean", "true", "A message with several From fields or several addresses in From (dmarc=permerror) is refused 550 5.7.1.",
        bool_param(field(kName, &Settings::reject_multiple_from))},
   };
-}
-
-std::string authserv_id(const Config& c) {
-  const auto& s = c.sections.get<Settings>(kName);
-  return s.authserv_id.empty() ? c.hostname : s.authserv_id;
 }
 
 // dmarc reads the spf filter's result: spf must come earlier in every profile listing dmarc.
@@ -85,10 +80,10 @@ Descriptor descriptor() {
     if (!psl) return {nullptr, "dmarc.public_suffix_list: " + error};
     // one answer cache for every generation (a reload keeps what was learnt)
     auto cache = b.resources.keep<net::DnsCache>("dmarc.dns_cache", [] { return std::make_shared<net::DnsCache>(); });
-    return {std::make_shared<DmarcFilter>(s, authserv_id(*b.config), std::move(psl), std::move(cache)), {}};
+    return {std::make_shared<DmarcFilter>(s, filters::authserv_id(*b.config), std::move(psl), std::move(cache)), {}};
   };
   d.owned_headers = [](const BuildContext& b) -> std::vector<OwnedHeader> {
-    return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
+    return {{"Authentication-Results", [id = filters::authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
   };
   d.dependencies = [](const BuildContext& b) {  // its DNS servers (shared with spf/dkim/dmarc: one row each in /health)
     const auto& s = b.config->sections.get<Settings>(kName);

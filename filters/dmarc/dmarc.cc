@@ -83,7 +83,9 @@ Evaluation evaluate(const Discovery& d, const Inputs& in, const PublicSuffixList
   const Record& r = d.record;
   e.requested = d.organizational && in.from_domain != d.policy_domain ? r.subdomain_policy() : r.p;
   bool temp = false;  // a temperror of an aligned identifier
-  if (in.spf && !in.spf->helo_identity && aligned(in.spf->domain, in.from_domain, r.aspf, psl)) {
+  // the SPF-authenticated identifier: MAIL FROM's domain, or the HELO name for the null sender only
+  bool spf_counts = in.spf && in.spf->helo_identity == in.null_sender;
+  if (spf_counts && aligned(in.spf->domain, in.from_domain, r.aspf, psl)) {
     e.spf_aligned = in.spf->result == AuthResult::Pass;
     temp |= in.spf->result == AuthResult::TempError;
   }
@@ -95,7 +97,7 @@ Evaluation evaluate(const Discovery& d, const Inputs& in, const PublicSuffixList
     }
   if (e.spf_aligned || e.dkim_aligned) {
     e.result = Result::Pass;
-    e.detail = e.spf_aligned ? "aligned SPF pass" : "aligned DKIM pass";
+    e.detail = !e.spf_aligned ? "aligned DKIM pass" : in.null_sender ? "aligned SPF pass (HELO identity)" : "aligned SPF pass";
     return e;
   }
   if (temp) {

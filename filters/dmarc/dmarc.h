@@ -5,7 +5,9 @@
 //  * Discovery (§6.6.3): _dmarc.<From domain>, else _dmarc.<organisational domain> (its sp= then
 //    applies); several DMARC records at a level -> none; timeout/SERVFAIL -> temperror, never none;
 //    an invalid record -> permerror.
-//  * Evaluation: pass if SPF or any DKIM signature passes with an aligned domain; a fail with an
+//  * Evaluation: pass if SPF or any DKIM signature passes with an aligned domain; the SPF domain
+//    is MAIL FROM's, or for the null sender only the HELO name (§3.1.2, §4.1: postmaster@HELO,
+//    RFC 7208 §2.4), a HELO result never counts for a non-null MAIL FROM; a fail with an
 //    aligned SPF/DKIM temperror is temperror; pct<100 samples with a draw 0..99 given by the
 //    caller, pct=0 (or a draw outside pct) applies the next weaker policy.
 #pragma once
@@ -45,6 +47,7 @@ Discovery discover_level(const net::DnsAnswer& answer, const std::string& domain
 struct Inputs {
   std::string from_domain;                          // lower-case
   std::optional<SpfFacts> spf;                      // unset: spf=none
+  bool null_sender = false;                         // MAIL FROM:<> (its SPF identity is postmaster@HELO)
   std::optional<std::vector<DkimFacts>> dkim;       // unset: no signatures
 };
 

@@ -124,12 +124,12 @@ std::string report_fields(std::string_view session_id, const core::IpAddress& ip
   const auto& spf = j.inputs.spf;
   return fmt::format(
       "id={} source_ip={} header_from={} policy_domain={} p={} sp={} pct={} adkim={} aspf={} disposition={} dmarc={} "
-      "spf={} spf_domain={} spf_aligned={} dkim={} dkim_aligned={} override={} detail={}",
+      "spf={} spf_domain={} spf_scope={} spf_aligned={} dkim={} dkim_aligned={} override={} detail={}",
       token(session_id), ip.str(), token(j.from.domain), token(j.discovery.policy_domain), found ? policy_name(r.p) : "-",
       found ? policy_name(r.subdomain_policy()) : "-", found ? std::to_string(r.pct) : "-",
       found ? (r.adkim == Alignment::Strict ? "s" : "r") : "-", found ? (r.aspf == Alignment::Strict ? "s" : "r") : "-",
       policy_name(d.wanted), result_name(j.eval.result), spf ? auth_result_name(spf->result) : "none",
-      token(spf ? spf->domain : ""), j.eval.spf_aligned ? "yes" : "no", dkim.empty() ? "-" : dkim,
+      token(spf ? spf->domain : ""), !spf ? "-" : spf->helo_identity ? "helo" : "mfrom", j.eval.spf_aligned ? "yes" : "no", dkim.empty() ? "-" : dkim,
       j.eval.dkim_aligned ? "yes" : "no", token(d.override_reason),
       core::quoted_for_log(multiple_from(j.from) ? j.from.detail : j.eval.detail));
 }
@@ -192,6 +192,7 @@ asio::awaitable<Verdict> DmarcFilter::check(Phase, std::shared_ptr<const Context
     j.inputs.spf = ctx->auth->spf();
     j.inputs.dkim = ctx->auth->dkim();
   }
+  j.inputs.null_sender = ctx->sender.null();
   if (j.from.status == dmarc::FromDomain::Status::Ok) {
     j.inputs.from_domain = j.from.domain;
     j.override_domain = dmarc::domain_listed(j.from.domain, s->cfg.override_domains);

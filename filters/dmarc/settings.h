@@ -18,7 +18,6 @@ struct Settings {
   unsigned tries = 2;
   size_t cache_size = 10000;                        // answers cached, TTL-bound; 0 = none
   std::chrono::duration<double> max_ttl{3600};
-  std::string authserv_id;                          // "" = the server hostname
   std::string public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat";
   bool monitor_only = false;                        // never refuse nor score: log the would-be disposition
   std::vector<std::string> override_domains;        // From domains (and their subdomains) never refused

@@ -1,5 +1,5 @@
 // The spf filter as the program sees it: the [spf] rows, the filter built per generation with
-// its authserv-id (spf.authserv_id, else server.hostname) and the answer cache kept in
+// its authserv-id (server.authserv_id, else server.hostname) and the answer cache kept in
 // Resources across generations, the owned Authentication-Results
 // fields carrying that id, and the spf_results_total counter family.
 #include "filters/spf/descriptor.h"
@@ -11,7 +11,6 @@
 namespace filters::spf {
 namespace {
 using namespace config::setters;
-using config::Config;
 using config::Listener;
 constexpr const char* kName = "spf";
 
@@ -36,8 +35,8 @@ std::vector<config::Parameter> rows() {
        size_param(field(kName, &Settings::cache_size), 0, 10000000)},
       {"spf", "max_ttl", "seconds", "3600", "Longest time an SPF DNS answer is cached, whatever its TTL.",
        seconds_param(field(kName, &Settings::max_ttl), 0, 86400)},
-      {"spf", "authserv_id", "string", "", "The authserv-id of the Authentication-Results field written; empty = server.hostname. Client-sent fields carrying it are removed.",
-       string_param(field(kName, &Settings::authserv_id))},
+      {"spf", "authserv_id", "string", "", "Alias of server.authserv_id (spf, dkim and dmarc write one Authentication-Results field): a value other than the one given there is a config error.",
+       authserv_id_param()},
       {"spf", "on_fail", "string", "score", "SPF fail: \"score\" (add score_fail), \"reject\" (every RCPT refused 550 5.7.23), \"tempfail\" (451 4.7.23) or \"none\" (header only).",
        policy(field(kName, &Settings::on_fail), false)},
       {"spf", "on_softfail", "string", "score", "SPF softfail: \"score\" (add score_softfail), \"reject\" (550 5.7.23), \"tempfail\" (451 4.7.23) or \"none\".",
@@ -56,11 +55,6 @@ std::vector<config::Parameter> rows() {
   };
 }
 
-std::string authserv_id(const Config& c) {
-  const auto& s = c.sections.get<Settings>(kName);
-  return s.authserv_id.empty() ? c.hostname : s.authserv_id;
-}
-
 }  // namespace
 
 Descriptor descriptor() {
@@ -73,12 +67,12 @@ Descriptor descriptor() {
     // one answer cache for every generation (a reload keeps what was learnt)
     auto cache = b.resources.keep<net::DnsCache>("spf.dns_cache", [] { return std::make_shared<net::DnsCache>(); });
     auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(b.config->filters.of(kName).timeout);
-    return {std::make_shared<SpfFilter>(b.config->sections.get<Settings>(kName), authserv_id(*b.config), timeout,
+    return {std::make_shared<SpfFilter>(b.config->sections.get<Settings>(kName), filters::authserv_id(*b.config), timeout,
                                         std::move(cache)),
             {}};
   };
   d.owned_headers = [](const BuildContext& b) -> std::vector<OwnedHeader> {
-    return {{"Authentication-Results", [id = authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
+    return {{"Authentication-Results", [id = filters::authserv_id(*b.config)](std::string_view v) { return carries_authserv_id(v, id); }}};
   };
   d.dependencies = [](const BuildContext& b) {  // its DNS servers (shared with spf/dkim/dmarc: one row each in /health)
     const auto& s = b.config->sections.get<Settings>(kName);

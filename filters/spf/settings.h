@@ -17,7 +17,6 @@ struct Settings {
   unsigned tries = 2;
   size_t cache_size = 10000;                        // answers cached (by type and name), TTL-bound; 0 = none
   std::chrono::duration<double> max_ttl{3600};      // cache entries live min(answer TTL, max_ttl)
-  std::string authserv_id;                          // Authentication-Results id; "" = the server hostname
   Policy on_fail = Policy::Score;
   Policy on_softfail = Policy::Score;
   Policy on_permerror = Policy::None;

@@ -1,15 +1,21 @@
-// libFuzzer target for the DMARC record parser and the From-domain extraction (filters/dmarc/record.h):
-// arbitrary bytes as a _dmarc TXT string and as a message header block. Beyond "no crash, no UB":
+// libFuzzer target for the DMARC record parser, the From-domain extraction (filters/dmarc/record.h)
+// and the Authentication-Results authserv-id match (filters/auth_results.h): arbitrary bytes as a
+// _dmarc TXT string, as a message header block and as an Authentication-Results value. Beyond
+// "no crash, no UB":
 //  - a parsed record came from a string is_dmarc_record() accepts, has pct <= 100, each rua/ruf URI
 //    is non-empty and occurs in the input, and parsing is deterministic;
 //  - a rejected string always says why;
 //  - from_domain() gives a domain only with status Ok, and that domain is lower-case, non-empty and
 //    no longer than the input.
+//  - carries_authserv_id() (filters/auth_results.h) on the bytes as an Authentication-Results value:
+//    the same answer for the value upper-cased (ids compare case-insensitively, CFWS has no
+//    letters), and always "ours" for our id written first, quoted or after a comment.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "filters/auth_results.h"
 #include "filters/dmarc/record.h"
 
 namespace {
@@ -46,11 +52,28 @@ void from(std::string_view in) {
   for (char c : f.domain) check(!(c >= 'A' && c <= 'Z'));
 }
 
+void authserv_id(std::string_view in) {
+  using filters::carries_authserv_id;
+  constexpr std::string_view id = "mx.test";
+  std::string upper(in);
+  for (char& c : upper)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  check(carries_authserv_id(in, id) == carries_authserv_id(upper, id));
+  std::string rest(in);
+  check(carries_authserv_id("mx.test; " + rest, id));
+  check(carries_authserv_id("\"MX.test\" " + rest, id));
+  std::string comment;  // `in` without the bytes that would end or escape a comment
+  for (char c : in)
+    if (c != '(' && c != ')' && c != '\\') comment += c;
+  check(carries_authserv_id("(" + comment + ") mx.test;" + rest, id));
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   record(in);
   from(in);
+  authserv_id(in);
   return 0;
 }

@@ -38,7 +38,10 @@ def zone(dmarc, spf=SPF, extra=()):
 
 
 ZONES = {
-    "reject.test": zone("v=DMARC1; p=reject; rua=mailto:reports@reject.test"),
+    # mta.reject.test is a HELO name whose SPF lets 127.0.0.2 send: bounces (MAIL FROM:<>) from it
+    # are SPF-checked as postmaster@mta.reject.test, aligned with From reject.test
+    "reject.test": zone("v=DMARC1; p=reject; rua=mailto:reports@reject.test",
+                        extra=[("mta", "TXT", "v=spf1 ip4:127.0.0.2 -all")]),
     "quar.test": zone("v=DMARC1; p=quarantine"),
     "none.test": zone("v=DMARC1; p=none"),
     "pct0.test": zone("v=DMARC1; p=reject; pct=0"),
@@ -107,10 +110,10 @@ def dmarc_config(**dmarc):
     }
 
 
-def transaction(port, source, sender, from_header, marker, extra_headers=""):
+def transaction(port, source, sender, from_header, marker, extra_headers="", helo="client.test"):
     """One SMTP transaction. Returns the replies to MAIL, RCPT and the end of DATA as (code, text)."""
     with SmtpConn(port, source=source, timeout=15) as c:
-        c.cmd("EHLO client.test")
+        c.cmd(f"EHLO {helo}")
         mail = c.cmd(f"MAIL FROM:<{sender}>")[:2]
         rcpt = c.cmd("RCPT TO:<bob@example.org>")[:2]
         code = c.cmd("DATA")[0]
@@ -163,22 +166,22 @@ class DmarcBase(unittest.TestCase):
     def diag(self):
         return f"\n--- mxfront log ---\n{self.mx.log()[-3000:]}\n--- postfix ---\n{PF.log()[-1500:]}"
 
-    def send(self, source, sender, from_header, extra_headers=""):
+    def send(self, source, sender, from_header, extra_headers="", helo="client.test"):
         marker = unique_marker("dmarc")
-        mail, rcpt, final = transaction(self.mx.port, source, sender, from_header, marker, extra_headers)
+        mail, rcpt, final = transaction(self.mx.port, source, sender, from_header, marker, extra_headers, helo)
         self.assertEqual(mail[0], 250, f"MAIL refused: {mail}{self.diag()}")
         self.assertEqual(rcpt[0], 250, f"RCPT refused: {rcpt}{self.diag()}")
         return marker, final
 
-    def deliver(self, source, sender, from_header, extra_headers=""):
-        marker, final = self.send(source, sender, from_header, extra_headers)
+    def deliver(self, source, sender, from_header, extra_headers="", helo="client.test"):
+        marker, final = self.send(source, sender, from_header, extra_headers, helo)
         self.assertEqual(final[0], 250, f"message refused: {final}{self.diag()}")
         ds = PF.deliveries(10, 1, match=marker.encode())
         self.assertEqual(len(ds), 1, f"no delivery{self.diag()}")
         return ds[0].data
 
-    def refused(self, source, sender, from_header, code=550):
-        marker, final = self.send(source, sender, from_header)
+    def refused(self, source, sender, from_header, code=550, extra_headers="", helo="client.test"):
+        marker, final = self.send(source, sender, from_header, extra_headers, helo)
         self.assertEqual(final[0], code, f"end of DATA: {final}{self.diag()}")
         self.assertEqual(PF.deliveries(0.5, None, match=marker.encode()), [], "a refused mail was delivered")
         return final[1]
@@ -204,6 +207,9 @@ class DmarcEnforceTest(DmarcBase):
         self.assertEqual(reference_spf("127.0.0.2", "s@reject.test"), "fail")
         self.assertEqual(reference_spf("127.0.0.2", "s@other.test"), "pass")
         self.assertEqual(reference_spf("127.0.0.2", "s@a.org.test"), "fail")
+        # the null sender: the HELO identity, postmaster@<HELO> (RFC 7208 §2.4)
+        self.assertEqual(reference_spf("127.0.0.2", "", helo="mta.reject.test"), "pass")
+        self.assertEqual(reference_spf("127.0.0.2", "", helo="other.test"), "pass")
 
     def test_forged_from_of_a_reject_domain_is_refused_at_end_of_data(self):
         # SPF fails for the From domain's own envelope from 127.0.0.2
@@ -212,7 +218,7 @@ class DmarcEnforceTest(DmarcBase):
         self.assertIn("reject.test", text)
         self.assertTrue(self.mx.wait_log(r"dmarc id=\S+ source_ip=127\.0\.0\.2 header_from=reject\.test "
                                          r"policy_domain=reject\.test p=reject sp=reject pct=100 adkim=r aspf=r "
-                                         r"disposition=reject dmarc=fail spf=fail spf_domain=reject\.test spf_aligned=no "
+                                         r"disposition=reject dmarc=fail spf=fail spf_domain=reject\.test spf_scope=mfrom spf_aligned=no "
                                          r"dkim=- dkim_aligned=no override=-", 5), self.diag())
 
     def test_forged_from_with_an_unaligned_spf_pass_is_refused(self):
@@ -288,6 +294,44 @@ class DmarcEnforceTest(DmarcBase):
         self.assertIn("Authentication-Results: other.example; dmarc=pass header.from=kept.test", ar)
         self.assertTrue(any(a.startswith("Authentication-Results: mx.test; spf=") and "\tdmarc=pass " in a for a in ar), ar)
 
+    def test_forged_fields_in_every_rfc8601_form_are_removed_and_decide_nothing(self):
+        # our authserv-id after a comment, quoted, folded with a version: a sender's forged verdicts
+        forged = ("Authentication-Results: (x) mx.test; dmarc=pass header.from=forged1.test\r\n"
+                  "Authentication-Results: \"mx.test\"; spf=pass smtp.mailfrom=forged2.test\r\n"
+                  "Authentication-Results: (folded\r\n comment) MX.test 1;\r\n dkim=pass header.d=forged3.test\r\n"
+                  "Authentication-Results: mx.test.evil.example; dmarc=pass header.from=kept1.test\r\n"
+                  "Authentication-Results: notmx.test; spf=pass smtp.mailfrom=kept2.test\r\n")
+        # relayed without them, and our own verdicts are the real ones (SPF fails from 127.0.0.2)
+        data = self.deliver("127.0.0.2", "s@none.test", "<s@none.test>", extra_headers=forged)
+        for gone in (b"forged1.test", b"forged2.test", b"forged3.test"):
+            self.assertNotIn(gone, data)
+        self.assertIn(b"Authentication-Results: mx.test.evil.example; dmarc=pass header.from=kept1.test", data)
+        self.assertIn(b"Authentication-Results: notmx.test; spf=pass smtp.mailfrom=kept2.test", data)
+        ours = [f for f in self.dmarc_results(data) if f.startswith(b"Authentication-Results: mx.test;")]
+        self.assertEqual(len(ours), 1, data[:1500])
+        self.assertRegex(ours[0], rb"^Authentication-Results: mx\.test; spf=fail .*\n\tdkim=none;\n\tdmarc=fail ")
+        # a forged From of a p=reject domain is refused all the same
+        text = self.refused("127.0.0.2", "s@reject.test", "<ceo@reject.test>", extra_headers=forged)
+        self.assertTrue(text.startswith("550 5.7.1 "), text)
+
+    def test_null_sender_aligned_helo_spf_pass_is_dmarc_pass(self):
+        # an unsigned bounce: SPF checks postmaster@mta.reject.test (passes from 127.0.0.2), which
+        # aligns (relaxed) with From reject.test under p=reject
+        data = self.deliver("127.0.0.2", "", "Mail Delivery System <MAILER-DAEMON@reject.test>", helo="mta.reject.test")
+        self.assertRegex(self.one_dmarc(data),
+                         r"^Authentication-Results: mx\.test; spf=pass \(.*\) smtp\.helo=mta\.reject\.test;\n\t"
+                         r"dkim=none;\n\tdmarc=pass \(p=reject sp=reject dis=NONE\) header\.from=reject\.test$")
+        self.assertTrue(self.mx.wait_log(r"dmarc id=\S+ source_ip=127\.0\.0\.2 header_from=reject\.test .*dmarc=pass "
+                                         r"spf=pass spf_domain=mta\.reject\.test spf_scope=helo spf_aligned=yes ", 5),
+                        self.diag())
+
+    def test_null_sender_unaligned_helo_spf_pass_is_refused(self):
+        # the same bounce from a HELO name of another domain: SPF passes for it, but is not aligned
+        text = self.refused("127.0.0.2", "", "Mail Delivery System <MAILER-DAEMON@reject.test>", helo="other.test")
+        self.assertTrue(text.startswith("550 5.7.1 "), text)
+        self.assertTrue(self.mx.wait_log(r"dmarc id=\S+ source_ip=127\.0\.0\.2 header_from=reject\.test .*dmarc=fail "
+                                         r"spf=pass spf_domain=other\.test spf_scope=helo spf_aligned=no ", 5), self.diag())
+
     def test_results_and_dispositions_are_counted(self):
         self.refused("127.0.0.2", "s@reject.test", "<s@reject.test>")
         self.deliver("127.0.0.1", "s@reject.test", "<s@reject.test>")
@@ -321,7 +365,7 @@ class DmarcWithDkimTest(DmarcBase):
         self.assertIn("dmarc=pass (p=reject sp=reject dis=NONE) header.from=reject.test", self.one_dmarc(ds[0].data))
         self.assertRegex(ds[0].data, rb"(?m)^Authentication-Results: mx\.test; spf=fail .*;\n\tdkim=pass .*header\.d=reject\.test")
         self.assertTrue(self.mx.wait_log(r"dmarc id=\S+ source_ip=127\.0\.0\.2 header_from=reject\.test .*dmarc=pass "
-                                         r"spf=fail spf_domain=reject\.test spf_aligned=no dkim=reject\.test:pass dkim_aligned=yes", 5),
+                                         r"spf=fail spf_domain=reject\.test spf_scope=mfrom spf_aligned=no dkim=reject\.test:pass dkim_aligned=yes", 5),
                         self.diag())
 
     def test_signature_broken_in_transit_is_refused(self):
@@ -460,6 +504,63 @@ class DmarcLocalOverrideTest(DmarcBase):
         self.assertTrue(text.startswith("451 4.7.1 "), text)
 
 
+class AuthservIdTest(DmarcBase):
+    """server.authserv_id set (not the hostname mx.test): the one Authentication-Results field of
+    spf, dkim and dmarc carries it, forged fields carrying it are removed, and a field with the
+    hostname, now someone else's id, is kept. Its alias spf.authserv_id may repeat the value; a
+    different value in another authserv_id key is a config error."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.admin = free_port()
+        config = dmarc_config()
+        config["server"] = {"authserv_id": "Auth.MX.test"}
+        config["spf"]["authserv_id"] = "Auth.MX.test"
+        config["admin"] = {"address": f"127.0.0.1:{cls.admin}"}
+        cls.mx = Mxfront([PF.address], config=config)
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+
+    def test_header_written_with_it_forged_removed_hostname_kept(self):
+        forged = ("Authentication-Results: auth.mx.test; dmarc=pass header.from=forged1.test\r\n"
+                  "Authentication-Results: (c) \"AUTH.mx.test\" 1; spf=pass smtp.mailfrom=forged2.test\r\n"
+                  "Authentication-Results: mx.test; dmarc=pass header.from=kept.test\r\n")
+        data = self.deliver("127.0.0.1", "bounces@reject.test", "<someone@reject.test>", extra_headers=forged)
+        self.assertNotIn(b"forged1.test", data)
+        self.assertNotIn(b"forged2.test", data)
+        ar = [a.decode() for a in self.dmarc_results(data)]
+        self.assertEqual(len(ar), 2, ar)
+        self.assertIn("Authentication-Results: mx.test; dmarc=pass header.from=kept.test", ar)
+        self.assertTrue(any(re.match(r"Authentication-Results: Auth\.MX\.test; spf=pass \(.*\) smtp\.mailfrom=bounces@reject\.test;"
+                                     r"\n\tdkim=none;\n\tdmarc=pass \(p=reject sp=reject dis=NONE\) header\.from=reject\.test$", a)
+                            for a in ar), ar)
+        # the forged id decides nothing: a forged From of a p=reject domain is still refused
+        text = self.refused("127.0.0.2", "s@reject.test", "<ceo@reject.test>", extra_headers=forged)
+        self.assertTrue(text.startswith("550 5.7.1 "), text)
+
+    def test_two_different_authserv_ids_are_a_config_error(self):
+        tmp = tempfile.mkdtemp(prefix="mxtest-authserv.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        config = dmarc_config()
+        config["server"] = {"authserv_id": "auth.mx.test"}
+        config["dkim"]["authserv_id"] = "other.mx.test"
+        mx = Mxfront([PF.address], config)
+        cfg = os.path.join(tmp, "mxfront.toml")
+        text = to_toml(mx.build_config())
+        with open(cfg, "w") as f:
+            f.write(text)
+        lines = {i for i, l in enumerate(text.splitlines(), 1) if l.startswith("authserv_id = ")}
+        self.assertEqual(len(lines), 2, text)
+        for mode in ("--check-config", "--config"):
+            p = subprocess.run([mx.binary, mode, cfg], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            # reported at whichever of the two keys is read second, naming both values
+            m = re.search(r"(?m)^" + re.escape(cfg) + r":(\d+): (server|dkim)\.authserv_id: \"(\S+)\" differs from \"(\S+)\"", p.stderr)
+            self.assertTrue(m, p.stderr)
+            self.assertIn(int(m.group(1)), lines, p.stderr)
+            self.assertEqual({m.group(3), m.group(4)}, {"auth.mx.test", "other.mx.test"}, p.stderr)
+
+
 DEBIAN_PSL = "/usr/share/publicsuffix/public_suffix_list.dat"
 
 
@@ -520,7 +621,7 @@ class DmarcAuthenticatedSubmissionTest(unittest.TestCase):
         users = users_file(os.path.join(cls.pki.dir, "users"))
         cfg = profile_overrides(cls.pki.server.cert, cls.pki.server.key, {"type": "file", "users_file": users})
         cfg.update(dmarc_config())
-        cfg["profile.submission"] = {"filters": ["relay_control", "spf", "dkim", "dmarc"]}
+        cfg["profile.submission"] = {"filters": ["spf", "dkim", "dmarc", "relay_control"]}
         cls.mx = Mxfront([PF.address], cfg)
         cls.addClassCleanup(cls.mx.kill)
         cls.mx.start()

@@ -293,10 +293,38 @@ TEST(DmarcEvaluate, UnalignedSpfPassFails) {
   EXPECT_FALSE(e.spf_aligned);
 }
 
-TEST(DmarcEvaluate, HeloIdentityNeverCounts) {
-  SpfFacts helo{AuthResult::Pass, "example.com", true};
-  auto e = evaluate(found("v=DMARC1; p=reject"), inputs("example.com", helo), psl(), 0);
-  EXPECT_EQ(e.result, Result::Fail);
+// RFC 7489 §3.1.2, §4.1: for the null sender the SPF-authenticated identifier is the HELO name
+// (postmaster@HELO, RFC 7208 §2.4); for any other sender a HELO result never counts.
+TEST(DmarcEvaluate, HeloIdentityCountsForTheNullSenderOnly) {
+  SpfFacts helo{AuthResult::Pass, "mail.example.com", true};
+  Inputs bounce = inputs("example.com", helo);
+  bounce.null_sender = true;
+  auto e = evaluate(found("v=DMARC1; p=reject"), bounce, psl(), 0);
+  EXPECT_EQ(e.result, Result::Pass);
+  EXPECT_TRUE(e.spf_aligned);
+  EXPECT_EQ(e.detail, "aligned SPF pass (HELO identity)");
+  // strict alignment needs the HELO name to be the From domain itself
+  EXPECT_EQ(evaluate(found("v=DMARC1; p=reject; aspf=s"), bounce, psl(), 0).result, Result::Fail);
+  // a HELO name of another organisation is not aligned
+  Inputs other = inputs("example.com", SpfFacts{AuthResult::Pass, "mail.other.test", true});
+  other.null_sender = true;
+  EXPECT_EQ(evaluate(found("v=DMARC1; p=reject"), other, psl(), 0).result, Result::Fail);
+  // not the null sender (e.g. MAIL FROM:<postmaster> without a domain): the HELO result never counts
+  auto n = evaluate(found("v=DMARC1; p=reject"), inputs("example.com", helo), psl(), 0);
+  EXPECT_EQ(n.result, Result::Fail);
+  EXPECT_FALSE(n.spf_aligned);
+  // the null sender with a MAIL FROM result (impossible from the spf filter): does not count either
+  Inputs odd = inputs("example.com", spf(AuthResult::Pass, "example.com"));
+  odd.null_sender = true;
+  EXPECT_EQ(evaluate(found("v=DMARC1; p=reject"), odd, psl(), 0).result, Result::Fail);
+}
+
+TEST(DmarcEvaluate, AlignedHeloTemperrorOfTheNullSenderIsTemperror) {
+  Inputs bounce = inputs("example.com", SpfFacts{AuthResult::TempError, "example.com", true});
+  bounce.null_sender = true;
+  EXPECT_EQ(evaluate(found("v=DMARC1; p=reject"), bounce, psl(), 0).result, Result::TempError);
+  bounce.null_sender = false;
+  EXPECT_EQ(evaluate(found("v=DMARC1; p=reject"), bounce, psl(), 0).result, Result::Fail);
 }
 
 TEST(DmarcEvaluate, AnyAlignedDkimPassPasses) {
@@ -536,10 +564,12 @@ TEST(DmarcDecide, MultipleFromIsRefusedUnlessAllowed) {
   EXPECT_EQ(verdict_for("mx.test", j, decide(s, j)).add_headers.at(0).value, "mx.test; dmarc=permerror (2 addresses in From)");
 }
 
+// (every form of the authserv-id: tests/unit/filters/auth_results_test.cc)
 TEST(DmarcHeader, OwnedAuthenticationResultsMatchOurIdOnly) {
   EXPECT_TRUE(filters::carries_authserv_id("mx.test; dmarc=pass", "mx.test"));
   EXPECT_TRUE(filters::carries_authserv_id(" MX.TEST 1; dmarc=pass", "mx.test"));
-  EXPECT_TRUE(filters::carries_authserv_id("mx.test;spf=pass", "mx.test"));
+  EXPECT_TRUE(filters::carries_authserv_id("(x) mx.test; dmarc=pass", "mx.test"));
+  EXPECT_TRUE(filters::carries_authserv_id("\"mx.test\"; dmarc=pass", "mx.test"));
   EXPECT_FALSE(filters::carries_authserv_id("other.test; dmarc=pass header.from=mx.test", "mx.test"));
   EXPECT_FALSE(filters::carries_authserv_id("mx.test.evil; dmarc=pass", "mx.test"));
 }
@@ -558,7 +588,7 @@ TEST(DmarcReport, FixedKeyValueLine) {
   std::string line = report_fields("S1", *core::IpAddress::parse("192.0.2.7"), j, d);
   EXPECT_EQ(line,
             "id=S1 source_ip=192.0.2.7 header_from=example.com policy_domain=example.com p=reject sp=reject pct=50 "
-            "adkim=r aspf=s disposition=reject dmarc=fail spf=fail spf_domain=example.com spf_aligned=no "
+            "adkim=r aspf=s disposition=reject dmarc=fail spf=fail spf_domain=example.com spf_scope=mfrom spf_aligned=no "
             "dkim=example.com:fail,other.test:pass dkim_aligned=no override=- detail=\"no aligned SPF or DKIM pass\"");
 }
 
