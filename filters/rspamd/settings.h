@@ -7,7 +7,8 @@
 namespace filters::rspamd {
 
 // "add": rspamd's score is added to the chain's score (the profile's tag/reject scores judge the
-// sum); "alone": only rspamd's action decides, its score is logged but not added.
+// sum); "alone": only rspamd's action decides, its score is logged but not added. In both, rspamd's
+// "add header" and "rewrite subject" have the message relayed with the [spam] headers.
 enum class ScoreMode { Add, Alone };
 
 struct Settings {
@@ -19,6 +20,8 @@ struct Settings {
   std::vector<std::string> profile_settings_ids;
   size_t max_connections = 64;         // exchanges in flight per server per process; past it: the next server
   ScoreMode score = ScoreMode::Add;
+  // "profile=add|alone" entries: that profile's score mode instead of `score` (checked at load)
+  std::vector<std::string> profile_score;
 };
 
 }  // namespace filters::rspamd
