@@ -88,6 +88,7 @@ void ChainRun::new_transaction() {
   score_.transaction_tags.clear();
   added_.clear();
   removed_.clear();
+  tagged_ = false;
   auth_ = std::make_shared<SenderAuth>();
 }
 
@@ -107,6 +108,7 @@ void ChainRun::add_score(const Verdict& v, Phase p) {
   auto& added = conn ? connection_added_ : added_;
   added.insert(added.end(), v.add_headers.begin(), v.add_headers.end());
   removed_.insert(removed_.end(), v.remove_headers.begin(), v.remove_headers.end());
+  tagged_ = tagged_ || v.tag;
 }
 
 // The check gets its own copy of the phase's context (one per check, never shared with the next
@@ -166,7 +168,7 @@ asio::awaitable<Verdict> ChainRun::run(Phase p, Context base) {
     core::count(step.counters, outcome);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     core::observe(step.latency, ms / 1000);
-    bool plain = v.action == Action::Continue && v.score == 0 && !v.failed;
+    bool plain = v.action == Action::Continue && v.score == 0 && !v.failed && !v.tag;
     auto& lg = core::log();
     auto level = plain ? spdlog::level::debug : outcome == FilterOutcome::Timeout || outcome == FilterOutcome::Error
                                                     ? spdlog::level::warn
@@ -275,7 +277,7 @@ std::string ChainRun::added_headers() const {
 
 std::string ChainRun::spam_headers(const config::SpamHeaders& h) const {
   double tag = chain_->tag_score();
-  if (tag <= 0 || score_.total() < tag) return {};
+  if (!tagged_ && (tag <= 0 || score_.total() < tag)) return {};
   std::string out;
   out += fmt::format("{}: {:.1f}\n", h.score, score_.total());
   out += fmt::format("{}: Yes, score={:.1f} tag={:g} reject={:g}\n", h.status, score_.total(), tag, chain_->reject_score());

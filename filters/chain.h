@@ -9,6 +9,8 @@
 //    do not run for it any more.
 //  * From MailFrom on, when no filter decided and the score (connection + transaction) reached the
 //    profile's reject_score, the answer is 554 5.7.1 naming what scored.
+//  * A relayed message gets the spam headers when its score reached tag_score, or when a verdict of
+//    its transaction set Verdict::tag (e.g. rspamd's "add header"), whatever the score.
 //  * At RcptTo a recipient is accepted only on an explicit Accept (ChainRun leaves that to the
 //    session; Continue means "nobody vouched for it").
 //  * cancel() (the client went away) abandons the running check at once.
@@ -73,14 +75,15 @@ class ChainRun {
   void cancel();            // the client went away: abandon the running check
   bool allowlisted() const { return allowlisted_; }
   const Score& score() const { return score_; }
-  // The spam headers to add to a relayed message, or "" when the score is below tag_score.
+  // The spam headers to add to a relayed message, or "" when the score is below tag_score and no
+  // verdict of the transaction asked for them (Verdict::tag).
   std::string spam_headers(const config::SpamHeaders& names) const;
   // What the verdicts of this connection and transaction asked to add (as header lines, LF line
   // ends: a field whose name is not a valid field name is dropped, a value's line ends become
   // folds, control bytes other than tab become spaces) and to remove (field names). The
   // Authentication-Results fields with the same authserv-id (spf, dkim, dmarc) are written as one.
   std::string added_headers() const;
-  const std::vector<std::string>& removed_headers() const { return removed_; }
+  const std::vector<HeaderRemoval>& removed_headers() const { return removed_; }
 
  private:
   struct Waiter;
@@ -96,7 +99,8 @@ class ChainRun {
   bool cancelled_ = false;
   Score score_;
   std::vector<HeaderField> connection_added_, added_;  // added_: this transaction's
-  std::vector<std::string> removed_;
+  std::vector<HeaderRemoval> removed_;
+  bool tagged_ = false;  // a verdict of this transaction asked for the spam headers (Verdict::tag)
   std::shared_ptr<SenderAuth> auth_ = std::make_shared<SenderAuth>();  // this transaction's
 };
 

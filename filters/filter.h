@@ -40,6 +40,14 @@ struct HeaderField {
   std::string value;
 };
 
+// A header field a filter asks to remove from the relayed message's top-level header block:
+// every field of that name, or one occurrence of it (rspamd's milter remove_headers).
+struct HeaderRemoval {
+  std::string name;    // compared case-insensitively
+  int occurrence = 0;  // 0: every field of that name; N > 0: the N-th (from 1); N < 0: the |N|-th from the end
+  bool operator==(const HeaderRemoval&) const = default;
+};
+
 struct Verdict {
   Action action = Action::Continue;
   std::optional<core::Reply> reply;  // the reply to send; a default is used when empty
@@ -48,9 +56,12 @@ struct Verdict {
   std::vector<std::string> tags;     // what scored, for X-Spam-Report: "RBL_ZEN_TEST=3"
   bool failed = false;               // the filter could not judge: the filter's on_error applies
   // Only for a message that is relayed: fields prepended (after Received:, in chain order), and
-  // names whose fields are removed from the message's top-level header block.
+  // fields removed from the message's top-level header block.
   std::vector<HeaderField> add_headers;
-  std::vector<std::string> remove_headers;
+  std::vector<HeaderRemoval> remove_headers;
+  // Data: the message is relayed with the [spam] headers even below the profile's tag_score (the
+  // filter judged it spam to be marked, e.g. rspamd's "add header").
+  bool tag = false;
 
   static Verdict cont() { return {}; }
   static Verdict failure(std::string why) {
@@ -70,6 +81,7 @@ struct Cancel {
 // What a filter may look at, owned by the check.
 struct Context {
   std::string session_id;
+  std::string message_id;                       // Data: the transaction's id in the log, "<session_id>.<n>"
   core::IpAddress client_ip;                    // the real client (after a PROXY header)
   std::string helo;                             // the last HELO/EHLO name ("" at Connect)
   bool authenticated = false;                   // the client passed AUTH

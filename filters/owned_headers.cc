@@ -1,6 +1,8 @@
 // Removing client-supplied copies of the headers mxfront writes (see owned_headers.h).
 #include "filters/owned_headers.h"
 
+#include <cstdint>
+
 #include "core/text.h"
 
 namespace filters {
@@ -18,14 +20,18 @@ std::string unfolded_value(std::string_view field, size_t colon) {
   return v.substr(b);
 }
 
-}  // namespace
+// One top-level header field: [begin, end) of the message (continuation lines included), the
+// offset of its ':' within it and its name (without white space before the ':').
+struct Field {
+  size_t begin, end, colon;
+  std::string_view name;
+};
 
-size_t strip_owned_headers(std::string_view message, const std::vector<OwnedHeader>& owned, std::string& out) {
-  if (owned.empty()) return 0;
-  // Pass 1: the fields to drop, as [begin, end) ranges of the header block.
-  std::vector<std::pair<size_t, size_t>> drop;
+// The header block's fields (it ends at the first empty line); lines that are no field are skipped.
+std::vector<Field> header_fields(std::string_view message) {
+  std::vector<Field> fields;
   size_t pos = 0;
-  while (pos < message.size() && message[pos] != '\n') {  // an empty line ends the header block
+  while (pos < message.size() && message[pos] != '\n') {
     size_t end = pos;  // the field: its first line and every continuation line
     do {
       size_t lf = message.find('\n', end);
@@ -37,26 +43,49 @@ size_t strip_owned_headers(std::string_view message, const std::vector<OwnedHead
     if (colon != std::string_view::npos && (lf == std::string_view::npos || colon < lf) && !wsp(field.front())) {
       std::string_view name = field.substr(0, colon);
       while (!name.empty() && wsp(name.back())) name.remove_suffix(1);  // obsolete "Name :" syntax
-      for (const auto& o : owned) {
-        if (!core::iequals(name, o.name)) continue;
-        if (!o.matches || o.matches(unfolded_value(field, colon))) {
-          drop.emplace_back(pos, end);
-          break;
-        }
-      }
+      fields.push_back({pos, end, colon, name});
     }
     pos = end;
   }
-  if (drop.empty()) return 0;
+  return fields;
+}
+
+}  // namespace
+
+size_t strip_owned_headers(std::string_view message, const std::vector<OwnedHeader>& owned, std::string& out) {
+  if (owned.empty()) return 0;
+  // Pass 1: the top-level fields, as [begin, end) ranges of the header block with their names.
+  std::vector<Field> fields = header_fields(message);
+  // Pass 2: which of them go.
+  std::vector<bool> drop(fields.size(), false);
+  for (const auto& o : owned) {
+    auto accepted = [&](const Field& f) { return !o.matches || o.matches(unfolded_value(message.substr(f.begin, f.end - f.begin), f.colon)); };
+    if (o.occurrence == 0) {
+      for (size_t i = 0; i < fields.size(); ++i)
+        if (!drop[i] && core::iequals(fields[i].name, o.name) && accepted(fields[i])) drop[i] = true;
+      continue;
+    }
+    std::vector<size_t> same;  // the fields of that name, in order
+    for (size_t i = 0; i < fields.size(); ++i)
+      if (core::iequals(fields[i].name, o.name)) same.push_back(i);
+    size_t n = o.occurrence > 0 ? static_cast<size_t>(o.occurrence) : static_cast<size_t>(-static_cast<int64_t>(o.occurrence));
+    if (n > same.size()) continue;
+    size_t i = o.occurrence > 0 ? same[n - 1] : same[same.size() - n];
+    if (accepted(fields[i])) drop[i] = true;
+  }
+  size_t removed = 0;
+  for (bool d : drop) removed += d;
+  if (!removed) return 0;
   out.clear();
   out.reserve(message.size());
   size_t from = 0;
-  for (const auto& [b, e] : drop) {
-    out.append(message.substr(from, b - from));
-    from = e;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (!drop[i]) continue;
+    out.append(message.substr(from, fields[i].begin - from));
+    from = fields[i].end;
   }
   out.append(message.substr(from));
-  return drop.size();
+  return removed;
 }
 
 }  // namespace filters

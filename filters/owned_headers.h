@@ -19,6 +19,9 @@ struct OwnedHeader {
   // Null: every field of that name. Otherwise only the fields whose value (unfolded, leading
   // white space removed) it accepts, e.g. an Authentication-Results whose authserv-id is ours.
   std::function<bool(std::string_view value)> matches;
+  // 0: every such field. N > 0: only the N-th field of that name in the header block (counted
+  // from 1); N < 0: the |N|-th from the end (rspamd's milter remove_headers; `matches` still applies).
+  int occurrence = 0;
 };
 
 // Removes from `message` (LF line ends, as received) every top-level header field listed in

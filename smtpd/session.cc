@@ -446,7 +446,7 @@ size_t Session::strip_headers(const std::string& body, std::string& cleaned) con
   const auto& removed = filters_->removed_headers();
   if (removed.empty()) return filters::strip_owned_headers(body, snap_->owned_headers, cleaned);
   std::vector<filters::OwnedHeader> owned = snap_->owned_headers;
-  for (const auto& name : removed) owned.push_back({name, nullptr});
+  for (const auto& r : removed) owned.push_back({r.name, nullptr, r.occurrence});
   return filters::strip_owned_headers(body, owned, cleaned);
 }
 
@@ -458,6 +458,7 @@ asio::awaitable<void> Session::judge_message() {
   filters::Context ctx = context();
   ctx.sender = proto_.transaction().sender;
   ctx.recipients = proto_.transaction().recipients;
+  ctx.message_id = fmt::format("{}.{}", sid_, proto_.messages() + 1);
   ctx.message = body;
   watch_for_disconnect();
   filters::Verdict v = co_await filters_->run(filters::Phase::Data, std::move(ctx));

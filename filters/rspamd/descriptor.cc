@@ -16,6 +16,26 @@ using namespace config::setters;
 using config::Config;
 constexpr const char* kName = "rspamd";
 constexpr std::chrono::milliseconds kPingTimeout{2000};
+const std::vector<std::pair<std::string, ScoreMode>> kScoreModes = {{"add", ScoreMode::Add}, {"alone", ScoreMode::Alone}};
+
+bool has_profile(const Config& c, std::string_view name) {
+  return std::any_of(c.profiles.begin(), c.profiles.end(), [&](const config::Profile& p) { return p.name == name; });
+}
+
+// rspamd.profile_score: a list whose every entry is checked where it is written.
+config::Setter profile_score_param() {
+  auto get = field(kName, &Settings::profile_score);
+  return {[get](Config& c, config::Listener&, const toml::node& n) -> std::string {
+            std::string err;
+            auto list = string_list(n, err);
+            if (!err.empty()) return err;
+            for (const auto& entry : list)
+              if (err = profile_score_error(entry, c); !err.empty()) return err;
+            get(c) = std::move(list);
+            return {};
+          },
+          [get](Config& c) { return toml_text(get(c)); }};
+}
 
 std::vector<config::Parameter> rows() {
   return {
@@ -35,8 +55,10 @@ std::vector<config::Parameter> rows() {
        millis_param(field(kName, &Settings::connect_timeout), 0.01, 60)},
       {"rspamd", "idle_timeout", "seconds", "5", "A keep-alive connection (the answer allowed it: HTTP/1.1 without \"Connection: close\", e.g. through HAProxy) idle this long is closed; keep it below the peer's own idle timeout. 0: one connection per message.",
        millis_param(field(kName, &Settings::idle_timeout), 0, 3600)},
-      {"rspamd", "score", "string", "add", "\"add\": rspamd's score is added to the chain's score; \"alone\": only rspamd's action decides (its score is logged).",
-       enum_param(field(kName, &Settings::score), std::vector<std::pair<std::string, ScoreMode>>{{"add", ScoreMode::Add}, {"alone", ScoreMode::Alone}})},
+      {"rspamd", "score", "string", "add", "\"add\": rspamd's score is added to the chain's score (the profile's reject_score may refuse what rspamd only tagged); \"alone\": only rspamd's action decides (its score is logged). rspamd's \"add header\" and \"rewrite subject\" have the message relayed with the [spam] headers in both.",
+       enum_param(field(kName, &Settings::score), kScoreModes)},
+      {"rspamd", "profile_score", "list", "[]", "Per-profile score mode, \"profile=add\" or \"profile=alone\" (e.g. [\"submission=alone\", \"submissions=alone\"]), instead of rspamd.score for that profile.",
+       profile_score_param()},
   };
 }
 
@@ -58,7 +80,7 @@ std::string settings_id_for(const Settings& s, const Config& c, std::string_view
   for (const auto& entry : s.profile_settings_ids) {
     auto eq = entry.find('=');
     std::string name = entry.substr(0, eq);
-    bool known = std::any_of(c.profiles.begin(), c.profiles.end(), [&](const config::Profile& p) { return p.name == name; });
+    bool known = has_profile(c, name);
     if (eq == std::string::npos || name.empty()) {
       error = fmt::format("rspamd.profile_settings_ids: \"{}\" is not \"profile=id\"", entry);
       return "";
@@ -70,6 +92,27 @@ std::string settings_id_for(const Settings& s, const Config& c, std::string_view
     if (name == profile) id = entry.substr(eq + 1);
   }
   return id;
+}
+
+std::string profile_score_error(std::string_view entry, const Config& c) {
+  auto eq = entry.find('=');
+  if (eq == std::string_view::npos) return fmt::format("\"{}\" is not \"profile=add\" or \"profile=alone\"", entry);
+  std::string_view name = entry.substr(0, eq), mode = entry.substr(eq + 1);
+  if (!has_profile(c, name)) return fmt::format("\"{}\": no profile named \"{}\"", entry, name);
+  if (std::none_of(kScoreModes.begin(), kScoreModes.end(), [&](const auto& m) { return m.first == mode; }))
+    return fmt::format("\"{}\": the mode is \"add\" or \"alone\"", entry);
+  return "";
+}
+
+ScoreMode score_mode_for(const Settings& s, std::string_view profile) {
+  ScoreMode mode = s.score;
+  for (const auto& entry : s.profile_score) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos || std::string_view(entry).substr(0, eq) != profile) continue;
+    for (const auto& [name, m] : kScoreModes)
+      if (entry.compare(eq + 1, std::string::npos, name) == 0) mode = m;
+  }
+  return mode;
 }
 
 Descriptor descriptor() {
@@ -90,7 +133,9 @@ Descriptor descriptor() {
   d.build = [](const BuildContext& b) -> Built {
     Settings s = b.config->sections.get<Settings>(kName);
     std::string error;
-    s.settings_id = settings_id_for(s, *b.config, b.profile ? b.profile->name : "", error);
+    std::string_view profile = b.profile ? std::string_view(b.profile->name) : std::string_view();
+    s.settings_id = settings_id_for(s, *b.config, profile, error);
+    s.score = score_mode_for(s, profile);
     if (!error.empty()) return {nullptr, error};
     return {std::make_shared<Rspamd>(std::move(s), b.config->hostname, exchange_timeout(*b.config)), {}};
   };

@@ -56,11 +56,20 @@ void add_values(const std::string& name, const json& v, std::vector<HeaderField>
   }
 }
 
+// One remove_headers entry: {name: N}, N the occurrence rspamd wants gone (0 every one, N > 0 the
+// N-th, N < 0 the |N|-th from the end; rspamd's protocol.md "Removing headers"). A value that is
+// not an integer within +-kMaxOccurrence is not understood: no field goes for it.
+void remove_value(const std::string& name, const json& n, std::vector<HeaderRemoval>& out) {
+  if (out.size() >= kMaxHeaderEdits || !n.is_number()) return;
+  double d = n.get<double>();
+  if (d != std::trunc(d) || std::fabs(d) > kMaxOccurrence) return;
+  out.push_back({name, static_cast<int>(d)});
+}
+
 void header_edits(const json& milter, Verdict& v) {
   if (!milter.is_object()) return;
   if (auto it = milter.find("remove_headers"); it != milter.end() && it->is_object())
-    for (const auto& [name, ignored] : it->items())
-      if (v.remove_headers.size() < kMaxHeaderEdits) v.remove_headers.push_back(name);
+    for (const auto& [name, n] : it->items()) remove_value(name, n, v.remove_headers);
   if (auto it = milter.find("add_headers"); it != milter.end() && it->is_object())
     for (const auto& [name, value] : it->items()) add_values(name, value, v.add_headers);
 }
@@ -74,8 +83,10 @@ Headers request_headers(const Context& ctx, const Settings& s, std::string_view 
   h.emplace_back("From", ctx.sender.null() ? std::string("<>") : one_line(ctx.sender.str()));
   for (const auto& r : ctx.recipients) h.emplace_back("Rcpt", one_line(r.str()));
   if (ctx.authenticated && !ctx.login.empty()) h.emplace_back("User", one_line(ctx.login));
-  if (!hostname.empty()) h.emplace_back("Hostname", one_line(hostname));
-  h.emplace_back("Queue-Id", one_line(ctx.session_id));
+  // our name: rspamd's Hostname header is the *client's* resolved name (rspamd looks it up itself
+  // when it is missing), MTA-Name the receiving MTA's (its Authentication-Results authserv-id)
+  if (!hostname.empty()) h.emplace_back("MTA-Name", one_line(hostname));
+  h.emplace_back("Queue-Id", one_line(ctx.message_id.empty() ? ctx.session_id : ctx.message_id));
   if (!s.settings_id.empty()) h.emplace_back("Settings-ID", one_line(s.settings_id));
   if (!s.password.empty()) h.emplace_back("Password", s.password);
   return h;
@@ -108,12 +119,13 @@ Answer parse_answer(std::string_view body, ScoreMode mode) {
   }
   v.reason = fmt::format("rspamd action={} score={:g}", a.action, a.score);
   if (mode == ScoreMode::Add) v.score = a.score;
+  v.tag = a.action == "add header" || a.action == "rewrite subject";
   if (auto it = j.find("symbols"); it != j.end()) v.tags = tags_of(*it);
   // the signature first: rspamd's milter headers must not crowd it out of kMaxHeaderEdits
   if (auto it = j.find("dkim-signature"); it != j.end()) add_values("DKIM-Signature", *it, v.add_headers);
   if (auto it = j.find("milter"); it != j.end()) header_edits(*it, v);
   if (std::string subject = string_at(j, "subject"); a.action == "rewrite subject" && !subject.empty()) {
-    v.remove_headers.push_back("Subject");
+    v.remove_headers.push_back({"Subject", 0});
     v.add_headers.push_back({"Subject", subject.substr(0, kMaxHeaderValue)});
   }
   return a;

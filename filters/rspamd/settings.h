@@ -8,7 +8,8 @@
 namespace filters::rspamd {
 
 // "add": rspamd's score is added to the chain's score (the profile's tag/reject scores judge the
-// sum); "alone": only rspamd's action decides, its score is logged but not added.
+// sum); "alone": only rspamd's action decides, its score is logged but not added. In both, rspamd's
+// "add header" and "rewrite subject" have the message relayed with the [spam] headers.
 enum class ScoreMode { Add, Alone };
 
 struct Settings {
@@ -22,6 +23,8 @@ struct Settings {
   std::chrono::milliseconds connect_timeout{1000};  // a server not connected within it: the next one
   std::chrono::milliseconds idle_timeout{5000};     // keep-alive connections idle longer are closed; 0: no reuse
   ScoreMode score = ScoreMode::Add;
+  // "profile=add|alone" entries: that profile's score mode instead of `score` (checked at load)
+  std::vector<std::string> profile_score;
 };
 
 }  // namespace filters::rspamd

@@ -11,10 +11,14 @@ import pwd
 import re
 import signal
 import smtplib
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from mxharness import Mxfront, PostfixQmqp, free_port, http_get, smtp_send, unique_marker  # noqa: E402
@@ -23,6 +27,7 @@ from redis_harness import RedisServer  # noqa: E402
 from tls_harness import TestPki, profile_overrides, users_file  # noqa: E402
 
 SENDER = "s@example.net"
+RSPAMD_START = 180  # s for rspamd to answer /ping: its start compiles regexps, minutes on a loaded 2-core machine
 RCPT = "bob@example.org"
 
 
@@ -43,6 +48,45 @@ def send(port, msg):
     return smtp_send(port, SENDER, [RCPT], msg, timeout=60)
 
 
+def proxy_v2(src, dst, sport, dport):
+    """A PROXY protocol v2 header, TCP over IPv4, command PROXY (as HAProxy's send-proxy-v2)."""
+    body = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+
+
+# Test rules for a private rspamd (its rspamd.local.lua):
+#  * MXF_ADD_HEADER (11 points) and MXF_REWRITE (6) on the header "X-Mxf-Test: add-header" /
+#    "rewrite-subject": with ACTIONS below, rspamd answers "add header" / "rewrite subject";
+#  * MXF_SLOW: a message carrying "MXF-SLOW-<ms>" keeps rspamd's worker busy that long (a blocking
+#    sleep, logged before and after: "a scan in progress");
+#  * MXF_FACTS: logs what rspamd got of the envelope: HELO, client IP, SMTP recipients, Queue-Id.
+TEST_RULES = r"""
+local rspamd_logger = require "rspamd_logger"
+local function test_header_is(value)
+  return function(task) return task:get_header('X-Mxf-Test') == value end
+end
+rspamd_config.MXF_ADD_HEADER = { callback = test_header_is('add-header'), score = 11.0, description = 'mxfront test: add header' }
+rspamd_config.MXF_REWRITE = { callback = test_header_is('rewrite-subject'), score = 6.0, description = 'mxfront test: rewrite subject' }
+rspamd_config.MXF_SLOW = { callback = function(task)
+  local ms = tonumber(tostring(task:get_content()):match('MXF%-SLOW%-(%d+)'))
+  if not ms then return false end
+  rspamd_logger.infox(task, 'MXF_SLOW sleeping %s', ms)
+  os.execute('sleep ' .. (ms / 1000))
+  rspamd_logger.infox(task, 'MXF_SLOW woke')
+  return false
+end, score = 0.0, description = 'mxfront test: slow scan' }
+rspamd_config.MXF_FACTS = { callback = function(task)
+  local rcpts = {}
+  for _, r in ipairs(task:get_recipients('smtp') or {}) do rcpts[#rcpts + 1] = r.addr end
+  rspamd_logger.infox(task, 'MXF_FACTS helo=<%s> ip=<%s> rcpts=<%s> qid=<%s>', task:get_helo(),
+                      tostring(task:get_from_ip()), table.concat(rcpts, ','), task:get_queue_id())
+  return false
+end, score = 0.0, description = 'mxfront test: envelope facts' }
+"""
+# rspamd's actions for the rules above: 5-9 rewrite subject, 9-15 add header, 15+ reject (greylist off)
+ACTIONS = 'reject = 15;\nadd_header = 9;\nrewrite_subject = 5;\ngreylist = null;\nsubject = "***SPAM*** %s";\n'
+
+
 class RspamdTest(unittest.TestCase):
     """One Postfix, one rspamd and one mxfront for the class; failure cases start their own."""
 
@@ -53,7 +97,7 @@ class RspamdTest(unittest.TestCase):
         cls.pf.start()
         cls.rs = Rspamd()
         cls.addClassCleanup(cls.rs.stop)
-        cls.rs.start()
+        cls.rs.start(RSPAMD_START)
         cls.admin = free_port()
         cls.mx = Mxfront([cls.pf.address], rspamd_config([cls.rs.address], admin=cls.admin))
         cls.addClassCleanup(cls.mx.kill)
@@ -69,6 +113,12 @@ class RspamdTest(unittest.TestCase):
 
     def assert_nothing_delivered(self, marker, wait=1.0):
         self.assertEqual(self.pf.deliveries(wait, None, match=marker.encode()), [], self.diag())
+
+    def assert_delivered_once(self, marker, diag=""):
+        """The message that got 250 is in the Maildir, and only once (no 250 lost, none doubled)."""
+        got = self.pf.deliveries(20, 1, match=marker.encode())
+        self.assertEqual(len(got), 1, f"{marker} delivered once{diag}")
+        self.assertEqual(len(self.pf.deliveries(0.5, None, match=marker.encode())), 1, f"{marker} delivered twice{diag}")
 
     # ------------------------------------------------------------------------------------------
     def test_gtube_is_refused_554_with_rspamds_message_and_never_relayed(self):
@@ -100,7 +150,7 @@ class RspamdTest(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertTrue(m, self.diag())
-        self.assertTrue(self.mx.wait_log(rf" id={re.escape(m.group(1))} ", 1), "Queue-Id is the session id" + self.diag())
+        self.assertTrue(self.mx.wait_log(rf" id={re.escape(m.group(1))} ", 1), "Queue-Id is the message id mxfront logs" + self.diag())
         # the filter's log line: rspamd's action and score
         self.assertTrue(self.mx.wait_log(r"filter=rspamd phase=data verdict=continue score=\S+ .*reason=\"rspamd action="
                                          r"(no action|add header) score=[-\d.]+ server=", 5), self.diag())
@@ -144,11 +194,13 @@ class RspamdTest(unittest.TestCase):
     def test_rspamd_paused_times_out_with_on_error_and_no_fd_is_left_behind(self):
         rs = Rspamd()
         self.addCleanup(rs.stop)
-        rs.start()
+        rs.start(RSPAMD_START)
         mx = Mxfront([self.pf.address], rspamd_config([rs.address], timeout=2))
         self.addCleanup(mx.kill)
         mx.start()
-        self.assertEqual(send(mx.port, mail(unique_marker("warm")))[0], 250, self.diag(mx, rs))
+        warm = unique_marker("warm")
+        self.assertEqual(send(mx.port, mail(warm))[0], 250, self.diag(mx, rs))
+        self.assert_delivered_once(warm, self.diag(mx, rs))
         time.sleep(0.3)
         baseline = mx.fd_count()
         os.killpg(rs.proc.pid, signal.SIGSTOP)  # accepts connections (kernel backlog), never answers
@@ -165,6 +217,7 @@ class RspamdTest(unittest.TestCase):
             os.killpg(rs.proc.pid, signal.SIGCONT)
         marker = unique_marker("resumed")
         self.assertEqual(send(mx.port, mail(marker))[0], 250, self.diag(mx, rs))
+        self.assert_delivered_once(marker, self.diag(mx, rs))
         deadline = time.monotonic() + 10
         while mx.fd_count() > baseline and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -174,7 +227,7 @@ class RspamdTest(unittest.TestCase):
     def test_rspamd_killed_applies_on_error_and_mxfront_keeps_serving(self):
         rs = Rspamd()
         self.addCleanup(rs.stop)
-        rs.start()
+        rs.start(RSPAMD_START)
         tempfail = Mxfront([self.pf.address], rspamd_config([rs.address]))
         self.addCleanup(tempfail.kill)
         tempfail.start()
@@ -183,6 +236,7 @@ class RspamdTest(unittest.TestCase):
         cont.start()
         marker = unique_marker("before")
         self.assertEqual(send(tempfail.port, mail(marker))[0], 250, self.diag(tempfail, rs))
+        self.assert_delivered_once(marker, self.diag(tempfail, rs))
         rs.kill()
         for i in range(2):  # and again: the server keeps serving
             marker = unique_marker(f"down{i}")
@@ -198,8 +252,200 @@ class RspamdTest(unittest.TestCase):
         marker = unique_marker("continue")
         code, text = send(cont.port, mail(marker))
         self.assertEqual(code, 250, text + self.diag(cont, rs))
-        self.assertEqual(len(self.pf.deliveries(20, 1, match=marker.encode())), 1, self.diag(cont, rs))
+        self.assert_delivered_once(marker, self.diag(cont, rs))
         cont.check_alive()
+
+    def test_rspamd_killed_in_the_middle_of_a_scan_tempfails_and_the_250s_are_delivered_once(self):
+        rs = Rspamd(extra_local={"rspamd.local.lua": TEST_RULES})
+        self.addCleanup(rs.stop)
+        rs.start(RSPAMD_START)
+        mx = Mxfront([self.pf.address], rspamd_config([rs.address], timeout=30))
+        self.addCleanup(mx.kill)
+        mx.start()
+        before = unique_marker("prekill")
+        self.assertEqual(send(mx.port, mail(before))[0], 250, self.diag(mx, rs))
+        self.assert_delivered_once(before, self.diag(mx, rs))
+        # a scan that sleeps 20 s in rspamd's rule; rspamd is SIGKILLed while it sleeps
+        marker = unique_marker("midscan")
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=send(mx.port, mail(marker, "MXF-SLOW-20000\r\n"))))
+        t0 = time.monotonic()
+        t.start()
+        deadline = time.monotonic() + 20
+        while "MXF_SLOW sleeping 20000" not in rs.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn("MXF_SLOW sleeping 20000", rs.log(), "the scan is in progress" + self.diag(mx, rs))
+        rs.kill()
+        t.join(40)
+        self.assertFalse(t.is_alive())
+        code, text = result["r"]
+        self.assertEqual(code, 451, text + self.diag(mx, rs))
+        self.assertTrue(text.startswith("4.3.0 "), text)
+        self.assertLess(time.monotonic() - t0, 20, "answered when rspamd died, not at the 30 s timeout")
+        self.assertTrue(mx.wait_log(r"filter=rspamd phase=data verdict=tempfail \(error\) .*reason=\"rspamd: "
+                                    + re.escape(rs.address) + r": read: ", 5), self.diag(mx, rs))
+        self.assert_nothing_delivered(marker, 0.5)
+        after = unique_marker("postkill")  # rspamd gone for good: on_error again, mxfront serves on
+        self.assertEqual(send(mx.port, mail(after))[0], 451, self.diag(mx, rs))
+        self.assert_nothing_delivered(after, 0.3)
+        self.assert_delivered_once(before, self.diag(mx, rs))
+        mx.check_alive()
+
+
+class RspamdActionsTest(unittest.TestCase):
+    """rspamd's "add header" / "rewrite subject" on the relayed message, per-profile score modes, the
+    envelope facts rspamd gets behind a PROXY v2 header and a slow scan within the timeout. One
+    rspamd with TEST_RULES and ACTIONS; one mxfront whose profiles judge differently:
+      mx          rspamd.score = "add"  (tag_score 9, reject_score 10: the sum refuses rspamd's 11.9)
+      submission  profile_score "alone" (same tag/reject scores: rspamd's action alone decides)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.addClassCleanup(cls.pki.close)
+        cls.users = users_file(os.path.join(cls.pki.dir, "users"))
+        cls.rs = Rspamd(extra_local={"rspamd.local.lua": TEST_RULES, "local.d/actions.conf": ACTIONS})
+        cls.addClassCleanup(cls.rs.stop)
+        cls.rs.start(RSPAMD_START)
+        cls.pf = PostfixQmqp()
+        cls.addClassCleanup(cls.pf.stop)
+        cls.pf.start()
+        cfg = profile_overrides(cls.pki.server.cert, cls.pki.server.key, {"type": "file", "users_file": cls.users})
+        cfg["listener"].append({"address": "127.0.0.1:0", "profile": "mx", "proxy_protocol": True,
+                                "proxy_trusted": ["127.0.0.1/32"]})
+        cfg["relay"] = {"local_domains": ["example.org"], "postmaster": "alice@example.org"}
+        cfg["rspamd"] = {"servers": [cls.rs.address], "score": "add", "profile_score": ["submission=alone"], "timeout": 5}
+        for profile in ("mx", "submission"):
+            cfg[f"profile.{profile}"] = {"filters": ["relay_control", "rspamd"], "tag_score": 9, "reject_score": 10}
+        cls.mx = Mxfront([cls.pf.address], cfg)
+        cls.addClassCleanup(cls.mx.kill)
+        cls.mx.start()
+        cls.ctx = cls.pki.client_context()
+
+    def tearDown(self):
+        self.mx.check_alive()
+
+    def diag(self):
+        return (f"\n--- mxfront log ---\n{self.mx.log()[-3000:]}\n--- postfix maillog ---\n{self.pf.log()[-1500:]}"
+                f"\n--- rspamd ---\n{self.rs.log()[-3000:]}")
+
+    @staticmethod
+    def marked_mail(marker, test_header=None, body="Hello,\r\nsee you at lunch.\r\n", sender="alice@example.org"):
+        extra = f"X-Mxf-Test: {test_header}\r\n" if test_header else ""
+        return (f"From: <{sender}>\r\nTo: Carol <carol@example.com>\r\nSubject: {marker}\r\n{extra}"
+                f"Date: Mon, 07 Dec 2026 03:00:00 +0000\r\nMessage-ID: <{marker}@example.org>\r\n\r\n{body}").encode()
+
+    def submit(self, msg):
+        with smtplib.SMTP("127.0.0.1", self.mx.listeners[1][1], local_hostname="client.test", timeout=60) as c:
+            c.starttls(context=self.ctx)
+            c.login("alice@example.org", "alicepw")
+            c.mail("alice@example.org")
+            c.rcpt("carol@example.com")
+            code, text = c.data(msg)
+            return code, text.decode(errors="replace")
+
+    def inbound(self, msg):
+        return smtp_send(self.mx.port, SENDER, [RCPT], msg, timeout=60)
+
+    def delivered_head(self, marker):
+        got = self.pf.deliveries(20, 1, match=marker.encode())
+        self.assertEqual(len(got), 1, self.diag())
+        self.assertEqual(len(self.pf.deliveries(0.3, None, match=marker.encode())), 1, "delivered once" + self.diag())
+        return got[0].data.split(b"\n\n", 1)[0].decode(errors="replace")
+
+    def assert_spam_headers(self, head, symbol):
+        self.assertRegex(head, r"(?m)^X-Spam-Score: -?[\d.]+$", head)
+        self.assertRegex(head, r"(?m)^X-Spam-Status: Yes, score=-?[\d.]+ tag=9 reject=10$", head)
+        self.assertRegex(head, rf"(?m)^X-Spam-Report: .*\b{symbol}=\d", head)  # rspamd's symbols
+        self.assertEqual(len(re.findall(r"(?m)^X-Spam-Status:", head)), 1, head)
+
+    # ------------------------------------------------------------------------------------------
+    def test_add_header_in_alone_mode_is_relayed_tagged_with_rspamds_symbols(self):
+        marker = unique_marker("addhdr-alone")
+        code, text = self.submit(self.marked_mail(marker, "add-header"))
+        self.assertEqual(code, 250, text + self.diag())  # rspamd's 11.9 never reaches reject_score 10
+        head = self.delivered_head(marker)
+        self.assert_spam_headers(head, "MXF_ADD_HEADER")
+        self.assertRegex(head, r"(?m)^X-Spamd-Result: default: (True|False) \[1[0-4]\.\d+ / 15\.00\]", head)
+        self.assertRegex(head, rf"(?m)^Subject: {re.escape(marker)}$", head)  # add header: the subject stays
+        self.assertTrue(self.mx.wait_log(r"filter=rspamd phase=data verdict=continue score=0 .*reason=\"rspamd "
+                                         r"action=add header score=1[0-4]\.\d+ server=", 5), self.diag())
+
+    def test_add_header_in_add_mode_is_refused_by_the_profiles_reject_score(self):
+        # documented: in "add" mode the sum judges; rspamd's add-header range (9-15 here) above
+        # the profile's reject_score (10) is refused by the chain, not by rspamd
+        marker = unique_marker("addhdr-add")
+        code, text = self.inbound(self.marked_mail(marker, "add-header", sender=SENDER))
+        self.assertEqual(code, 554, text + self.diag())
+        self.assertRegex(text, r"^5\.7\.1 .*MXF_ADD_HEADER=11", text)
+        self.assertEqual(self.pf.deliveries(1.0, None, match=marker.encode()), [], self.diag())
+
+    def test_rewrite_subject_relays_the_rewritten_subject_tagged_in_both_modes(self):
+        for mode, send_it, sender in (("add", self.inbound, SENDER), ("alone", self.submit, "alice@example.org")):
+            with self.subTest(mode=mode):
+                marker = unique_marker(f"rewrite-{mode}")
+                code, text = send_it(self.marked_mail(marker, "rewrite-subject", sender=sender))
+                self.assertEqual(code, 250, text + self.diag())  # 6.9: below tag_score 9 and reject_score 10
+                head = self.delivered_head(marker)
+                self.assertEqual(re.findall(r"(?m)^Subject: .*$", head), [f"Subject: ***SPAM*** {marker}"], head)
+                self.assert_spam_headers(head, "MXF_REWRITE")
+
+    def test_clean_mail_gets_no_spam_headers(self):
+        marker = unique_marker("clean-actions")
+        code, text = self.inbound(self.marked_mail(marker, sender=SENDER))
+        self.assertEqual(code, 250, text + self.diag())
+        head = self.delivered_head(marker)
+        self.assertNotRegex(head, r"(?m)^X-Spam-(Score|Status|Report):", head)
+
+    def test_slow_scan_within_the_timeout_is_accepted_and_delivered(self):
+        marker = unique_marker("slow")
+        t0 = time.monotonic()
+        code, text = self.inbound(self.marked_mail(marker, body="MXF-SLOW-1200\r\n", sender=SENDER))
+        self.assertEqual(code, 250, text + self.diag())  # rspamd.timeout 5 s
+        self.assertGreaterEqual(time.monotonic() - t0, 1.2, "rspamd was slow")
+        self.assertIn("MXF_SLOW woke", self.rs.log())
+        self.delivered_head(marker)
+
+    def test_rspamd_gets_the_proxy_client_the_helo_every_rcpt_and_the_message_id(self):
+        port = self.mx.listeners[3][1]
+        marker = unique_marker("facts")
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        try:
+            sock.sendall(proxy_v2("203.0.113.7", "127.0.0.1", 40000, port))
+            f = sock.makefile("rb")
+
+            def reply():
+                while True:
+                    line = f.readline().decode(errors="replace")
+                    if line[3:4] != "-":
+                        return line.strip()
+
+            def cmd(line, want):
+                sock.sendall(line.encode() + b"\r\n")
+                r = reply()
+                self.assertTrue(r.startswith(want), f"{line} -> {r}{self.diag()}")
+
+            self.assertTrue(reply().startswith("220"))
+            cmd("EHLO helo.proxied.test", "250")
+            cmd(f"MAIL FROM:<{SENDER}>", "250")
+            cmd("RCPT TO:<bob@example.org>", "250")
+            cmd("RCPT TO:<alice@example.org>", "250")
+            cmd("DATA", "354")
+            cmd(self.marked_mail(marker, sender=SENDER).decode() + ".", "250")
+            cmd("QUIT", "221")
+        finally:
+            sock.close()
+        self.assertEqual(len(self.pf.deliveries(20, 2, match=marker.encode())), 2, self.diag())
+        deadline = time.monotonic() + 5
+        pattern = (r"MXF_FACTS helo=<helo\.proxied\.test> ip=<203\.0\.113\.7> "
+                   r"rcpts=<bob@example\.org,alice@example\.org> qid=<(\S+)>")
+        while not (m := re.search(pattern, self.rs.log())) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertTrue(m, "rspamd saw the PROXY client, the HELO and both recipients" + self.diag())
+        qid = m.group(1)
+        self.assertRegex(qid, r"^\S+\.1$", "Queue-Id is the message id <session>.<n>")
+        # the same id names the message in mxfront's log (its relay line)
+        self.assertTrue(self.mx.wait_log(rf"message id={re.escape(qid)} client=203\.0\.113\.7 ", 5), self.diag())
 
 
 # A test rule (20 points: over rspamd's reject threshold of 15) and the settings that turn it off.
@@ -219,19 +465,22 @@ class RspamdSubmissionTest(unittest.TestCase):
         cls.pki = TestPki()
         cls.addClassCleanup(cls.pki.close)
         cls.users = users_file(os.path.join(cls.pki.dir, "users"))
-        # rspamd's signing key for example.org, selector "mx", readable by _rspamd only
+        # rspamd's signing keys, selector "mx", readable by _rspamd only: example.org (our users)
+        # and example.net (the MX test's sender: its mail must stay unsigned although rspamd could sign it)
         cls.keydir = os.path.join(cls.pki.dir, "dkim")
         os.makedirs(cls.keydir)
-        key = os.path.join(cls.keydir, "example.org.mx.key")
-        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
-        pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
-                             capture_output=True).stdout
-        cls.dns_record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(pub)
         u = pwd.getpwnam("_rspamd")
         for path in (cls.pki.dir, cls.keydir):
             os.chmod(path, 0o755)
-        os.chown(key, u.pw_uid, u.pw_gid)
-        os.chmod(key, 0o600)
+        for domain in ("example.org", "example.net"):
+            key = os.path.join(cls.keydir, f"{domain}.mx.key")
+            subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+            pub = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
+                                 capture_output=True).stdout
+            if domain == "example.org":
+                cls.dns_record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(pub)
+            os.chown(key, u.pw_uid, u.pw_gid)
+            os.chmod(key, 0o600)
         cls.rs = Rspamd(extra_local={
             "local.d/dkim_signing.conf": f'path = "{cls.keydir}/$domain.$selector.key";\nselector = "mx";\n'
                                         'sign_local = false;\nsign_inbound = false;\nsign_authenticated = true;\n',
@@ -239,7 +488,7 @@ class RspamdSubmissionTest(unittest.TestCase):
             "rspamd.local.lua": MARKER_RULE,
         })
         cls.addClassCleanup(cls.rs.stop)
-        cls.rs.start()
+        cls.rs.start(RSPAMD_START)
         cls.pf = PostfixQmqp()
         cls.addClassCleanup(cls.pf.stop)
         cls.pf.start()
@@ -302,6 +551,13 @@ class RspamdSubmissionTest(unittest.TestCase):
         marker = unique_marker("mxnosig")
         msg = (f"From: Sam <sam@example.net>\r\nTo: Alice <alice@example.org>\r\nSubject: {marker}\r\n"
                f"Message-ID: <{marker}@example.net>\r\n\r\nhello\r\n").encode()
+        # the control: rspamd has a key for example.net and signs this very message when it comes
+        # from an authenticated user (the User header), so an unsigned MX copy means mxfront sent no User
+        req = urllib.request.Request(f"http://{self.rs.address}/checkv2", data=msg, headers={
+            "IP": "127.0.0.1", "From": "sam@example.net", "Rcpt": "alice@example.org", "User": "sam@example.net"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            control = json.loads(r.read())
+        self.assertRegex(str(control.get("dkim-signature")), r"\bd=example\.net;", f"{control}{self.diag()}")
         code, text = smtp_send(self.mx.port, "sam@example.net", ["alice@example.org"], msg, timeout=60)
         self.assertEqual(code, 250, text + self.diag())
         got = self.pf.deliveries(20, 1, match=marker.encode())
@@ -341,7 +597,7 @@ class RspamdBayesTest(unittest.TestCase):
         cls.learner, cls.judge = Rspamd(extra_local=bayes), Rspamd(extra_local=bayes)
         for r in (cls.learner, cls.judge):
             cls.addClassCleanup(r.stop)
-            r.start()
+            r.start(RSPAMD_START)
         cls.pf = PostfixQmqp()
         cls.addClassCleanup(cls.pf.stop)
         cls.pf.start()

@@ -157,6 +157,25 @@ TEST(Chain, TagScoreAddsSpamHeadersAndANewTransactionStartsFromTheConnectionScor
   EXPECT_DOUBLE_EQ(run.score().total(), 1.0) << "the transaction part is dropped, the connection part stays";
 }
 
+// A verdict with Verdict::tag (rspamd's "add header") has the message tagged below tag_score, and
+// with no tag_score at all; the next transaction starts untagged.
+TEST(Chain, ATaggingVerdictAddsTheSpamHeadersWhateverTheScore) {
+  asio::io_context io;
+  Verdict tagged = scored(0, "RSPAMD_SYM=7");
+  tagged.tag = true;
+  auto data = std::make_shared<Scripted>("data", tagged);
+  data->phases_ = {Phase::Data};
+  auto chain = std::make_shared<Chain>();  // reject_score and tag_score 0: never by score
+  chain->add(data, settings());
+  ChainRun run(chain, io.get_executor());
+  config::SpamHeaders names;
+  EXPECT_EQ(run_phase(io, run, Phase::Data).action, Action::Continue);
+  EXPECT_EQ(run.spam_headers(names),
+            "X-Spam-Score: 0.0\nX-Spam-Status: Yes, score=0.0 tag=0 reject=0\nX-Spam-Report: RSPAMD_SYM=7\n");
+  run.new_transaction();
+  EXPECT_EQ(run.spam_headers(names), "");
+}
+
 // Header fields asked for by verdicts: connection ones stay for every message, transaction ones
 // go with the transaction; values are folded safely and a bad field name is dropped.
 TEST(Chain, AddedAndRemovedHeadersFollowTheTransactionAndAreWrittenSafely) {
@@ -169,7 +188,7 @@ TEST(Chain, AddedAndRemovedHeadersFollowTheTransactionAndAreWrittenSafely) {
   d.add_headers = {{"Authentication-Results", "mx.test;\r\n\tspf=pass smtp.mailfrom=a.test\r\n"},
                    {"Bad Name", "x"},
                    {"X-Evil", "a\r\nInjected: yes\x01"}};
-  d.remove_headers = {"X-Old"};
+  d.remove_headers = {{"X-Old"}, {"X-Twice", -1}};
   auto data = std::make_shared<Scripted>("data", d);
   data->phases_ = {Phase::Data};
   auto chain = std::make_shared<Chain>();
@@ -183,7 +202,7 @@ TEST(Chain, AddedAndRemovedHeadersFollowTheTransactionAndAreWrittenSafely) {
             "X-Conn: seen\n"
             "Authentication-Results: mx.test;\n\tspf=pass smtp.mailfrom=a.test\n"
             "X-Evil: a\n\tInjected: yes \n");
-  EXPECT_EQ(run.removed_headers(), std::vector<std::string>{"X-Old"});
+  EXPECT_EQ(run.removed_headers(), (std::vector<HeaderRemoval>{{"X-Old", 0}, {"X-Twice", -1}}));
   run.new_transaction();
   EXPECT_EQ(run.added_headers(), "X-Conn: seen\n");
   EXPECT_TRUE(run.removed_headers().empty());

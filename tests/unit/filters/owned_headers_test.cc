@@ -79,4 +79,31 @@ TEST(OwnedHeaders, AValuePredicateSelectsWhichFieldsOfANameAreOurs) {
   EXPECT_EQ(strip(m, ar), "Authentication-Results: upstream.example.net; dkim=pass\nSubject: s\n\nbody\n");
 }
 
+// rspamd's milter remove_headers: {name: N}, N > 0 the N-th field of that name, N < 0 the |N|-th
+// from the end, 0 every one; an occurrence past the last field removes nothing.
+TEST(OwnedHeaders, AnOccurrenceIndexRemovesOnlyThatField) {
+  std::string m =
+      "X-Spam: first\n"
+      "Subject: s\n"
+      "x-spam: second\n\tfolded\n"
+      "X-Spam: third\n"
+      "\n"
+      "X-Spam: in the body\n";
+  auto only = [&](int occurrence) { return strip(m, {{"X-Spam", nullptr, occurrence}}); };
+  EXPECT_EQ(only(1), "Subject: s\nx-spam: second\n\tfolded\nX-Spam: third\n\nX-Spam: in the body\n");
+  EXPECT_EQ(only(2), "X-Spam: first\nSubject: s\nX-Spam: third\n\nX-Spam: in the body\n");
+  EXPECT_EQ(only(-1), "X-Spam: first\nSubject: s\nx-spam: second\n\tfolded\n\nX-Spam: in the body\n");
+  EXPECT_EQ(only(-3), only(1));
+  EXPECT_EQ(only(0), "Subject: s\n\nX-Spam: in the body\n");
+  size_t n = 9;
+  EXPECT_EQ(strip(m, {{"X-Spam", nullptr, 4}}, &n), m);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(strip(m, {{"X-Spam", nullptr, -4}}), m);
+  // two entries for the same name, and one that removes them all anyway: each field goes once
+  EXPECT_EQ(strip(m, {{"X-Spam", nullptr, 1}, {"X-Spam", nullptr, -1}}, &n), "Subject: s\nx-spam: second\n\tfolded\n\nX-Spam: in the body\n");
+  EXPECT_EQ(n, 2u);
+  EXPECT_EQ(strip(m, {{"X-Spam", nullptr, 2}, {"X-Spam", nullptr, 0}}, &n), only(0));
+  EXPECT_EQ(n, 3u);
+}
+
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include "filters/rspamd/descriptor.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -34,8 +36,9 @@ TEST(RspamdRequest, CarriesTheEnvelopeAndConnectionFacts) {
   EXPECT_EQ(values(h, "Helo"), std::vector<std::string>{"mail.example.net"});
   EXPECT_EQ(values(h, "From"), std::vector<std::string>{"s@example.net"});
   EXPECT_EQ(values(h, "Rcpt"), (std::vector<std::string>{"a@example.org", "b@example.org"}));
-  EXPECT_EQ(values(h, "Hostname"), std::vector<std::string>{"mx1.example.org"});
-  EXPECT_EQ(values(h, "Queue-Id"), std::vector<std::string>{"abc123"});
+  EXPECT_EQ(values(h, "MTA-Name"), std::vector<std::string>{"mx1.example.org"});
+  EXPECT_TRUE(values(h, "Hostname").empty()) << "rspamd's Hostname is the client's rDNS name, not ours";
+  EXPECT_EQ(values(h, "Queue-Id"), std::vector<std::string>{"abc123"});  // no message id: the session's
   EXPECT_TRUE(values(h, "User").empty());
   EXPECT_TRUE(values(h, "Settings-ID").empty());
   EXPECT_TRUE(values(h, "Password").empty());
@@ -58,6 +61,17 @@ TEST(RspamdRequest, UserSettingsIdPasswordNullSenderAndUnsafeHelo) {
   EXPECT_EQ(values(h, "Password"), std::vector<std::string>{"pw"});
   EXPECT_EQ(values(h, "Helo"), std::vector<std::string>{"evil??Rcpt: x@y"});
   EXPECT_EQ(values(h, "Rcpt").size(), 2u);
+}
+
+// The Queue-Id is the message's id as mxfront logs it ("<session>.<n>"): rspamd's log line and
+// mxfront's "message id=" line name the same transaction.
+TEST(RspamdRequest, QueueIdIsTheMessageIdOfTheTransaction) {
+  Context c = context();
+  c.message_id = "abc123.2";
+  auto h = request_headers(c, Settings{}, "mx1");
+  EXPECT_EQ(values(h, "Queue-Id"), std::vector<std::string>{"abc123.2"});
+  c.message_id = "abc\r\n.2";
+  EXPECT_EQ(values(request_headers(c, Settings{}, "mx1"), "Queue-Id"), std::vector<std::string>{"abc??.2"});
 }
 
 TEST(RspamdAnswer, RejectWithSmtpMessageIs554AndSanitised) {
@@ -102,6 +116,26 @@ TEST(RspamdAnswer, AddHeaderRewriteSubjectNoActionContinueWithScore) {
     EXPECT_FALSE(a.verdict.failed);
     EXPECT_DOUBLE_EQ(a.verdict.score, 6.5);
     EXPECT_EQ(a.verdict.tags, std::vector<std::string>{"A=6.5"});
+    EXPECT_EQ(a.verdict.tag, std::string(action) != "no action") << action;
+  }
+}
+
+// "add header" and "rewrite subject" mark the message (the chain's spam headers) in both score
+// modes; in "alone" nothing of rspamd's score reaches the chain, so no chain reject_score can turn
+// rspamd's "add header" into a refusal. reject stays a reject; no action tags nothing.
+TEST(RspamdAnswer, TaggingActionsMarkTheMessageInBothModes) {
+  for (ScoreMode mode : {ScoreMode::Add, ScoreMode::Alone}) {
+    for (const char* action : {"add header", "rewrite subject"}) {
+      auto a = parse_answer(std::string(R"({"action":")") + action + R"(","score":12.5,"symbols":{"MXF_HDR":{"score":12.5}}})", mode);
+      EXPECT_EQ(a.verdict.action, Action::Continue) << action;
+      EXPECT_TRUE(a.verdict.tag) << action;
+      EXPECT_DOUBLE_EQ(a.verdict.score, mode == ScoreMode::Add ? 12.5 : 0) << action;
+      EXPECT_EQ(a.verdict.tags, std::vector<std::string>{"MXF_HDR=12.5"});
+    }
+    auto reject = parse_answer(R"({"action":"reject","score":20})", mode);
+    EXPECT_EQ(reject.verdict.action, Action::Reject);
+    EXPECT_FALSE(reject.verdict.tag);
+    EXPECT_FALSE(parse_answer(R"({"action":"no action","score":1})", mode).verdict.tag);
   }
 }
 
@@ -137,7 +171,24 @@ TEST(RspamdAnswer, MilterHeaderEditsInBothForms) {
   EXPECT_EQ(find("X-Spamd-Result"), std::vector<std::string>{"default: False [0.00 / 15.00]"});
   EXPECT_EQ(find("X-Rspamd-Server"), std::vector<std::string>{"rs1"});
   EXPECT_EQ(find("X-Multi"), (std::vector<std::string>{"one", "two"}));
-  EXPECT_EQ(a.verdict.remove_headers, (std::vector<std::string>{"X-Spam", "X-Spamd-Bar"}));
+  EXPECT_EQ(a.verdict.remove_headers, (std::vector<HeaderRemoval>{{"X-Spam", 1}, {"X-Spamd-Bar", 0}}));
+}
+
+// remove_headers {name: N}: 0 all, N the N-th, -N the N-th from the end (rspamd's protocol.md);
+// a value that is no integer (or absurdly large) removes nothing rather than everything.
+TEST(RspamdAnswer, RemoveHeadersKeepTheirOccurrenceIndex) {
+  auto a = parse_answer(R"({"action":"no action","score":0,"milter":{"remove_headers":{
+      "DKIM-Signature":-1,"X-All":0,"X-Second":2,"X-Float":1.5,"X-Text":"1","X-Bool":true,"X-Huge":1e12,"X-Neg2":-2.0}}})",
+                        ScoreMode::Add);
+  std::vector<HeaderRemoval> want = {{"DKIM-Signature", -1}, {"X-All", 0}, {"X-Neg2", -2}, {"X-Second", 2}};
+  auto got = a.verdict.remove_headers;
+  std::sort(got.begin(), got.end(), [](const auto& x, const auto& y) { return x.name < y.name; });
+  EXPECT_EQ(got, want);
+  // at most kMaxHeaderEdits of them
+  std::string many;
+  for (int i = 0; i < 80; ++i) many += fmt::format("{}\"X-R{}\":0", i ? "," : "", i);
+  auto capped = parse_answer(R"({"action":"no action","score":0,"milter":{"remove_headers":{)" + many + "}}}", ScoreMode::Add);
+  EXPECT_EQ(capped.verdict.remove_headers.size(), kMaxHeaderEdits);
 }
 
 TEST(RspamdAnswer, DkimSignatureIsPrependedFirstEvenWhenMilterHeadersFillTheCap) {
@@ -159,7 +210,8 @@ TEST(RspamdAnswer, DkimSignatureIsPrependedFirstEvenWhenMilterHeadersFillTheCap)
 TEST(RspamdAnswer, RewriteSubjectReplacesTheSubjectOnlyForThatAction) {
   auto a = parse_answer(R"({"action":"rewrite subject","score":7,"subject":"***SPAM*** hello"})", ScoreMode::Add);
   EXPECT_EQ(a.verdict.action, Action::Continue);
-  EXPECT_EQ(a.verdict.remove_headers, std::vector<std::string>{"Subject"});
+  EXPECT_EQ(a.verdict.remove_headers, (std::vector<HeaderRemoval>{{"Subject", 0}}));  // every Subject the client sent
+  EXPECT_TRUE(a.verdict.tag);
   ASSERT_EQ(a.verdict.add_headers.size(), 1u);
   EXPECT_EQ(a.verdict.add_headers[0].name, "Subject");
   EXPECT_EQ(a.verdict.add_headers[0].value, "***SPAM*** hello");
