@@ -52,6 +52,28 @@ FUZZY_SCORES = {"LOCAL_FUZZY_UNKNOWN": 0.0, "LOCAL_FUZZY_DENIED": 20.0, "LOCAL_F
                 "LOCAL_FUZZY_WHITE": -4.0}
 
 
+# What the mxfront tests of the rspamd filter send, and the config they give mxfront.
+TEST_SENDER = "s@example.net"
+TEST_RCPT = "bob@example.org"
+
+
+def mxfront_config(servers, admin=None, check_interval=0.2, **rspamd):
+    """Mxfront config overrides: the mx profile ends with rspamd on `servers`; [rspamd] gets
+    `rspamd`; with `admin`, /health checks every `check_interval` seconds (one check to change)."""
+    cfg = {"rspamd": {"servers": list(servers)}, "profile.mx": {"filters": ["relay_control", "rspamd"]}}
+    cfg["rspamd"].update(rspamd)
+    if admin:
+        cfg["admin"] = {"address": f"127.0.0.1:{admin}", "check_interval": check_interval, "check_rise": 1,
+                        "check_fall": 1}
+    return cfg
+
+
+def clean_mail(marker, body="Hello Bob,\r\nsee you at lunch.\r\n"):
+    """A small clean message from TEST_SENDER to TEST_RCPT, its Subject `marker`."""
+    return (f"From: Sam <{TEST_SENDER}>\r\nTo: Bob <{TEST_RCPT}>\r\nSubject: {marker}\r\n"
+            f"Date: Mon, 07 Dec 2026 12:00:00 +0000\r\nMessage-ID: <{marker}@example.net>\r\n\r\n{body}").encode()
+
+
 def free_udp_port(host="127.0.0.1"):
     """A UDP port that is free on `host` right now (the fuzzy storage listens on UDP)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -22,26 +22,20 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from mxharness import Mxfront, PostfixQmqp, free_port, http_get, smtp_send, unique_marker  # noqa: E402
+import rspamd_harness  # noqa: E402
 from rspamd_harness import GTUBE, Rspamd  # noqa: E402
 from redis_harness import RedisServer  # noqa: E402
 from tls_harness import TestPki, profile_overrides, users_file  # noqa: E402
 
-SENDER = "s@example.net"
+SENDER = rspamd_harness.TEST_SENDER
 RSPAMD_START = 180  # s for rspamd to answer /ping: its start compiles regexps, minutes on a loaded 2-core machine
-RCPT = "bob@example.org"
+RCPT = rspamd_harness.TEST_RCPT
 
 
-def rspamd_config(servers, admin=None, **rspamd):
-    cfg = {"rspamd": {"servers": list(servers)}, "profile.mx": {"filters": ["relay_control", "rspamd"]}}
-    cfg["rspamd"].update(rspamd)
-    if admin:
-        cfg["admin"] = {"address": f"127.0.0.1:{admin}", "check_interval": 0.2, "check_rise": 1, "check_fall": 1}
-    return cfg
+rspamd_config = rspamd_harness.mxfront_config
 
 
-def mail(marker, body="Hello Bob,\r\nsee you at lunch.\r\n"):
-    return (f"From: Sam <{SENDER}>\r\nTo: Bob <{RCPT}>\r\nSubject: {marker}\r\n"
-            f"Date: Sun, 06 Dec 2026 12:00:00 +0000\r\nMessage-ID: <{marker}@example.net>\r\n\r\n{body}").encode()
+mail = rspamd_harness.clean_mail
 
 
 def send(port, msg):

@@ -27,22 +27,14 @@ from mxharness import (Mxfront, PostfixQmqp, free_port, http_get, slow_factor, s
                        to_toml, unique_marker, wait_health_dependency)
 from rspamd_harness import GTUBE, Rspamd  # noqa: E402
 
-SENDER = "s@example.net"
-RCPT = "bob@example.org"
+SENDER = rspamd_harness.TEST_SENDER
+RCPT = rspamd_harness.TEST_RCPT
 
 
-def rspamd_config(servers, admin=None, check_interval=0.2, **rspamd):
-    cfg = {"rspamd": {"servers": list(servers)}, "profile.mx": {"filters": ["relay_control", "rspamd"]}}
-    cfg["rspamd"].update(rspamd)
-    if admin:
-        cfg["admin"] = {"address": f"127.0.0.1:{admin}", "check_interval": check_interval, "check_rise": 1,
-                        "check_fall": 1}
-    return cfg
+rspamd_config = rspamd_harness.mxfront_config
 
 
-def mail(marker, body="Hello Bob,\r\nsee you at lunch.\r\n"):
-    return (f"From: Sam <{SENDER}>\r\nTo: Bob <{RCPT}>\r\nSubject: {marker}\r\n"
-            f"Date: Mon, 07 Dec 2026 12:00:00 +0000\r\nMessage-ID: <{marker}@example.net>\r\n\r\n{body}").encode()
+mail = rspamd_harness.clean_mail
 
 
 def send(port, msg):
