@@ -74,6 +74,20 @@ def clean_mail(marker, body="Hello Bob,\r\nsee you at lunch.\r\n"):
             f"Date: Mon, 07 Dec 2026 12:00:00 +0000\r\nMessage-ID: <{marker}@example.net>\r\n\r\n{body}").encode()
 
 
+# rspamd compiles its hyperscan databases at start (the URL TLD list alone: ~10 s on this 2-core
+# machine, over a minute when it is loaded) and caches them by content hash: one cache shared by
+# every test's rspamd makes the later starts take about a second.
+HS_CACHE = "/tmp/mxtest-rspamd-hs-cache"
+
+
+def hs_cache_dir():
+    """The shared hyperscan cache directory, made and given to the rspamd user."""
+    os.makedirs(HS_CACHE, mode=0o755, exist_ok=True)
+    u = pwd.getpwnam(USER)
+    os.chown(HS_CACHE, u.pw_uid, u.pw_gid)
+    return HS_CACHE
+
+
 def free_udp_port(host="127.0.0.1"):
     """A UDP port that is free on `host` right now (the fuzzy storage listens on UDP)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -136,7 +150,7 @@ class Rspamd:
         self._write("override.d/logging.inc", f'type = "file";\nfilename = "{self.dir}/log/rspamd.log";\nlevel = "info";\n')
         self._write("local.d/options.inc",
                     f'dns {{\n  nameserver = ["127.0.0.1:{dns}"];\n  timeout = 0.3s;\n  retransmits = 1;\n}}\n'
-                    'check_all_filters = false;\n')
+                    f'check_all_filters = false;\nhs_cache_dir = "{hs_cache_dir()}";\n')
         self._write("local.d/milter_headers.conf",
                     'use = ["x-spamd-result", "x-rspamd-server"];\nskip_local = false;\nskip_authenticated = false;\n')
         for m in DISABLED:
@@ -268,6 +282,8 @@ class FarmRspamd(Rspamd):
                     text = text.replace(old, new)
                 else:
                     text = new
+            if rel == "local.d/options.inc":
+                text += f'\nhs_cache_dir = "{hs_cache_dir()}";\n'  # the tests' shared cache (see HS_CACHE)
             with open(path, "w") as f:
                 f.write(text)
         # the stock proxy worker (localhost:11332) would collide with other rspamd on this machine
