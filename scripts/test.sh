@@ -80,7 +80,7 @@ build_tsan() {
     ninja -C build-tsan
 }
 run_tsan() { (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp \
-                ctest --output-on-failure $REPEAT -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory|clamav|rbl|mx_chain|admin|ocr|ocr_farm|spf|dkim|dmarc|ratelimit|greylist|redis_sentinel|redis_chaos|redis_brakes|redis_tls|rspamd_transport)$'); }
+                ctest --output-on-failure $REPEAT -j"$JOBS" -R '^unit_|^integration_test_(relay|faults|tls_auth|directory|clamav|rbl|mx_chain|admin|ocr|ocr_farm|spf|dkim|dmarc|ratelimit|greylist|redis_sentinel|redis_chaos|redis_brakes|redis_tls|rspamd|rspamd_transport)$'); }
 build_fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMXFRONT_FUZZ=ON >/dev/null &&
     ninja -C build-fuzz protocol_fuzz address_fuzz netstring_fuzz config_fuzz proxy_fuzz auth_fuzz dns_fuzz mime_fuzz image_fuzz dkim_fuzz dmarc_fuzz spf_fuzz
