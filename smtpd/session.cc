@@ -166,6 +166,7 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t strip_headers(const std::string& body, std::string& cleaned) const;
   asio::awaitable<void> relay(const std::string& body, const std::string& extra_headers);
   filters::Context context() const;
+  std::string message_id() const;
   filters::ReplyNames reply_names() const { return {cfg_.hostname, ip_}; }
   void watch_for_disconnect();
   asio::awaitable<bool> start_tls();
@@ -306,6 +307,10 @@ void Session::on_data_start() {
   }
   proto_.accept();
 }
+
+// The transaction's message id, "<session id>.<n>" (the n-th message of the connection): in the
+// log lines, the Received field, and rspamd's Queue-Id.
+std::string Session::message_id() const { return sid_ + "." + std::to_string(proto_.messages() + 1); }
 
 // The session's side of a filter Context; each phase adds its own fields.
 filters::Context Session::context() const {
@@ -458,7 +463,7 @@ asio::awaitable<void> Session::judge_message() {
   filters::Context ctx = context();
   ctx.sender = proto_.transaction().sender;
   ctx.recipients = proto_.transaction().recipients;
-  ctx.message_id = fmt::format("{}.{}", sid_, proto_.messages() + 1);
+  ctx.message_id = message_id();
   ctx.message = body;
   watch_for_disconnect();
   filters::Verdict v = co_await filters_->run(filters::Phase::Data, std::move(ctx));
@@ -467,8 +472,8 @@ asio::awaitable<void> Session::judge_message() {
   // Logged before the answer: the engine forgets the transaction once it is answered.
   filters::Answer a = filters::reply_for(filters::Phase::Data, v, reply_names());
   if (a.step != filters::Step::Proceed)  // the final line of a refused message (relay() logs the others)
-    core::log().info("message id={}.{} client={} helo={} {} size={} {} result={} reply={} reason={}", sid_,
-                     proto_.messages() + 1, ip_, q(proto_.helo_name()),
+    core::log().info("message id={} client={} helo={} {} size={} {} result={} reply={} reason={}", message_id(),
+                     ip_, q(proto_.helo_name()),
                      envelope_fields(proto_.transaction().sender.str(), recipient_strings(proto_.transaction())),
                      body->size(), score_fields(filters_->score()), outcome_name(*a.reply),
                      q(fmt::format("{} {} {}", a.reply->code, a.reply->enhanced, a.reply->text)), q(v.reason));
@@ -478,8 +483,8 @@ asio::awaitable<void> Session::judge_message() {
     size_t removed = strip_headers(*body, cleaned);
     if (removed) {
       reservation_.update(proto_.held_bytes() + body->size() + cleaned.size());  // the copy counts while relayed
-      core::log().info("message id={}.{} client={} removed {} header(s) that mxfront writes itself", sid_,
-                       proto_.messages() + 1, ip_, removed);
+      core::log().info("message id={} client={} removed {} header(s) that mxfront writes itself", message_id(), ip_,
+                       removed);
     }
     const std::string& relayed = removed ? cleaned : *body;
     co_await relay(relayed, extra);
@@ -641,7 +646,7 @@ asio::awaitable<void> Session::relay(const std::string& body, const std::string&
   env.sender = t.sender.str();
   for (const auto& r : t.recipients)
     env.recipients.push_back(smtp::is_postmaster(r, cfg_.local_domains) ? cfg_.postmaster : r.str());
-  std::string id = sid_ + "." + std::to_string(proto_.messages() + 1);
+  std::string id = message_id();
   ReceivedInfo info;
   info.helo = proto_.helo_name();
   info.client_ip = ip_;
